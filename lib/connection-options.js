@@ -1,0 +1,171 @@
+"use strict";
+// Reads where Redis is from what users already pass to the official packages: node-redis v4/v5
+// clients and clusters, ioredis clients and clusters (sentinels included), a URL, or a plain
+// options object. Only settings are read; the Rust core opens its own connections.
+
+class InvalidRedisClientError extends TypeError {
+  constructor(message) {
+    super(`socket.io-redis-native: ${message}`);
+    this.name = "InvalidRedisClientError";
+  }
+}
+
+function parseHostPort(entry) {
+  if (typeof entry === "number") return { host: "127.0.0.1", port: entry };
+  if (typeof entry === "string") {
+    const url = new URL(entry.includes("://") ? entry : `redis://${entry}`);
+    return { host: url.hostname || "127.0.0.1", port: Number(url.port || 6379) };
+  }
+  if (entry && typeof entry === "object") {
+    if (entry.url) return parseHostPort(entry.url);
+    const socket = entry.socket || entry;
+    return { host: socket.host || "127.0.0.1", port: Number(socket.port || 6379) };
+  }
+  throw new InvalidRedisClientError(`cannot read a Redis node address from ${typeof entry}`);
+}
+
+function tlsSettings(tls) {
+  if (!tls) return { tls: false, tlsInsecure: false };
+  return { tls: true, tlsInsecure: typeof tls === "object" && tls.rejectUnauthorized === false };
+}
+
+function definedOnly(obj) {
+  const out = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== undefined && v !== null && v !== "") out[k] = v;
+  }
+  return out;
+}
+
+function fromNodeRedisClient(options) {
+  const socket = options.socket || {};
+  const out = {
+    topology: "standalone",
+    username: options.username,
+    password: options.password,
+    db: options.database,
+    connectTimeoutMs: socket.connectTimeout,
+    ...tlsSettings(socket.tls ? { rejectUnauthorized: socket.rejectUnauthorized } : false),
+  };
+  if (options.url) {
+    out.url = options.url;
+    if (options.url.startsWith("rediss://")) out.tls = true;
+  } else {
+    out.nodes = [parseHostPort(socket)];
+  }
+  return out;
+}
+
+function fromNodeRedisCluster(options) {
+  const defaults = options.defaults || {};
+  const socket = defaults.socket || {};
+  const nodes = options.rootNodes.map(parseHostPort);
+  const firstUrl = options.rootNodes.find((n) => n && n.url)?.url;
+  let username = defaults.username;
+  let password = defaults.password;
+  if (firstUrl && !password) {
+    const u = new URL(firstUrl);
+    username = username || decodeURIComponent(u.username) || undefined;
+    password = decodeURIComponent(u.password) || undefined;
+  }
+  return {
+    topology: "cluster",
+    nodes,
+    username,
+    password,
+    ...tlsSettings(
+      socket.tls || (firstUrl && firstUrl.startsWith("rediss://"))
+        ? { rejectUnauthorized: socket.rejectUnauthorized }
+        : false,
+    ),
+  };
+}
+
+function fromIORedis(options) {
+  if (Array.isArray(options.sentinels) && options.sentinels.length > 0) {
+    return {
+      topology: "sentinel",
+      nodes: options.sentinels.map(parseHostPort),
+      sentinelMaster: options.name,
+      sentinelUsername: options.sentinelUsername,
+      sentinelPassword: options.sentinelPassword,
+      username: options.username,
+      password: options.password,
+      db: options.db,
+      ...tlsSettings(options.tls),
+    };
+  }
+  if (options.path) {
+    throw new InvalidRedisClientError("unix socket paths are not supported; use host and port");
+  }
+  return {
+    topology: "standalone",
+    nodes: [{ host: options.host || "127.0.0.1", port: Number(options.port || 6379) }],
+    username: options.username,
+    password: options.password,
+    db: options.db,
+    connectTimeoutMs: options.connectTimeout,
+    ...tlsSettings(options.tls),
+  };
+}
+
+function fromIORedisCluster(cluster) {
+  const redisOptions = (cluster.options && cluster.options.redisOptions) || {};
+  return {
+    topology: "cluster",
+    nodes: cluster.startupNodes.map(parseHostPort),
+    username: redisOptions.username,
+    password: redisOptions.password,
+    ...tlsSettings(redisOptions.tls),
+  };
+}
+
+function fromPlainOptions(options) {
+  if (options.rootNodes) return fromNodeRedisCluster(options);
+  if (options.sentinels) return fromIORedis(options);
+  if (options.startupNodes) {
+    return fromIORedisCluster({ startupNodes: options.startupNodes, options });
+  }
+  if (options.url || options.socket) return fromNodeRedisClient(options);
+  return fromIORedis(options);
+}
+
+/**
+ * Connection settings (as sent to the Rust core) for whatever the user passed.
+ * @returns {object} plain settings: topology, url or nodes, credentials, db, tls
+ */
+function connectionOptionsFrom(client) {
+  if (client === undefined || client === null) {
+    throw new InvalidRedisClientError(
+      "a Redis client, a URL or an options object is required (got " + client + ")",
+    );
+  }
+  let settings;
+  if (typeof client === "string") {
+    try {
+      new URL(client);
+    } catch {
+      throw new InvalidRedisClientError(`invalid Redis URL`);
+    }
+    settings = { topology: "standalone", url: client };
+  } else if (typeof client !== "object" && typeof client !== "function") {
+    throw new InvalidRedisClientError(`unsupported Redis client of type ${typeof client}`);
+  } else if (client.isCluster === true && Array.isArray(client.startupNodes)) {
+    settings = fromIORedisCluster(client);
+  } else if (client.options && Array.isArray(client.options.rootNodes)) {
+    settings = fromNodeRedisCluster(client.options);
+  } else if (typeof client.pSubscribe === "function" && client.options) {
+    settings = fromNodeRedisClient(client.options);
+  } else if (typeof client.psubscribe === "function" && client.options) {
+    settings = fromIORedis(client.options);
+  } else if (typeof client.publish !== "function" && typeof client.pSubscribe !== "function") {
+    settings = fromPlainOptions(client);
+  } else {
+    throw new InvalidRedisClientError(
+      "unsupported Redis client: pass a node-redis v4/v5 or ioredis client or cluster, a URL, or an options object",
+    );
+  }
+  return definedOnly(settings);
+}
+
+module.exports = { connectionOptionsFrom, InvalidRedisClientError };

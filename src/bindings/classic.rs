@@ -1,0 +1,192 @@
+use super::errors::to_napi;
+use super::sink::{DeliveryCallback, JsSink};
+use crate::connection::publisher::PublisherLimits;
+use crate::connection::ConnectionOptions;
+use crate::protocol::classic::{ClassicCore, ClassicSettings};
+use crate::protocol::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::requests::uid2;
+use crate::transport::PubSubTransport;
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
+use napi::Result;
+use napi_derive::napi;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[napi(object)]
+pub struct ClassicOptions {
+    /// JSON of the connection settings read from the user's client (see connection::config).
+    pub connection: String,
+    pub key: String,
+    pub publish_on_specific_response_channel: bool,
+    pub default_parser: bool,
+}
+
+#[napi(object)]
+pub struct RequestOutcome {
+    pub expected: u32,
+    pub timed_out: bool,
+    pub responses: Vec<Buffer>,
+}
+
+/// The Rust side of one `createAdapter()` call: its connections, subscriptions and pending
+/// requests, shared by the adapters of every namespace.
+#[napi]
+pub struct ClassicDriver {
+    core: Arc<ClassicCore<PubSubTransport>>,
+}
+
+#[napi]
+impl ClassicDriver {
+    #[napi(constructor)]
+    pub fn new(options: ClassicOptions, on_deliver: DeliveryCallback) -> Result<Self> {
+        let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
+        let settings = ClassicSettings::new(
+            &options.key,
+            options.publish_on_specific_response_channel,
+            options.default_parser,
+        );
+        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let core = Arc::new(ClassicCore::new(settings, sink.clone()));
+        let report_sink = sink.clone();
+        let report = Arc::new(move |line: String| {
+            let mut batch = FrameBatch::default();
+            batch.push(DeliveryKind::Log, 0, line.as_bytes());
+            batch.flush_to(&*report_sink);
+        });
+        let transport = within_runtime_if_available(|| {
+            PubSubTransport::start(
+                &connection,
+                core.router(),
+                PublisherLimits::default(),
+                report,
+            )
+        })
+        .map_err(to_napi)?;
+        core.attach(transport);
+        Ok(Self { core })
+    }
+
+    #[napi(getter)]
+    pub fn uid(&self) -> String {
+        self.core.settings().uid.clone()
+    }
+
+    #[napi]
+    pub fn new_request_id(&self) -> String {
+        uid2(6)
+    }
+
+    #[napi]
+    pub fn add_namespace(&self, name: String) -> u32 {
+        self.core.add_namespace(&name)
+    }
+
+    #[napi]
+    pub async fn subscribe_namespace(&self, ns: u32) -> Result<()> {
+        self.core.subscribe_namespace(ns).await.map_err(to_napi)
+    }
+
+    /// Resolves with whether other namespaces still use this driver.
+    #[napi]
+    pub async fn remove_namespace(&self, ns: u32) -> Result<bool> {
+        self.core.remove_namespace(ns).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn add_room(&self, ns: u32, room: String) {
+        self.core.add_room(ns, &room);
+    }
+
+    #[napi]
+    pub fn remove_room(&self, ns: u32, room: String) {
+        self.core.remove_room(ns, &room);
+    }
+
+    #[napi]
+    pub fn broadcast(&self, ns: u32, room: Option<String>, payload: Buffer) -> bool {
+        self.core.broadcast(ns, room.as_deref(), payload.to_vec())
+    }
+
+    #[napi]
+    pub fn publish_request(&self, ns: u32, payload: Buffer) -> bool {
+        self.core.publish_request(ns, payload.to_vec())
+    }
+
+    #[napi]
+    pub fn publish_response(
+        &self,
+        ns: u32,
+        requester_uid: Option<String>,
+        payload: Buffer,
+        common_only: bool,
+    ) -> bool {
+        self.core
+            .publish_response(ns, requester_uid.as_deref(), payload.to_vec(), common_only)
+    }
+
+    #[napi]
+    pub async fn server_count(&self, ns: u32) -> Result<i64> {
+        self.core.server_count(ns).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn request(
+        &self,
+        ns: u32,
+        request_id: String,
+        payload: Buffer,
+        timeout_ms: u32,
+    ) -> Result<RequestOutcome> {
+        let payload = payload.to_vec();
+        let outcome = self
+            .core
+            .request(ns, &request_id, payload, Duration::from_millis(timeout_ms as u64))
+            .await
+            .map_err(to_napi)?;
+        Ok(RequestOutcome {
+            expected: outcome.expected as u32,
+            timed_out: outcome.timed_out,
+            responses: outcome.responses.into_iter().map(Buffer::from).collect(),
+        })
+    }
+
+    #[napi]
+    pub fn ack_request(&self, ns: u32, request_id: String, payload: Buffer, timeout_ms: u32) -> bool {
+        within_runtime_if_available(|| {
+            self.core.ack_request(
+                ns,
+                &request_id,
+                payload.to_vec(),
+                Duration::from_millis(timeout_ms as u64),
+            )
+        })
+    }
+
+    /// Counters as JSON (see `RedisAdapter.metrics()`).
+    #[napi]
+    pub fn metrics(&self) -> String {
+        let r = self.core.router();
+        let s = r.stats();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "received": load(&s.received),
+            "receivedBytes": load(&s.received_bytes),
+            "delivered": load(&s.delivered),
+            "skippedNoLocalRoom": load(&s.skipped_no_local_room),
+            "skippedOwn": load(&s.skipped_own),
+            "skippedForeign": load(&s.skipped_foreign),
+            "decodeErrors": load(&s.decode_errors),
+            "responsesMatched": load(&s.responses_matched),
+            "reconnects": load(&s.reconnects),
+            "pendingRequests": self.core.registry().pending_count(),
+        })
+        .to_string()
+    }
+
+    /// Drops the connections; called when the last namespace adapter closes.
+    #[napi]
+    pub fn shutdown(&self) {
+        self.core.shutdown();
+    }
+}

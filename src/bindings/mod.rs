@@ -1,0 +1,8 @@
+//! napi bindings: thin typed wrappers over the pure Rust core. Everything that crosses is a
+//! string, a number or a byte buffer; deliveries go back in framed batches through one
+//! threadsafe function per driver.
+
+pub mod classic;
+mod errors;
+mod sink;
+

@@ -1,0 +1,203 @@
+//! The command connection: PUBLISH/SPUBLISH, PUBSUB NUMSUB, XADD... on a standalone server,
+//! a sentinel-resolved master or a Redis Cluster. It connects lazily and reconnects by itself, so
+//! an adapter can be created while Redis is down.
+
+use super::config::{ConnectionOptions, Topology};
+use super::sentinel::resolve_master;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct CommandConnection {
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    Standalone(ConnectionManager),
+    /// Created on first use: `ClusterClient::get_async_connection` fails while no node answers.
+    Cluster {
+        client: ClusterClient,
+        conn: OnceCell<ClusterConnection>,
+    },
+    /// The master is looked up through the sentinels on first use.
+    Sentinel {
+        options: ConnectionOptions,
+        conn: OnceCell<ConnectionManager>,
+    },
+}
+
+fn manager_config(opts: &ConnectionOptions) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(
+            opts.connect_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(CONNECT_TIMEOUT),
+        ))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(2))
+}
+
+impl CommandConnection {
+    /// Never touches the network; the first command connects.
+    pub fn new(opts: &ConnectionOptions) -> RedisResult<Self> {
+        let inner = match opts.topology {
+            Topology::Standalone => {
+                let info = opts
+                    .connection_infos()
+                    .map_err(config_error)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| config_error("no node"))?;
+                let client = redis::Client::open(info)?;
+                Inner::Standalone(ConnectionManager::new_lazy_with_config(
+                    client,
+                    manager_config(opts),
+                )?)
+            }
+            Topology::Cluster => {
+                let infos = opts.connection_infos().map_err(config_error)?;
+                let client = ClusterClient::builder(infos)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .build()?;
+                Inner::Cluster {
+                    client,
+                    conn: OnceCell::new(),
+                }
+            }
+            Topology::Sentinel => Inner::Sentinel {
+                options: opts.clone(),
+                conn: OnceCell::new(),
+            },
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        match &*self.inner {
+            Inner::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
+            Inner::Cluster { .. } => cmd.query_async(&mut self.cluster().await?).await,
+            Inner::Sentinel { .. } => cmd.query_async(&mut self.sentinel().await?).await,
+        }
+    }
+
+    /// Sends many commands in one write. Used by the publisher to batch PUBLISH calls.
+    pub async fn pipeline(&self, pipe: &Pipeline) -> RedisResult<()> {
+        match &*self.inner {
+            Inner::Standalone(conn) => pipe.exec_async(&mut conn.clone()).await,
+            Inner::Cluster { .. } => pipe.exec_async(&mut self.cluster().await?).await,
+            Inner::Sentinel { .. } => pipe.exec_async(&mut self.sentinel().await?).await,
+        }
+    }
+
+    /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over every node of a cluster (replicas
+    /// included: a subscriber may sit on any of them), as the official adapters count servers.
+    pub async fn num_sub(&self, channel: &str, sharded: bool) -> RedisResult<i64> {
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg(if sharded { "SHARDNUMSUB" } else { "NUMSUB" })
+            .arg(channel);
+        match &*self.inner {
+            Inner::Cluster { .. } => {
+                let mut conn = self.cluster().await?;
+                let value = conn
+                    .route_command(
+                        cmd,
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None)),
+                    )
+                    .await?;
+                sum_num_sub_per_node(value)
+            }
+            _ => {
+                let value: Value = self.query(&cmd).await?;
+                parse_num_sub(&value)
+            }
+        }
+    }
+
+    async fn cluster(&self) -> RedisResult<ClusterConnection> {
+        let Inner::Cluster { client, conn } = &*self.inner else {
+            unreachable!("cluster() on a non-cluster connection")
+        };
+        conn.get_or_try_init(|| client.get_async_connection())
+            .await
+            .cloned()
+    }
+
+    async fn sentinel(&self) -> RedisResult<ConnectionManager> {
+        let Inner::Sentinel { options, conn } = &*self.inner else {
+            unreachable!("sentinel() on a non-sentinel connection")
+        };
+        conn.get_or_try_init(|| async {
+            let master = resolve_master(options).await?;
+            let client = redis::Client::open(master)?;
+            ConnectionManager::new_with_config(client, manager_config(options)).await
+        })
+        .await
+        .cloned()
+    }
+}
+
+fn config_error(e: impl ToString) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "invalid connection options",
+        e.to_string(),
+    ))
+}
+
+/// `[channel, count]` → count.
+fn parse_num_sub(value: &Value) -> RedisResult<i64> {
+    match value {
+        Value::Array(items) if items.len() >= 2 => Ok(i64::from_redis_value_ref(&items[1])?),
+        Value::Map(pairs) if !pairs.is_empty() => Ok(i64::from_redis_value_ref(&pairs[0].1)?),
+        other => Err(RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected PUBSUB NUMSUB reply",
+            format!("{other:?}"),
+        ))),
+    }
+}
+
+/// The cluster router answers a multi-node command without a response policy with a map of
+/// node address → that node's reply.
+fn sum_num_sub_per_node(value: Value) -> RedisResult<i64> {
+    match value {
+        Value::Map(per_node) => per_node
+            .iter()
+            .map(|(_, reply)| parse_num_sub(reply))
+            .sum(),
+        other => parse_num_sub(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_num_sub_replies() {
+        let reply = Value::Array(vec![
+            Value::BulkString(b"socket.io-request#/#".to_vec()),
+            Value::Int(3),
+        ]);
+        assert_eq!(parse_num_sub(&reply).unwrap(), 3);
+        let per_node = Value::Map(vec![
+            (Value::BulkString(b"a:1".to_vec()), reply.clone()),
+            (Value::BulkString(b"b:2".to_vec()), reply),
+        ]);
+        assert_eq!(sum_num_sub_per_node(per_node).unwrap(), 6);
+        assert!(parse_num_sub(&Value::Nil).is_err());
+    }
+}

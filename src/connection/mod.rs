@@ -1,0 +1,13 @@
+//! Connection management: settings read from the user's client, a lazily connecting command
+//! connection (standalone, sentinel or cluster), and a self-restoring subscriber.
+
+pub mod commands;
+pub mod config;
+pub mod publisher;
+pub mod sentinel;
+pub mod subscriber;
+
+pub use commands::CommandConnection;
+pub use config::{ConnectionOptions, Topology};
+pub use publisher::{PublishKind, Publisher};
+pub use subscriber::{ConnectionEvent, MessageHandler, Subscriber, Subscription};

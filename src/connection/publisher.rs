@@ -1,0 +1,271 @@
+//! Outgoing messages: a queue drained by one task that sends everything waiting in a single
+//! pipelined write. JS calls `publish` synchronously and never waits on Redis.
+//!
+//! While Redis is unreachable, messages are kept (bounded in bytes and in age) and sent once
+//! it is back, instead of being lost as with the official adapters.
+
+use super::commands::CommandConnection;
+use redis::{RedisError, RedisResult};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Commands per pipelined write.
+const MAX_PIPELINE: usize = 512;
+const MAX_PIPELINE_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishKind {
+    Publish,
+    SPublish,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublisherLimits {
+    /// Bytes waiting to be sent, beyond which new messages are refused (and counted).
+    pub max_buffered_bytes: usize,
+    /// How long a message may wait for Redis to come back before it is dropped (and counted).
+    pub max_retry: Duration,
+}
+
+impl Default for PublisherLimits {
+    fn default() -> Self {
+        Self {
+            max_buffered_bytes: 64 << 20,
+            max_retry: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    pub published: AtomicU64,
+    pub published_bytes: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped_overflow: AtomicU64,
+    pub retries: AtomicU64,
+    pub buffered_bytes: AtomicUsize,
+}
+
+struct Outgoing {
+    kind: PublishKind,
+    channel: String,
+    payload: Vec<u8>,
+    queued_at: Instant,
+    done: Option<oneshot::Sender<RedisResult<()>>>,
+}
+
+/// Called with a reason when messages are dropped or fail, for logging on the JS side.
+pub type ProblemReporter = Arc<dyn Fn(String) + Send + Sync>;
+
+pub struct Publisher {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    stats: Arc<PublisherStats>,
+    limits: PublisherLimits,
+    task: JoinHandle<()>,
+}
+
+impl Publisher {
+    pub fn spawn(
+        conn: CommandConnection,
+        limits: PublisherLimits,
+        report: ProblemReporter,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(PublisherStats::default());
+        let task = tokio::spawn(drain(conn, rx, stats.clone(), limits.clone(), report));
+        Self {
+            tx,
+            stats,
+            limits,
+            task,
+        }
+    }
+
+    pub fn stats(&self) -> &PublisherStats {
+        &self.stats
+    }
+
+    /// Fire and forget. Returns false when the message was refused (buffer full or closed).
+    pub fn publish(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
+        self.enqueue(kind, channel, payload, None)
+    }
+
+    /// Resolves once Redis accepted the command.
+    pub async fn publish_confirmed(
+        &self,
+        kind: PublishKind,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> RedisResult<()> {
+        let (tx, rx) = oneshot::channel();
+        if !self.enqueue(kind, channel, payload, Some(tx)) {
+            return Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "publish refused: the outgoing buffer is full or the adapter is closed",
+            )));
+        }
+        rx.await
+            .map_err(|_| RedisError::from((redis::ErrorKind::Io, "publisher closed")))?
+    }
+
+    fn enqueue(
+        &self,
+        kind: PublishKind,
+        channel: String,
+        payload: Vec<u8>,
+        done: Option<oneshot::Sender<RedisResult<()>>>,
+    ) -> bool {
+        let size = payload.len() + channel.len();
+        let buffered = self.stats.buffered_bytes.fetch_add(size, Ordering::Relaxed);
+        if buffered + size > self.limits.max_buffered_bytes {
+            self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.stats.dropped_overflow.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let msg = Outgoing {
+            kind,
+            channel,
+            payload,
+            queued_at: Instant::now(),
+            done,
+        };
+        if self.tx.send(msg).is_err() {
+            self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub fn shutdown(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn is_transient(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_cluster_error()
+}
+
+async fn drain(
+    conn: CommandConnection,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    stats: Arc<PublisherStats>,
+    limits: PublisherLimits,
+    report: ProblemReporter,
+) {
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(64);
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.payload.len();
+        batch.push(first);
+        while batch.len() < MAX_PIPELINE && bytes < MAX_PIPELINE_BYTES {
+            match rx.try_recv() {
+                Ok(msg) => {
+                    bytes += msg.payload.len();
+                    batch.push(msg);
+                }
+                Err(_) => break,
+            }
+        }
+        send_with_retry(&conn, &mut batch, &stats, &limits, &report).await;
+        let sent_bytes: usize = batch.iter().map(|m| m.payload.len() + m.channel.len()).sum();
+        stats.buffered_bytes.fetch_sub(sent_bytes, Ordering::Relaxed);
+        batch.clear();
+    }
+}
+
+async fn send_with_retry(
+    conn: &CommandConnection,
+    batch: &mut Vec<Outgoing>,
+    stats: &PublisherStats,
+    limits: &PublisherLimits,
+    report: &ProblemReporter,
+) {
+    let mut failures = 0u32;
+    loop {
+        let mut pipe = redis::pipe();
+        for msg in batch.iter() {
+            let name = match msg.kind {
+                PublishKind::Publish => "PUBLISH",
+                PublishKind::SPublish => "SPUBLISH",
+            };
+            pipe.cmd(name).arg(&msg.channel).arg(&msg.payload).ignore();
+        }
+        match conn.pipeline(&pipe).await {
+            Ok(()) => {
+                stats.published.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let bytes: usize = batch.iter().map(|m| m.payload.len()).sum();
+                stats.published_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                for msg in batch.iter_mut() {
+                    if let Some(done) = msg.done.take() {
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                return;
+            }
+            Err(e) if is_transient(&e) => {
+                failures += 1;
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                // Give up on what waited too long; keep the rest for the next attempt.
+                let before = batch.len();
+                let mut expired = Vec::new();
+                batch.retain_mut(|m| {
+                    let keep = m.queued_at.elapsed() < limits.max_retry;
+                    if !keep {
+                        expired.push(m.done.take());
+                    }
+                    keep
+                });
+                let dropped = before - batch.len();
+                if dropped > 0 {
+                    stats.failed.fetch_add(dropped as u64, Ordering::Relaxed);
+                    report(format!(
+                        "dropped {dropped} message(s) after {:?} without Redis: {e}",
+                        limits.max_retry
+                    ));
+                    for done in expired.into_iter().flatten() {
+                        let _ = done.send(Err(RedisError::from((
+                            redis::ErrorKind::Io,
+                            "publish failed: Redis unreachable",
+                            e.to_string(),
+                        ))));
+                    }
+                }
+                if batch.is_empty() {
+                    return;
+                }
+                if failures == 1 {
+                    report(format!("publish failed, retrying: {e}"));
+                }
+                let delay = 25u64.saturating_mul(1 << failures.min(6)).min(1000);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            Err(e) => {
+                stats.failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                report(format!("publish of {} message(s) failed: {e}", batch.len()));
+                let reason = e.to_string();
+                for msg in batch.iter_mut() {
+                    if let Some(done) = msg.done.take() {
+                        let _ = done.send(Err(RedisError::from((
+                            redis::ErrorKind::Io,
+                            "publish failed",
+                            reason.clone(),
+                        ))));
+                    }
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! A pub/sub connection that survives Redis restarts: it remembers every subscription and
+//! replays them after each reconnection, with exponential backoff between attempts.
+//!
+//! Messages are handed to a [`MessageHandler`] in batches: everything that is already buffered
+//! when one message arrives goes with it, so the JS side is crossed once per batch, not once
+//! per message.
+
+use super::config::{ConnectionOptions, Topology};
+use super::sentinel::resolve_master;
+use futures_util::{FutureExt, StreamExt};
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::{Msg, RedisError, RedisResult};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Most messages handed over in one batch; bounds the latency of the first one.
+const MAX_BATCH: usize = 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subscription {
+    Channel(String),
+    Pattern(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum ConnectionEvent {
+    /// Subscribed (again) to everything; `reconnected` is false for the first connection.
+    Connected { reconnected: bool },
+    Disconnected { reason: String },
+}
+
+pub trait MessageHandler: Send + Sync + 'static {
+    fn on_messages(&self, batch: &[Msg]);
+    fn on_connection_event(&self, event: ConnectionEvent);
+}
+
+enum Control {
+    Subscribe(Vec<Subscription>, oneshot::Sender<RedisResult<()>>),
+    Unsubscribe(Vec<Subscription>, oneshot::Sender<RedisResult<()>>),
+}
+
+pub struct Subscriber {
+    control: mpsc::UnboundedSender<Control>,
+    task: JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// Starts the connection task on the current tokio runtime.
+    pub fn spawn(options: ConnectionOptions, handler: Arc<dyn MessageHandler>) -> Self {
+        let (control, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(options, handler, rx));
+        Self { control, task }
+    }
+
+    /// Resolves once Redis confirmed, or at once while disconnected: the subscription is
+    /// recorded either way and replayed on the next connection.
+    pub async fn subscribe(&self, subs: Vec<Subscription>) -> RedisResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Subscribe(subs, tx))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    pub async fn unsubscribe(&self, subs: Vec<Subscription>) -> RedisResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Unsubscribe(subs, tx))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Drops the connection; pending and future calls fail with "subscriber closed".
+    pub fn shutdown(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn closed() -> RedisError {
+    RedisError::from((redis::ErrorKind::Io, "subscriber closed"))
+}
+
+async fn connect(options: &ConnectionOptions, attempt: usize) -> RedisResult<redis::aio::PubSub> {
+    let info = match options.topology {
+        Topology::Sentinel => resolve_master(options).await?,
+        // Classic PUBLISH reaches every node of a Redis Cluster, so any node will do; rotate
+        // through the configured ones so a dead node is skipped on the next attempt.
+        Topology::Standalone | Topology::Cluster => {
+            let infos = options
+                .connection_infos()
+                .map_err(|e| RedisError::from((redis::ErrorKind::InvalidClientConfig, "options", e.to_string())))?;
+            infos[attempt % infos.len()].clone()
+        }
+    };
+    let client = redis::Client::open(info)?;
+    tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connection timed out")))?
+}
+
+async fn apply(sink: &mut PubSubSink, subs: &[Subscription], subscribe: bool) -> RedisResult<()> {
+    let channels: Vec<&str> = subs
+        .iter()
+        .filter_map(|s| match s {
+            Subscription::Channel(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    let patterns: Vec<&str> = subs
+        .iter()
+        .filter_map(|s| match s {
+            Subscription::Pattern(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Patterns first: the official adapter PSUBSCRIBEs before it SUBSCRIBEs.
+    if !patterns.is_empty() {
+        if subscribe {
+            sink.psubscribe(&patterns).await?;
+        } else {
+            sink.punsubscribe(&patterns).await?;
+        }
+    }
+    if !channels.is_empty() {
+        if subscribe {
+            sink.subscribe(&channels).await?;
+        } else {
+            sink.unsubscribe(&channels).await?;
+        }
+    }
+    Ok(())
+}
+
+fn backoff(failures: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << failures.min(6));
+    let jitter = rand::random::<u64>() % 50;
+    Duration::from_millis(base.min(2000) + jitter)
+}
+
+/// Keeps the wanted set in order (subscription order is visible to other tools) without dups.
+fn add_all(wanted: &mut Vec<Subscription>, subs: &[Subscription]) {
+    for s in subs {
+        if !wanted.contains(s) {
+            wanted.push(s.clone());
+        }
+    }
+}
+
+async fn run(
+    options: ConnectionOptions,
+    handler: Arc<dyn MessageHandler>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let mut wanted: Vec<Subscription> = Vec::new();
+    let mut attempt = 0usize;
+    let mut failures = 0u32;
+    let mut connected_once = false;
+    loop {
+        let (mut sink, stream) = match connect(&options, attempt).await {
+            Ok(pubsub) => pubsub.split(),
+            Err(e) => {
+                attempt += 1;
+                failures += 1;
+                handler.on_connection_event(ConnectionEvent::Disconnected {
+                    reason: e.to_string(),
+                });
+                // Keep taking (un)subscriptions while Redis is away; they apply on reconnect.
+                let sleep = tokio::time::sleep(backoff(failures));
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        cmd = control.recv() => match cmd {
+                            Some(cmd) => record(&mut wanted, cmd),
+                            None => return,
+                        },
+                    }
+                }
+                continue;
+            }
+        };
+        if let Err(e) = apply(&mut sink, &wanted, true).await {
+            handler.on_connection_event(ConnectionEvent::Disconnected {
+                reason: e.to_string(),
+            });
+            failures += 1;
+            tokio::time::sleep(backoff(failures)).await;
+            continue;
+        }
+        failures = 0;
+        handler.on_connection_event(ConnectionEvent::Connected {
+            reconnected: connected_once,
+        });
+        connected_once = true;
+        match serve(&mut sink, stream, &mut wanted, &mut control, &*handler).await {
+            Served::ControlClosed => return,
+            Served::Disconnected(reason) => {
+                handler.on_connection_event(ConnectionEvent::Disconnected { reason });
+            }
+        }
+    }
+}
+
+fn record(wanted: &mut Vec<Subscription>, cmd: Control) {
+    match cmd {
+        Control::Subscribe(subs, ack) => {
+            add_all(wanted, &subs);
+            let _ = ack.send(Ok(()));
+        }
+        Control::Unsubscribe(subs, ack) => {
+            wanted.retain(|s| !subs.contains(s));
+            let _ = ack.send(Ok(()));
+        }
+    }
+}
+
+enum Served {
+    ControlClosed,
+    Disconnected(String),
+}
+
+async fn serve(
+    sink: &mut PubSubSink,
+    mut stream: PubSubStream,
+    wanted: &mut Vec<Subscription>,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    handler: &dyn MessageHandler,
+) -> Served {
+    let mut batch: Vec<Msg> = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            cmd = control.recv() => {
+                let Some(cmd) = cmd else { return Served::ControlClosed };
+                let (subs, ack, subscribe) = match cmd {
+                    Control::Subscribe(subs, ack) => (subs, ack, true),
+                    Control::Unsubscribe(subs, ack) => (subs, ack, false),
+                };
+                if subscribe {
+                    add_all(wanted, &subs);
+                } else {
+                    wanted.retain(|s| !subs.contains(s));
+                }
+                let result = apply(sink, &subs, subscribe).await;
+                let failed = result.as_ref().err().map(|e| e.to_string());
+                let _ = ack.send(result);
+                if let Some(reason) = failed {
+                    return Served::Disconnected(reason);
+                }
+            }
+            msg = stream.next() => {
+                let Some(msg) = msg else {
+                    return Served::Disconnected("connection closed".into());
+                };
+                batch.push(msg);
+                while batch.len() < MAX_BATCH {
+                    match stream.next().now_or_never() {
+                        Some(Some(msg)) => batch.push(msg),
+                        _ => break,
+                    }
+                }
+                handler.on_messages(&batch);
+                batch.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The classic adapter protocol of @socket.io/redis-adapter 8.3 (PROTOCOL.md section 2):
+//! channel names, which incoming message goes where, which ones a node ignores, and the
+//! request/response flows whose correlation happens here rather than in JS.
+
+use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use super::header::read_header;
+use super::requests::{uid2, Outcome, RequestRegistry};
+use crate::codec::msgpack;
+use crate::connection::{ConnectionEvent, MessageHandler, Subscription};
+use crate::transport::Transport;
+use redis::{Msg, RedisResult};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+const SOCKETS: i64 = 0;
+const ALL_ROOMS: i64 = 1;
+const REMOTE_FETCH: i64 = 5;
+const SERVER_SIDE_EMIT: i64 = 6;
+const BROADCAST: i64 = 7;
+
+#[derive(Debug, Clone)]
+pub struct ClassicSettings {
+    /// The `key` option, `P` in the protocol document.
+    pub key: String,
+    pub uid: String,
+    pub publish_on_specific_response_channel: bool,
+    /// With the default (notepack) parser the broadcast envelope can be inspected here;
+    /// with a custom parser only JS can decode it.
+    pub default_parser: bool,
+}
+
+impl ClassicSettings {
+    pub fn new(key: &str, publish_on_specific_response_channel: bool, default_parser: bool) -> Self {
+        Self {
+            key: if key.is_empty() { "socket.io".into() } else { key.into() },
+            uid: uid2(6),
+            publish_on_specific_response_channel,
+            default_parser,
+        }
+    }
+}
+
+/// The channels of one namespace (PROTOCOL.md 2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceChannels {
+    pub broadcast_prefix: String,
+    pub pattern: String,
+    pub request: String,
+    pub response: String,
+    pub specific_response: String,
+}
+
+impl NamespaceChannels {
+    pub fn new(key: &str, nsp: &str, uid: &str) -> Self {
+        let broadcast_prefix = format!("{key}#{nsp}#");
+        Self {
+            pattern: format!("{broadcast_prefix}*"),
+            broadcast_prefix,
+            request: format!("{key}-request#{nsp}#"),
+            response: format!("{key}-response#{nsp}#"),
+            specific_response: format!("{key}-response#{nsp}#{uid}#"),
+        }
+    }
+
+    pub fn broadcast_channel(&self, room: Option<&str>) -> String {
+        match room {
+            Some(room) => format!("{}{room}#", self.broadcast_prefix),
+            None => self.broadcast_prefix.clone(),
+        }
+    }
+
+    fn subscriptions(&self) -> Vec<Subscription> {
+        vec![
+            Subscription::Pattern(self.pattern.clone()),
+            Subscription::Channel(self.request.clone()),
+            Subscription::Channel(self.response.clone()),
+            Subscription::Channel(self.specific_response.clone()),
+        ]
+    }
+}
+
+struct Namespace {
+    name: String,
+    channels: NamespaceChannels,
+    /// Local rooms, as `String(room)`: lets broadcasts for rooms without local members be
+    /// dropped before any JS runs.
+    rooms: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Routes {
+    namespaces: HashMap<u32, Namespace>,
+    by_pattern: HashMap<String, u32>,
+    by_request: HashMap<String, u32>,
+    by_response: HashMap<String, u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct RouterStats {
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+    pub delivered: AtomicU64,
+    pub skipped_no_local_room: AtomicU64,
+    pub skipped_own: AtomicU64,
+    pub skipped_foreign: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub responses_matched: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+/// Routes incoming messages; shared by the subscriber task and the core.
+pub struct ClassicRouter {
+    settings: ClassicSettings,
+    routes: RwLock<Routes>,
+    registry: RequestRegistry,
+    sink: Arc<dyn DeliverySink>,
+    stats: RouterStats,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl ClassicRouter {
+    pub fn new(settings: ClassicSettings, sink: Arc<dyn DeliverySink>) -> Self {
+        Self {
+            settings,
+            routes: RwLock::new(Routes::default()),
+            registry: RequestRegistry::default(),
+            sink,
+            stats: RouterStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &RouterStats {
+        &self.stats
+    }
+
+    fn log(&self, batch: &mut FrameBatch, ns: u32, line: String) {
+        batch.push(DeliveryKind::Log, ns, line.as_bytes());
+    }
+
+    fn route(&self, routes: &Routes, msg: &Msg, batch: &mut FrameBatch) {
+        let payload = msg.get_payload_bytes();
+        bump(&self.stats.received);
+        self.stats
+            .received_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let channel = msg.get_channel_name();
+        if msg.from_pattern() {
+            let Ok(pattern) = msg.get_pattern::<String>() else {
+                return;
+            };
+            if let Some(&id) = routes.by_pattern.get(&pattern) {
+                self.route_broadcast(id, &routes.namespaces[&id], channel, payload, batch);
+            }
+        } else if let Some(&id) = routes.by_request.get(channel) {
+            self.route_request(id, payload, batch);
+        } else if let Some(&id) = routes.by_response.get(channel) {
+            self.route_response(id, payload, batch);
+        } else {
+            bump(&self.stats.skipped_foreign);
+        }
+    }
+
+    fn route_broadcast(
+        &self,
+        id: u32,
+        ns: &Namespace,
+        channel: &str,
+        payload: &[u8],
+        batch: &mut FrameBatch,
+    ) {
+        // The pattern may match channels of other namespaces when names contain glob chars.
+        let Some(rest) = channel.strip_prefix(&ns.channels.broadcast_prefix) else {
+            bump(&self.stats.skipped_foreign);
+            return;
+        };
+        let room = rest.strip_suffix('#').unwrap_or(rest);
+        if !room.is_empty() && !ns.rooms.contains(room) {
+            bump(&self.stats.skipped_no_local_room);
+            return;
+        }
+        if self.settings.default_parser {
+            match msgpack::read_broadcast_envelope(payload) {
+                Ok(env) => {
+                    if env.uid == self.settings.uid {
+                        bump(&self.stats.skipped_own);
+                        return;
+                    }
+                    if env.packet_nsp.is_some_and(|nsp| nsp != ns.name) {
+                        bump(&self.stats.skipped_foreign);
+                        return;
+                    }
+                    // Several target rooms, none of them here: nothing to deliver.
+                    if room.is_empty()
+                        && !env.rooms.is_empty()
+                        && !env.rooms.iter().any(|r| ns.rooms.contains(r.to_js_string().as_ref()))
+                    {
+                        bump(&self.stats.skipped_no_local_room);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    bump(&self.stats.decode_errors);
+                    self.log(batch, id, format!("skipped a malformed broadcast on {channel}: {e}"));
+                    return;
+                }
+            }
+        }
+        bump(&self.stats.delivered);
+        batch.push(DeliveryKind::Broadcast, id, payload);
+    }
+
+    fn route_request(&self, id: u32, payload: &[u8], batch: &mut FrameBatch) {
+        let header = match read_header(payload) {
+            Ok(h) => h,
+            Err(e) => {
+                bump(&self.stats.decode_errors);
+                self.log(batch, id, format!("skipped a malformed request: {e}"));
+                return;
+            }
+        };
+        let request_id = header.request_id.as_deref().unwrap_or("");
+        let own = match header.msg_type {
+            Some(SOCKETS | ALL_ROOMS | REMOTE_FETCH) => self.registry.is_pending(request_id),
+            Some(BROADCAST) => self.registry.is_ack_request(request_id),
+            Some(SERVER_SIDE_EMIT) => header.uid.as_deref() == Some(self.settings.uid.as_str()),
+            Some(_) => false,
+            None => {
+                bump(&self.stats.decode_errors);
+                self.log(batch, id, "skipped a request without a numeric type".into());
+                return;
+            }
+        };
+        if own {
+            bump(&self.stats.skipped_own);
+            return;
+        }
+        bump(&self.stats.delivered);
+        batch.push(DeliveryKind::Request, id, payload);
+    }
+
+    fn route_response(&self, id: u32, payload: &[u8], batch: &mut FrameBatch) {
+        let header = match read_header(payload) {
+            Ok(h) => h,
+            Err(e) => {
+                bump(&self.stats.decode_errors);
+                self.log(batch, id, format!("skipped a malformed response: {e}"));
+                return;
+            }
+        };
+        let Some(request_id) = header.request_id.as_deref() else {
+            bump(&self.stats.decode_errors);
+            return;
+        };
+        if self.registry.is_ack_request(request_id) {
+            bump(&self.stats.delivered);
+            batch.push(DeliveryKind::AckResponse, id, payload);
+        } else if self.registry.add_response(request_id, payload) {
+            bump(&self.stats.responses_matched);
+        } else {
+            // An answer to another node's request, or a late one.
+            bump(&self.stats.skipped_foreign);
+        }
+    }
+}
+
+impl MessageHandler for ClassicRouter {
+    fn on_messages(&self, msgs: &[Msg]) {
+        let mut batch = FrameBatch::default();
+        {
+            let routes = self.routes.read().unwrap();
+            for msg in msgs {
+                self.route(&routes, msg, &mut batch);
+            }
+        }
+        batch.flush_to(&*self.sink);
+    }
+
+    fn on_connection_event(&self, event: ConnectionEvent) {
+        let text = match event {
+            ConnectionEvent::Connected { reconnected: false } => "connected".to_string(),
+            ConnectionEvent::Connected { reconnected: true } => {
+                bump(&self.stats.reconnects);
+                "reconnected".to_string()
+            }
+            ConnectionEvent::Disconnected { reason } => format!("disconnected: {reason}"),
+        };
+        let mut batch = FrameBatch::default();
+        batch.push(DeliveryKind::Connection, 0, text.as_bytes());
+        batch.flush_to(&*self.sink);
+    }
+}
+
+/// One classic-adapter node: all namespaces created by one `createAdapter()` call share it,
+/// as they share the official adapter's pub and sub clients.
+pub struct ClassicCore<T: Transport> {
+    router: Arc<ClassicRouter>,
+    transport: OnceLock<T>,
+    next_namespace: AtomicU32,
+}
+
+impl<T: Transport> ClassicCore<T> {
+    /// The transport is attached afterwards because it needs the router as its handler.
+    pub fn new(settings: ClassicSettings, sink: Arc<dyn DeliverySink>) -> Self {
+        Self {
+            router: Arc::new(ClassicRouter::new(settings, sink)),
+            transport: OnceLock::new(),
+            next_namespace: AtomicU32::new(1),
+        }
+    }
+
+    pub fn router(&self) -> Arc<ClassicRouter> {
+        self.router.clone()
+    }
+
+    pub fn attach(&self, transport: T) {
+        let _ = self.transport.set(transport);
+    }
+
+    fn transport(&self) -> &T {
+        self.transport.get().expect("transport attached at creation")
+    }
+
+    pub fn settings(&self) -> &ClassicSettings {
+        &self.router.settings
+    }
+
+    pub fn registry(&self) -> &RequestRegistry {
+        &self.router.registry
+    }
+
+    /// Registers a namespace's routes at once; `subscribe_namespace` then subscribes.
+    pub fn add_namespace(&self, name: &str) -> u32 {
+        let id = self.next_namespace.fetch_add(1, Ordering::Relaxed);
+        let channels = NamespaceChannels::new(&self.settings().key, name, &self.settings().uid);
+        let mut routes = self.router.routes.write().unwrap();
+        routes.by_pattern.insert(channels.pattern.clone(), id);
+        routes.by_request.insert(channels.request.clone(), id);
+        routes.by_response.insert(channels.response.clone(), id);
+        routes
+            .by_response
+            .insert(channels.specific_response.clone(), id);
+        routes.namespaces.insert(
+            id,
+            Namespace {
+                name: name.to_string(),
+                channels,
+                rooms: HashSet::new(),
+            },
+        );
+        id
+    }
+
+    fn channels(&self, id: u32) -> Option<NamespaceChannels> {
+        let routes = self.router.routes.read().unwrap();
+        routes.namespaces.get(&id).map(|ns| ns.channels.clone())
+    }
+
+    fn unknown(id: u32) -> redis::RedisError {
+        redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "unknown or closed namespace",
+            id.to_string(),
+        ))
+    }
+
+    pub async fn subscribe_namespace(&self, id: u32) -> RedisResult<()> {
+        let channels = self.channels(id).ok_or_else(|| Self::unknown(id))?;
+        self.transport().subscribe(channels.subscriptions()).await
+    }
+
+    /// Unsubscribes and forgets the namespace. Returns whether namespaces remain.
+    pub async fn remove_namespace(&self, id: u32) -> RedisResult<bool> {
+        let (channels, remaining) = {
+            let mut routes = self.router.routes.write().unwrap();
+            let Some(ns) = routes.namespaces.remove(&id) else {
+                return Ok(!routes.namespaces.is_empty());
+            };
+            routes.by_pattern.remove(&ns.channels.pattern);
+            routes.by_request.remove(&ns.channels.request);
+            routes.by_response.remove(&ns.channels.response);
+            routes.by_response.remove(&ns.channels.specific_response);
+            (ns.channels, !routes.namespaces.is_empty())
+        };
+        self.transport().unsubscribe(channels.subscriptions()).await?;
+        Ok(remaining)
+    }
+
+    pub fn add_room(&self, id: u32, room: &str) {
+        if let Some(ns) = self.router.routes.write().unwrap().namespaces.get_mut(&id) {
+            ns.rooms.insert(room.to_string());
+        }
+    }
+
+    pub fn remove_room(&self, id: u32, room: &str) {
+        if let Some(ns) = self.router.routes.write().unwrap().namespaces.get_mut(&id) {
+            ns.rooms.remove(room);
+        }
+    }
+
+    /// PUBLISH an encoded envelope on `P#N#` or `P#N#R#`.
+    pub fn broadcast(&self, id: u32, room: Option<&str>, payload: Vec<u8>) -> bool {
+        let channel = {
+            let routes = self.router.routes.read().unwrap();
+            match routes.namespaces.get(&id) {
+                Some(ns) => ns.channels.broadcast_channel(room),
+                None => return false,
+            }
+        };
+        self.transport().publish(channel, payload)
+    }
+
+    /// A request nobody answers (socketsJoin/Leave, disconnectSockets, serverSideEmit).
+    pub fn publish_request(&self, id: u32, payload: Vec<u8>) -> bool {
+        match self.channels(id) {
+            Some(channels) => self.transport().publish(channels.request, payload),
+            None => false,
+        }
+    }
+
+    /// Answers a request on the requester's channel when this node is configured so, else on
+    /// the common one. `common_only`: the serverSideEmit ack always uses the common channel.
+    pub fn publish_response(
+        &self,
+        id: u32,
+        requester_uid: Option<&str>,
+        payload: Vec<u8>,
+        common_only: bool,
+    ) -> bool {
+        let Some(channels) = self.channels(id) else {
+            return false;
+        };
+        let channel = match requester_uid {
+            Some(uid) if self.settings().publish_on_specific_response_channel && !common_only => {
+                format!("{}{uid}#", channels.response)
+            }
+            _ => channels.response,
+        };
+        self.transport().publish(channel, payload)
+    }
+
+    /// `PUBSUB NUMSUB P-request#N#`: every node subscribes exactly once per namespace.
+    pub async fn server_count(&self, id: u32) -> RedisResult<i64> {
+        let channels = self.channels(id).ok_or_else(|| Self::unknown(id))?;
+        self.transport().count_listeners(&channels.request).await
+    }
+
+    /// Publishes a request that every other node answers and collects the answers.
+    /// Resolves without publishing when no other node listens.
+    pub async fn request(
+        &self,
+        id: u32,
+        request_id: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> RedisResult<Outcome> {
+        let channels = self.channels(id).ok_or_else(|| Self::unknown(id))?;
+        let listeners = self.transport().count_listeners(&channels.request).await?;
+        let expected = (listeners - 1).max(0) as usize;
+        if expected == 0 {
+            return Ok(Outcome {
+                expected: 0,
+                responses: Vec::new(),
+                timed_out: false,
+            });
+        }
+        let waiter = self.registry().register(request_id, expected);
+        self.transport()
+            .publish_confirmed(channels.request, payload)
+            .await?;
+        Ok(waiter.wait(timeout).await)
+    }
+
+    /// A broadcast with acks: answers are forwarded to JS until `timeout` elapses.
+    pub fn ack_request(&self, id: u32, request_id: &str, payload: Vec<u8>, timeout: Duration) -> bool
+    where
+        Self: Sized,
+    {
+        let Some(channels) = self.channels(id) else {
+            return false;
+        };
+        self.registry().register_ack(request_id);
+        let router = self.router.clone();
+        let request_id = request_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            router.registry.remove_ack(&request_id);
+        });
+        self.transport().publish(channels.request, payload)
+    }
+
+    pub fn shutdown(&self) {
+        if let Some(t) = self.transport.get() {
+            t.shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_match_the_official_adapter() {
+        let c = NamespaceChannels::new("socket.io", "/", "MwqrMp");
+        assert_eq!(c.pattern, "socket.io#/#*");
+        assert_eq!(c.broadcast_channel(Some("room1")), "socket.io#/#room1#");
+        assert_eq!(c.broadcast_channel(None), "socket.io#/#");
+        assert_eq!(c.request, "socket.io-request#/#");
+        assert_eq!(c.response, "socket.io-response#/#");
+        assert_eq!(c.specific_response, "socket.io-response#/#MwqrMp#");
+    }
+
+    #[test]
+    fn empty_key_falls_back_to_default() {
+        assert_eq!(ClassicSettings::new("", false, true).key, "socket.io");
+    }
+}

@@ -1,0 +1,80 @@
+//! What crosses from Rust to JS: many messages framed into one buffer per call, because a
+//! threadsafe-function call costs 2-3 µs while a framed message costs about 0.2 µs.
+//!
+//! Frame: `kind: u8, namespace: u32 LE, length: u32 LE, payload`.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DeliveryKind {
+    /// A broadcast envelope to apply to local sockets.
+    Broadcast = 1,
+    /// A request (join/leave/disconnect/fetch/server-side emit/broadcast with ack...) to answer.
+    Request = 2,
+    /// A client count or client ack for one of our broadcasts with ack: JS holds the callbacks.
+    AckResponse = 3,
+    /// Connection state change (UTF-8 text).
+    Connection = 4,
+    /// Something was skipped or failed: a line for the `debug` logger (UTF-8 text).
+    Log = 5,
+}
+
+pub trait DeliverySink: Send + Sync + 'static {
+    fn deliver(&self, frames: Vec<u8>);
+}
+
+/// Accumulates frames for one hand-over.
+#[derive(Default)]
+pub struct FrameBatch {
+    buf: Vec<u8>,
+}
+
+impl FrameBatch {
+    pub fn push(&mut self, kind: DeliveryKind, namespace: u32, payload: &[u8]) {
+        self.buf.reserve(9 + payload.len());
+        self.buf.push(kind as u8);
+        self.buf.extend_from_slice(&namespace.to_le_bytes());
+        self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(payload);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn flush_to(&mut self, sink: &dyn DeliverySink) {
+        if !self.buf.is_empty() {
+            sink.deliver(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// Splits a framed buffer back into frames (used by tests and tools; JS has its own reader).
+pub fn parse_frames(mut buf: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    while buf.len() >= 9 {
+        let kind = buf[0];
+        let ns = u32::from_le_bytes(buf[1..5].try_into().unwrap());
+        let len = u32::from_le_bytes(buf[5..9].try_into().unwrap()) as usize;
+        let end = (9 + len).min(buf.len());
+        out.push((kind, ns, buf[9..end].to_vec()));
+        buf = &buf[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let mut batch = FrameBatch::default();
+        batch.push(DeliveryKind::Broadcast, 7, b"abc");
+        batch.push(DeliveryKind::Log, 0, b"");
+        let frames = parse_frames(&batch.buf);
+        assert_eq!(
+            frames,
+            vec![(1, 7, b"abc".to_vec()), (5, 0, Vec::new())]
+        );
+    }
+}

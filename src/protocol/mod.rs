@@ -1,0 +1,11 @@
+//! The cluster protocol: what the messages mean, who answers, who waits for what.
+//!
+//! Transport-agnostic: everything here talks to Redis only through [`crate::transport::Transport`]
+//! and to the JS layer only through [`DeliverySink`].
+
+pub mod classic;
+pub mod delivery;
+pub mod header;
+pub mod requests;
+
+pub use delivery::{DeliveryKind, DeliverySink, FrameBatch};

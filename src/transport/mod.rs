@@ -1,0 +1,35 @@
+//! Transports: how messages reach the other nodes. The cluster protocol above only needs this
+//! small interface (modelled on socket.io-adapter's cluster-adapter `doPublish`/`onMessage`
+//! and socketioxide-redis's `Driver`): publish, subscribe, and count the servers listening.
+
+pub mod pubsub;
+
+use crate::connection::Subscription;
+use redis::RedisResult;
+use std::future::Future;
+
+pub use pubsub::PubSubTransport;
+
+pub trait Transport: Send + Sync + 'static {
+    /// Queue a message; never waits. False when it was refused (buffer full, closed).
+    fn publish(&self, channel: String, payload: Vec<u8>) -> bool;
+
+    /// Publish and wait until Redis accepted it (used before awaiting responses).
+    fn publish_confirmed(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = RedisResult<()>> + Send;
+
+    fn subscribe(&self, subs: Vec<Subscription>) -> impl Future<Output = RedisResult<()>> + Send;
+
+    fn unsubscribe(&self, subs: Vec<Subscription>)
+        -> impl Future<Output = RedisResult<()>> + Send;
+
+    /// How many connections listen on `channel` across the deployment (NUMSUB or SHARDNUMSUB),
+    /// which is how every official adapter counts servers.
+    fn count_listeners(&self, channel: &str) -> impl Future<Output = RedisResult<i64>> + Send;
+
+    /// Stop all background work and drop the connections.
+    fn shutdown(&self);
+}

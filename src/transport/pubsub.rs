@@ -1,0 +1,72 @@
+//! Classic Redis pub/sub: PUBLISH, SUBSCRIBE/PSUBSCRIBE, PUBSUB NUMSUB.
+
+use super::Transport;
+use crate::connection::publisher::{ProblemReporter, PublisherLimits};
+use crate::connection::{
+    CommandConnection, ConnectionOptions, MessageHandler, PublishKind, Publisher, Subscriber,
+    Subscription,
+};
+use redis::RedisResult;
+use std::sync::Arc;
+
+pub struct PubSubTransport {
+    commands: CommandConnection,
+    publisher: Publisher,
+    subscriber: Subscriber,
+}
+
+impl PubSubTransport {
+    /// Must run inside a tokio runtime. Connects lazily: nothing fails while Redis is down.
+    pub fn start(
+        options: &ConnectionOptions,
+        handler: Arc<dyn MessageHandler>,
+        limits: PublisherLimits,
+        report: ProblemReporter,
+    ) -> RedisResult<Self> {
+        let commands = CommandConnection::new(options)?;
+        let publisher = Publisher::spawn(commands.clone(), limits, report);
+        let subscriber = Subscriber::spawn(options.clone(), handler);
+        Ok(Self {
+            commands,
+            publisher,
+            subscriber,
+        })
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    pub fn commands(&self) -> &CommandConnection {
+        &self.commands
+    }
+}
+
+impl Transport for PubSubTransport {
+    fn publish(&self, channel: String, payload: Vec<u8>) -> bool {
+        self.publisher.publish(PublishKind::Publish, channel, payload)
+    }
+
+    async fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> RedisResult<()> {
+        self.publisher
+            .publish_confirmed(PublishKind::Publish, channel, payload)
+            .await
+    }
+
+    async fn subscribe(&self, subs: Vec<Subscription>) -> RedisResult<()> {
+        self.subscriber.subscribe(subs).await
+    }
+
+    async fn unsubscribe(&self, subs: Vec<Subscription>) -> RedisResult<()> {
+        self.subscriber.unsubscribe(subs).await
+    }
+
+    async fn count_listeners(&self, channel: &str) -> RedisResult<i64> {
+        self.commands.num_sub(channel, false).await
+    }
+
+    fn shutdown(&self) {
+        self.publisher.shutdown();
+        self.subscriber.shutdown();
+    }
+}
