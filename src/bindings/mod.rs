@@ -3,6 +3,7 @@
 //! threadsafe function per driver.
 
 pub mod classic;
+pub mod publisher;
 mod errors;
 mod sink;
 
