@@ -29,7 +29,9 @@ impl NativePublisher {
     #[napi(constructor)]
     pub fn new(connection: String) -> Result<Self> {
         let options = ConnectionOptions::from_json(&connection).map_err(to_napi)?;
-        let commands = CommandConnection::new(&options).map_err(to_napi)?;
+        // ConnectionManager::new_lazy_with_config needs a tokio reactor in the current context.
+        let commands =
+            within_runtime_if_available(|| CommandConnection::new(&options)).map_err(to_napi)?;
         let problems = Arc::new(Mutex::new(Vec::new()));
         let sink = problems.clone();
         let publisher = within_runtime_if_available(|| {
