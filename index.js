@@ -10,3 +10,9 @@ exports.createAdapter = createAdapter;
 exports.RedisAdapter = RedisAdapter;
 exports.InvalidOptionError = InvalidOptionError;
 exports.InvalidRedisClientError = InvalidRedisClientError;
+
+// Emitter (as @socket.io/redis-emitter, plus the sharded and streams targets).
+const emitter = require("./lib/emitter");
+exports.Emitter = emitter.Emitter;
+exports.BroadcastOperator = emitter.BroadcastOperator;
+exports.RESERVED_EVENTS = emitter.RESERVED_EVENTS;

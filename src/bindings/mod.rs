@@ -3,7 +3,6 @@
 //! threadsafe function per driver.
 
 pub mod classic;
-pub mod publisher;
 mod errors;
+pub mod publisher;
 mod sink;
-

@@ -25,7 +25,7 @@ enum Inner {
     Standalone(ConnectionManager),
     /// Created on first use: `ClusterClient::get_async_connection` fails while no node answers.
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
     },
     /// The master is looked up through the sentinels on first use.
@@ -71,7 +71,7 @@ impl CommandConnection {
                     .response_timeout(RESPONSE_TIMEOUT)
                     .build()?;
                 Inner::Cluster {
-                    client,
+                    client: Box::new(client),
                     conn: OnceCell::new(),
                 }
             }
@@ -174,10 +174,7 @@ fn parse_num_sub(value: &Value) -> RedisResult<i64> {
 /// node address → that node's reply.
 fn sum_num_sub_per_node(value: Value) -> RedisResult<i64> {
     match value {
-        Value::Map(per_node) => per_node
-            .iter()
-            .map(|(_, reply)| parse_num_sub(reply))
-            .sum(),
+        Value::Map(per_node) => per_node.iter().map(|(_, reply)| parse_num_sub(reply)).sum(),
         other => parse_num_sub(&other),
     }
 }

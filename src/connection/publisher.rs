@@ -100,15 +100,28 @@ impl Publisher {
         channel: String,
         payload: Vec<u8>,
     ) -> RedisResult<()> {
+        self.queue_confirmed(kind, channel, payload).await
+    }
+
+    /// Queues at once (so calls keep their order) and returns the confirmation to await.
+    pub fn queue_confirmed(
+        &self,
+        kind: PublishKind,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = RedisResult<()>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        if !self.enqueue(kind, channel, payload, Some(tx)) {
-            return Err(RedisError::from((
-                redis::ErrorKind::Io,
-                "publish refused: the outgoing buffer is full or the adapter is closed",
-            )));
+        let queued = self.enqueue(kind, channel, payload, Some(tx));
+        async move {
+            if !queued {
+                return Err(RedisError::from((
+                    redis::ErrorKind::Io,
+                    "publish refused: the outgoing buffer is full or the adapter is closed",
+                )));
+            }
+            rx.await
+                .map_err(|_| RedisError::from((redis::ErrorKind::Io, "publisher closed")))?
         }
-        rx.await
-            .map_err(|_| RedisError::from((redis::ErrorKind::Io, "publisher closed")))?
     }
 
     fn enqueue(
@@ -179,8 +192,13 @@ async fn drain(
             }
         }
         send_with_retry(&conn, &mut batch, &stats, &limits, &report).await;
-        let sent_bytes: usize = batch.iter().map(|m| m.payload.len() + m.channel.len()).sum();
-        stats.buffered_bytes.fetch_sub(sent_bytes, Ordering::Relaxed);
+        let sent_bytes: usize = batch
+            .iter()
+            .map(|m| m.payload.len() + m.channel.len())
+            .sum();
+        stats
+            .buffered_bytes
+            .fetch_sub(sent_bytes, Ordering::Relaxed);
         batch.clear();
     }
 }
@@ -204,9 +222,13 @@ async fn send_with_retry(
         }
         match conn.pipeline(&pipe).await {
             Ok(()) => {
-                stats.published.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats
+                    .published
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 let bytes: usize = batch.iter().map(|m| m.payload.len()).sum();
-                stats.published_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                stats
+                    .published_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
                 for msg in batch.iter_mut() {
                     if let Some(done) = msg.done.take() {
                         let _ = done.send(Ok(()));
@@ -252,7 +274,9 @@ async fn send_with_retry(
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
             Err(e) => {
-                stats.failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats
+                    .failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 report(format!("publish of {} message(s) failed: {e}", batch.len()));
                 let reason = e.to_string();
                 for msg in batch.iter_mut() {

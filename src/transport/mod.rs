@@ -23,8 +23,7 @@ pub trait Transport: Send + Sync + 'static {
 
     fn subscribe(&self, subs: Vec<Subscription>) -> impl Future<Output = RedisResult<()>> + Send;
 
-    fn unsubscribe(&self, subs: Vec<Subscription>)
-        -> impl Future<Output = RedisResult<()>> + Send;
+    fn unsubscribe(&self, subs: Vec<Subscription>) -> impl Future<Output = RedisResult<()>> + Send;
 
     /// How many connections listen on `channel` across the deployment (NUMSUB or SHARDNUMSUB),
     /// which is how every official adapter counts servers.
