@@ -31,7 +31,7 @@ export interface StreamsAdapterMetrics {
   written: number;
   writeRetries: number;
   writeFailures: number;
-  readers: { entries: number; errors: number; reconnects: number }[];
+  readers: { entries: number; errors: number; reconnects: number; losses: number }[];
 }
 
 export declare function createAdapter(

@@ -77,9 +77,7 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, n
     await setup();
     for (const io of c.servers) {
       const sockets = await io.fetchSockets();
-      expect(sockets.map((s) => s.id).sort()).toEqual(
-        c.serverSockets["/"].map((s) => s.id).sort(),
-      );
+      expect(sockets.map((s) => s.id).sort()).toEqual(c.serverSockets["/"].map((s) => s.id).sort());
     }
     c.servers[1].socketsJoin("joined");
     await sleep(300);

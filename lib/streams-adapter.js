@@ -224,9 +224,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   async serverCount() {
-    return Number(
-      await this.driver.countListeners(this.publicChannel, this.opts.useShardedPubSub),
-    );
+    return Number(await this.driver.countListeners(this.publicChannel, this.opts.useShardedPubSub));
   }
 
   /** Counters of the shared native node (stream writes, retries, reader errors...). */

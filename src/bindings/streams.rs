@@ -252,6 +252,7 @@ impl StreamsDriver {
                     "entries": load(&r.stats.entries),
                     "errors": load(&r.stats.errors),
                     "reconnects": load(&r.stats.reconnects),
+                    "losses": load(&r.stats.losses),
                 })
             })
             .collect();

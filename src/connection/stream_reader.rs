@@ -180,6 +180,8 @@ pub struct ReaderStats {
     pub entries: AtomicU64,
     pub errors: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Reconnections after which entries past our offset had been trimmed (never read).
+    pub losses: AtomicU64,
 }
 
 /// Receives each non-empty XREAD reply at once (one JS hand-over per reply).
@@ -233,6 +235,40 @@ async fn current_offset(conn: &mut ReaderConn, stream: &str) -> RedisResult<Stri
         .unwrap_or_else(|| "0-0".to_string()))
 }
 
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// `Some(max-deleted-entry-id)` when an entry after `offset` was trimmed or deleted (XINFO
+/// STREAM, Redis >= 7). None when nothing was lost, or it cannot be told (older Redis, no
+/// stream: after a restart without persistence there is nothing left to miss).
+async fn trimmed_past(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
+    let mut cmd = redis::cmd("XINFO");
+    cmd.arg("STREAM").arg(stream);
+    let info = conn.query(&cmd).await.ok()?;
+    let pairs: Vec<(String, Value)> = match info {
+        Value::Map(m) => m
+            .into_iter()
+            .filter_map(|(k, v)| Some((String::from_redis_value(k).ok()?, v)))
+            .collect(),
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((String::from_redis_value(k).ok()?, v));
+            }
+            out
+        }
+        _ => return None,
+    };
+    let deleted = pairs
+        .into_iter()
+        .find(|(k, _)| k == "max-deleted-entry-id")
+        .and_then(|(_, v)| String::from_redis_value(v).ok())?;
+    (parse_id(&deleted)? > parse_id(offset)?).then_some(deleted)
+}
+
 async fn run(
     options: ConnectionOptions,
     settings: ReaderSettings,
@@ -252,6 +288,16 @@ async fn run(
                 conn = Some(ReaderConn::open(&options, block, attempt).await?);
                 if attempt > 0 {
                     stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    if let (Some(c), Some(from)) = (conn.as_mut(), offset.as_deref()) {
+                        if let Some(deleted) = trimmed_past(c, &settings.stream, from).await {
+                            stats.losses.fetch_add(1, Ordering::Relaxed);
+                            report(format!(
+                                "stream {}: loss: entries after {from} were trimmed (up to \
+                                 {deleted}) before this node could read them; raise maxLen",
+                                settings.stream
+                            ));
+                        }
+                    }
                 }
             }
             let c = conn.as_mut().expect("connected above");
