@@ -111,3 +111,50 @@ describe("streams resilience", () => {
     30000,
   );
 });
+
+describe("streams trimming", () => {
+  it("reports a loss when entries past a reader's offset were trimmed while it was away", async () => {
+    const redis = await startRedis();
+    const { createClient } = require("redis");
+    const control = createClient({ url: redis.url });
+    control.on("error", () => {});
+    await control.connect();
+    let c;
+    try {
+      c = await createStreamsCluster({ redis, nodes: ["native"], opts: { maxLen: 1 } });
+      const got = record(c.clients["/"], "ev");
+      c.servers[0].emit("ev", "first");
+      await waitForCount(got[0], 1);
+      const adapter = c.servers[0].of("/").adapter;
+      // Keep the reader out: no new connection is accepted, then drop the reader's.
+      const clients = (await control.sendCommand(["CLIENT", "LIST"])).split("\n").filter(Boolean);
+      await control.sendCommand(["CONFIG", "SET", "maxclients", String(clients.length - 1)]);
+      const reader = clients.find((l) => /cmd=xread\b/.test(l));
+      const id = /\bid=(\d+)/.exec(reader)[1];
+      await control.sendCommand(["CLIENT", "KILL", "ID", id]);
+      // While it is away, other writers push the stream past its offset (MAXLEN = 1, exact).
+      for (let i = 0; i < 5; i++) {
+        await control.sendCommand([
+          "XADD",
+          "socket.io",
+          "MAXLEN",
+          "1",
+          "*",
+          "uid",
+          "x",
+          "nsp",
+          "/",
+        ]);
+      }
+      await control.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+      await waitUntil(() => adapter.metrics().readers[0].losses === 1, {
+        timeout: 8000,
+        what: "a reported loss",
+      });
+    } finally {
+      if (c) await c.closeAll();
+      await control.quit().catch(() => {});
+      await redis.stop();
+    }
+  }, 30000);
+});

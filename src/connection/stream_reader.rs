@@ -240,33 +240,29 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-/// `Some(max-deleted-entry-id)` when an entry after `offset` was trimmed or deleted (XINFO
-/// STREAM, Redis >= 7). None when nothing was lost, or it cannot be told (older Redis, no
-/// stream: after a restart without persistence there is nothing left to miss).
+/// `Some(first entry id)` when entries after `offset` were probably trimmed before this reader
+/// saw them: the offset entry is gone and the stream now starts after it (trimming removes
+/// from the head, so what lay between them is gone too). Redis 7.0 leaves
+/// `max-deleted-entry-id` at 0-0 on trimming, so XINFO's first entry is used instead. It can
+/// report a loss that did not happen when the cut fell exactly after `offset`; it never fires
+/// when the stream is missing (a restart without persistence: nothing is left to miss).
 async fn trimmed_past(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
-    let mut cmd = redis::cmd("XINFO");
-    cmd.arg("STREAM").arg(stream);
-    let info = conn.query(&cmd).await.ok()?;
-    let pairs: Vec<(String, Value)> = match info {
-        Value::Map(m) => m
-            .into_iter()
-            .filter_map(|(k, v)| Some((String::from_redis_value(k).ok()?, v)))
-            .collect(),
-        Value::Array(items) => {
-            let mut out = Vec::new();
-            let mut it = items.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                out.push((String::from_redis_value(k).ok()?, v));
-            }
-            out
-        }
-        _ => return None,
-    };
-    let deleted = pairs
+    let mut exists = redis::cmd("XRANGE");
+    exists.arg(stream).arg(offset).arg(offset);
+    if !parse_entries(&conn.query(&exists).await.ok()?)
+        .ok()?
+        .is_empty()
+    {
+        return None;
+    }
+    let mut first = redis::cmd("XRANGE");
+    first.arg(stream).arg("-").arg("+").arg("COUNT").arg(1);
+    let first_id = parse_entries(&conn.query(&first).await.ok()?)
+        .ok()?
         .into_iter()
-        .find(|(k, _)| k == "max-deleted-entry-id")
-        .and_then(|(_, v)| String::from_redis_value(v).ok())?;
-    (parse_id(&deleted)? > parse_id(offset)?).then_some(deleted)
+        .next()?
+        .id;
+    (parse_id(&first_id)? > parse_id(offset)?).then_some(first_id)
 }
 
 async fn run(
@@ -292,8 +288,9 @@ async fn run(
                         if let Some(deleted) = trimmed_past(c, &settings.stream, from).await {
                             stats.losses.fetch_add(1, Ordering::Relaxed);
                             report(format!(
-                                "stream {}: loss: entries after {from} were trimmed (up to \
-                                 {deleted}) before this node could read them; raise maxLen",
+                                "stream {}: possible loss: entries after {from} were trimmed (the stream \
+                                 now starts at {deleted}) before this node read them; raise \
+                                 maxLen",
                                 settings.stream
                             ));
                         }
