@@ -16,3 +16,6 @@ const emitter = require("./lib/emitter");
 exports.Emitter = emitter.Emitter;
 exports.BroadcastOperator = emitter.BroadcastOperator;
 exports.RESERVED_EVENTS = emitter.RESERVED_EVENTS;
+
+// Streams adapter (as @socket.io/redis-streams-adapter 0.3; also `socket.io-redis-native/streams`).
+exports.createStreamsAdapter = require("./lib/streams-adapter").createStreamsAdapter;

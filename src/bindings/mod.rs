@@ -6,3 +6,4 @@ pub mod classic;
 mod errors;
 pub mod publisher;
 mod sink;
+pub mod streams;

@@ -5,6 +5,8 @@ pub mod commands;
 pub mod config;
 pub mod publisher;
 pub mod sentinel;
+pub mod stream_reader;
+pub mod stream_writer;
 pub mod subscriber;
 
 pub use commands::CommandConnection;
