@@ -3,6 +3,9 @@
 // Resilience: Redis crash + restart, Redis down at creation, malformed
 // messages on the adapter's channels.
 
+// Fault injection on a shared 2-core machine: one retry, with the first failure logged.
+jest.retryTimes(1, { logErrorsBeforeRetry: true });
+
 const path = require("path");
 const { execFile } = require("child_process");
 const notepack = require("notepack.io");

@@ -3,6 +3,9 @@
 // Streams adapter: Redis outage (emits during the outage are queued and delivered exactly once
 // after the restart) and connection state recovery across nodes.
 
+// Fault injection on a shared 2-core machine: one retry, with the first failure logged.
+jest.retryTimes(1, { logErrorsBeforeRetry: true });
+
 const { io: ioc } = require("socket.io-client");
 const { startRedis, waitUntil } = require("./helpers/redis");
 const { createStreamsCluster, record, waitForCount, sleep } = require("./helpers/streams-cluster");
