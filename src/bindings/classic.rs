@@ -141,7 +141,12 @@ impl ClassicDriver {
         let payload = payload.to_vec();
         let outcome = self
             .core
-            .request(ns, &request_id, payload, Duration::from_millis(timeout_ms as u64))
+            .request(
+                ns,
+                &request_id,
+                payload,
+                Duration::from_millis(timeout_ms as u64),
+            )
             .await
             .map_err(to_napi)?;
         Ok(RequestOutcome {
@@ -152,7 +157,13 @@ impl ClassicDriver {
     }
 
     #[napi]
-    pub fn ack_request(&self, ns: u32, request_id: String, payload: Buffer, timeout_ms: u32) -> bool {
+    pub fn ack_request(
+        &self,
+        ns: u32,
+        request_id: String,
+        payload: Buffer,
+        timeout_ms: u32,
+    ) -> bool {
         within_runtime_if_available(|| {
             self.core.ack_request(
                 ns,

@@ -3,7 +3,7 @@
 //! threadsafe function per driver.
 
 pub mod classic;
-pub mod publisher;
 mod errors;
+pub mod publisher;
+pub mod sharded;
 mod sink;
-

@@ -76,7 +76,11 @@ impl NativePublisher {
             return Err(to_napi("xadd needs field/value pairs"));
         }
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(&stream).arg("MAXLEN").arg("~").arg(max_len).arg("*");
+        cmd.arg(&stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(max_len)
+            .arg("*");
         for f in &fields {
             cmd.arg(f);
         }

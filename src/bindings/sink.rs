@@ -20,7 +20,9 @@ impl JsSink {
 impl DeliverySink for JsSink {
     fn deliver(&self, frames: Vec<u8>) {
         // Non-blocking: a tokio thread never waits on the JS thread.
-        self.callback
-            .call(Buffer::from(frames), ThreadsafeFunctionCallMode::NonBlocking);
+        self.callback.call(
+            Buffer::from(frames),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
     }
 }

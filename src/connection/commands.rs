@@ -85,6 +85,11 @@ impl CommandConnection {
         })
     }
 
+    /// A cluster pipeline must stay within one slot (the crate refuses cross-slot pipelines).
+    pub fn is_cluster(&self) -> bool {
+        matches!(&*self.inner, Inner::Cluster { .. })
+    }
+
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match &*self.inner {
             Inner::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
@@ -174,10 +179,7 @@ fn parse_num_sub(value: &Value) -> RedisResult<i64> {
 /// node address → that node's reply.
 fn sum_num_sub_per_node(value: Value) -> RedisResult<i64> {
     match value {
-        Value::Map(per_node) => per_node
-            .iter()
-            .map(|(_, reply)| parse_num_sub(reply))
-            .sum(),
+        Value::Map(per_node) => per_node.iter().map(|(_, reply)| parse_num_sub(reply)).sum(),
         other => parse_num_sub(&other),
     }
 }

@@ -91,9 +91,9 @@ impl ConnectionOptions {
 
     fn validate(&self) -> Result<(), ConfigError> {
         match self.topology {
-            Topology::Standalone if self.url.is_none() && self.nodes.len() != 1 => Err(ConfigError(
-                "a standalone connection needs a url or exactly one node".into(),
-            )),
+            Topology::Standalone if self.url.is_none() && self.nodes.len() != 1 => Err(
+                ConfigError("a standalone connection needs a url or exactly one node".into()),
+            ),
             Topology::Cluster if self.nodes.is_empty() && self.url.is_none() => Err(ConfigError(
                 "a cluster connection needs at least one startup node".into(),
             )),

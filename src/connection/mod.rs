@@ -5,9 +5,12 @@ pub mod commands;
 pub mod config;
 pub mod publisher;
 pub mod sentinel;
+pub mod shard_subscriber;
+pub mod slot;
 pub mod subscriber;
 
 pub use commands::CommandConnection;
 pub use config::{ConnectionOptions, Topology};
 pub use publisher::{PublishKind, Publisher};
+pub use shard_subscriber::ShardSubscriber;
 pub use subscriber::{ConnectionEvent, MessageHandler, Subscriber, Subscription};

@@ -34,7 +34,10 @@ pub async fn resolve_master(opts: &ConnectionOptions) -> RedisResult<ConnectionI
                     ..opts.clone()
                 };
                 let infos = master.connection_infos().map_err(config_error)?;
-                return infos.into_iter().next().ok_or_else(|| config_error("no master"));
+                return infos
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| config_error("no master"));
             }
             Ok(None) => last_error = Some(config_error(format!("unknown master {master_name}"))),
             Err(e) => last_error = Some(e),

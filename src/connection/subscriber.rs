@@ -28,8 +28,12 @@ pub enum Subscription {
 #[derive(Debug, Clone)]
 pub enum ConnectionEvent {
     /// Subscribed (again) to everything; `reconnected` is false for the first connection.
-    Connected { reconnected: bool },
-    Disconnected { reason: String },
+    Connected {
+        reconnected: bool,
+    },
+    Disconnected {
+        reason: String,
+    },
 }
 
 pub trait MessageHandler: Send + Sync + 'static {
@@ -95,9 +99,13 @@ async fn connect(options: &ConnectionOptions, attempt: usize) -> RedisResult<red
         // Classic PUBLISH reaches every node of a Redis Cluster, so any node will do; rotate
         // through the configured ones so a dead node is skipped on the next attempt.
         Topology::Standalone | Topology::Cluster => {
-            let infos = options
-                .connection_infos()
-                .map_err(|e| RedisError::from((redis::ErrorKind::InvalidClientConfig, "options", e.to_string())))?;
+            let infos = options.connection_infos().map_err(|e| {
+                RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "options",
+                    e.to_string(),
+                ))
+            })?;
             infos[attempt % infos.len()].clone()
         }
     };

@@ -32,9 +32,17 @@ pub struct ClassicSettings {
 }
 
 impl ClassicSettings {
-    pub fn new(key: &str, publish_on_specific_response_channel: bool, default_parser: bool) -> Self {
+    pub fn new(
+        key: &str,
+        publish_on_specific_response_channel: bool,
+        default_parser: bool,
+    ) -> Self {
         Self {
-            key: if key.is_empty() { "socket.io".into() } else { key.into() },
+            key: if key.is_empty() {
+                "socket.io".into()
+            } else {
+                key.into()
+            },
             uid: uid2(6),
             publish_on_specific_response_channel,
             default_parser,
@@ -197,7 +205,10 @@ impl ClassicRouter {
                     // Several target rooms, none of them here: nothing to deliver.
                     if room.is_empty()
                         && !env.rooms.is_empty()
-                        && !env.rooms.iter().any(|r| ns.rooms.contains(r.to_js_string().as_ref()))
+                        && !env
+                            .rooms
+                            .iter()
+                            .any(|r| ns.rooms.contains(r.to_js_string().as_ref()))
                     {
                         bump(&self.stats.skipped_no_local_room);
                         return;
@@ -205,7 +216,11 @@ impl ClassicRouter {
                 }
                 Err(e) => {
                     bump(&self.stats.decode_errors);
-                    self.log(batch, id, format!("skipped a malformed broadcast on {channel}: {e}"));
+                    self.log(
+                        batch,
+                        id,
+                        format!("skipped a malformed broadcast on {channel}: {e}"),
+                    );
                     return;
                 }
             }
@@ -322,7 +337,9 @@ impl<T: Transport> ClassicCore<T> {
     }
 
     fn transport(&self) -> &T {
-        self.transport.get().expect("transport attached at creation")
+        self.transport
+            .get()
+            .expect("transport attached at creation")
     }
 
     pub fn settings(&self) -> &ClassicSettings {
@@ -386,7 +403,9 @@ impl<T: Transport> ClassicCore<T> {
             routes.by_response.remove(&ns.channels.specific_response);
             (ns.channels, !routes.namespaces.is_empty())
         };
-        self.transport().unsubscribe(channels.subscriptions()).await?;
+        self.transport()
+            .unsubscribe(channels.subscriptions())
+            .await?;
         Ok(remaining)
     }
 
@@ -476,7 +495,13 @@ impl<T: Transport> ClassicCore<T> {
     }
 
     /// A broadcast with acks: answers are forwarded to JS until `timeout` elapses.
-    pub fn ack_request(&self, id: u32, request_id: &str, payload: Vec<u8>, timeout: Duration) -> bool
+    pub fn ack_request(
+        &self,
+        id: u32,
+        request_id: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> bool
     where
         Self: Sized,
     {

@@ -33,7 +33,8 @@ impl FrameBatch {
         self.buf.reserve(9 + payload.len());
         self.buf.push(kind as u8);
         self.buf.extend_from_slice(&namespace.to_le_bytes());
-        self.buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(payload);
     }
 
@@ -72,9 +73,6 @@ mod tests {
         batch.push(DeliveryKind::Broadcast, 7, b"abc");
         batch.push(DeliveryKind::Log, 0, b"");
         let frames = parse_frames(&batch.buf);
-        assert_eq!(
-            frames,
-            vec![(1, 7, b"abc".to_vec()), (5, 0, Vec::new())]
-        );
+        assert_eq!(frames, vec![(1, 7, b"abc".to_vec()), (5, 0, Vec::new())]);
     }
 }

@@ -38,7 +38,8 @@ struct JsonData<'a> {
 
 pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
     if payload.first() == Some(&b'{') {
-        let h: JsonHeader = serde_json::from_slice(payload).map_err(|e| format!("bad JSON: {e}"))?;
+        let h: JsonHeader =
+            serde_json::from_slice(payload).map_err(|e| format!("bad JSON: {e}"))?;
         let msg_type = match h.msg_type {
             Some(serde_json::Value::Number(n)) => n.as_i64(),
             _ => None,
@@ -56,7 +57,8 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
             nsp: h.nsp,
         })
     } else {
-        let h = msgpack::read_message_header(payload).map_err(|e| format!("bad MessagePack: {e}"))?;
+        let h =
+            msgpack::read_message_header(payload).map_err(|e| format!("bad MessagePack: {e}"))?;
         Ok(Header {
             msg_type: h.msg_type,
             uid: h.uid.map(Cow::Borrowed),
@@ -81,8 +83,10 @@ mod tests {
 
     #[test]
     fn reads_request_id_inside_data() {
-        let h = read_header(br#"{"type":11,"data":{"requestId":"x","clientCount":1},"uid":"u","nsp":"/"}"#)
-            .unwrap();
+        let h = read_header(
+            br#"{"type":11,"data":{"requestId":"x","clientCount":1},"uid":"u","nsp":"/"}"#,
+        )
+        .unwrap();
         assert_eq!(h.request_id.as_deref(), Some("x"));
         assert_eq!(h.nsp.as_deref(), Some("/"));
     }

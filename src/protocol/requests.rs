@@ -120,9 +120,7 @@ impl Waiter<'_> {
         let rx = self.rx.take().expect("waited once");
         let timed_out = tokio::time::timeout(timeout, rx).await.is_err();
         let entry = self.registry.pending.lock().unwrap().remove(&self.id);
-        let (expected, responses) = entry
-            .map(|p| (p.expected, p.responses))
-            .unwrap_or_default();
+        let (expected, responses) = entry.map(|p| (p.expected, p.responses)).unwrap_or_default();
         // An answer may land between the timer firing and the removal above.
         let timed_out = timed_out && responses.len() < expected;
         Outcome {
@@ -151,7 +149,9 @@ mod tests {
         assert!(id.bytes().all(|b| UID2_ALPHABET.contains(&b)));
         let hex = random_hex_id();
         assert_eq!(hex.len(), 16);
-        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 
     #[tokio::test]

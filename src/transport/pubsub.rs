@@ -44,7 +44,8 @@ impl PubSubTransport {
 
 impl Transport for PubSubTransport {
     fn publish(&self, channel: String, payload: Vec<u8>) -> bool {
-        self.publisher.publish(PublishKind::Publish, channel, payload)
+        self.publisher
+            .publish(PublishKind::Publish, channel, payload)
     }
 
     async fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> RedisResult<()> {
