@@ -10,3 +10,6 @@ exports.createAdapter = createAdapter;
 exports.RedisAdapter = RedisAdapter;
 exports.InvalidOptionError = InvalidOptionError;
 exports.InvalidRedisClientError = InvalidRedisClientError;
+
+// Sharded adapter (Redis >= 7 sharded pub/sub), as @socket.io/redis-adapter createShardedAdapter.
+exports.createShardedAdapter = require("./lib/sharded-adapter").createShardedAdapter;

@@ -113,8 +113,12 @@ async fn broadcasts_are_routed_filtered_and_resubscribed_after_restart() {
     b.core.add_room(b.ns, "room1");
     let uid_a = a.core.settings().uid.clone();
     assert!(a.core.broadcast(a.ns, None, envelope(&uid_a, &[])));
-    assert!(a.core.broadcast(a.ns, Some("room1"), envelope(&uid_a, &["room1"])));
-    assert!(a.core.broadcast(a.ns, Some("nobody"), envelope(&uid_a, &["nobody"])));
+    assert!(a
+        .core
+        .broadcast(a.ns, Some("room1"), envelope(&uid_a, &["room1"])));
+    assert!(a
+        .core
+        .broadcast(a.ns, Some("nobody"), envelope(&uid_a, &["nobody"])));
     assert!(a.core.broadcast(a.ns, None, envelope(&uid_a, &["x", "y"])));
     let got = b.sink.wait_for(DeliveryKind::Broadcast, 2).await;
     assert_eq!(got.len(), 2, "to all + to room1; not to a room b lacks");
@@ -144,7 +148,11 @@ async fn broadcasts_are_routed_filtered_and_resubscribed_after_restart() {
         assert!(Instant::now() < deadline, "no broadcast after restart");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(b.core.server_count(b.ns).await.unwrap(), 2, "one subscription each, again");
+    assert_eq!(
+        b.core.server_count(b.ns).await.unwrap(),
+        2,
+        "one subscription each, again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
