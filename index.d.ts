@@ -72,12 +72,7 @@ export declare class RedisAdapter extends Adapter {
   readonly requestsTimeout: number;
   readonly publishOnSpecificResponseChannel: boolean;
   readonly parser: Parser;
-  constructor(
-    nsp: any,
-    pubClient: any,
-    subClient: any,
-    opts?: Partial<RedisAdapterOptions>,
-  );
+  constructor(nsp: any, pubClient: any, subClient: any, opts?: Partial<RedisAdapterOptions>);
   broadcast(packet: any, opts: BroadcastOptions): void;
   broadcastWithAck(
     packet: any,
@@ -157,3 +152,164 @@ export declare class InvalidOptionError extends TypeError {}
 export declare class InvalidRedisClientError extends TypeError {}
 
 export default createAdapter;
+
+// ---------------------------------------------------------------------------- Emitter
+// As @socket.io/redis-emitter 5.1 (typed events included), plus the sharded and streams
+// targets; every write returns a Promise of `true` (truthy) rejected with the Redis error.
+
+/** An events map: event names to listener signatures. */
+export interface EventsMap {
+  [event: string]: any;
+}
+
+/** Accepts every event name, with any arguments. */
+export interface DefaultEventsMap {
+  [event: string]: (...args: any[]) => void;
+}
+
+export type EventNames<Map extends EventsMap> = keyof Map & (string | symbol);
+export type EventParams<Map extends EventsMap, Ev extends EventNames<Map>> = Parameters<Map[Ev]>;
+
+export interface EmitterOptions {
+  /**
+   * The adapter the Socket.IO servers run: `"classic"` (`createAdapter` of
+   * @socket.io/redis-adapter or of this package, PUBLISH), `"sharded"` (`createShardedAdapter`,
+   * SPUBLISH, Redis >= 7) or `"streams"` (@socket.io/redis-streams-adapter 0.3, XADD).
+   * @default "classic"
+   */
+  adapter?: "classic" | "sharded" | "streams";
+  /**
+   * classic: the prefix of the channels.
+   * @default "socket.io"
+   */
+  key?: string;
+  /**
+   * classic: the encoder of broadcasts (only `encode` is used).
+   * @default notepack.io
+   */
+  parser?: { encode: (msg: any) => any };
+  /**
+   * sharded and streams: the prefix of the pub/sub channels.
+   * @default the value of `key`, so "socket.io"
+   */
+  channelPrefix?: string;
+  /**
+   * sharded: the servers' `subscriptionMode` (it decides the channel of a broadcast to one room).
+   * @default "dynamic"
+   */
+  subscriptionMode?: "static" | "dynamic" | "dynamic-private";
+  /**
+   * streams: the stream name, or the prefix of the stream names when `streamCount > 1`.
+   * @default "socket.io"
+   */
+  streamName?: string;
+  /**
+   * streams: the number of streams the namespaces are spread over.
+   * @default 1
+   */
+  streamCount?: number;
+  /**
+   * streams: `XADD ... MAXLEN ~ maxLen`.
+   * @default 10000
+   */
+  maxLen?: number;
+  /**
+   * streams: SPUBLISH instead of PUBLISH for serverSideEmit.
+   * @default false
+   */
+  useShardedPubSub?: boolean;
+  /**
+   * streams: always JSON in the stream, even with binary arguments.
+   * @default false
+   */
+  onlyPlaintext?: boolean;
+}
+
+interface EmitterBroadcastFlags {
+  volatile?: boolean;
+  compress?: boolean;
+}
+
+export declare class Emitter<
+  EmitEvents extends EventsMap = DefaultEventsMap,
+  ServerSideEvents extends EventsMap = DefaultEventsMap,
+> {
+  readonly redisClient: any;
+  readonly nsp: string;
+  /**
+   * @param redisClient - a node-redis v4/v5 or ioredis client or cluster, a URL or an options
+   *   object: only its settings are read, the emitter opens its own connection on first use
+   */
+  constructor(redisClient: RedisClientLike, opts?: EmitterOptions, nsp?: string);
+  /** Return a new emitter for the given namespace (same connection). */
+  of(nsp: string): Emitter<EmitEvents, ServerSideEvents>;
+  /** Emits to all clients. Resolves with `true` once Redis accepted the message. */
+  emit<Ev extends EventNames<EmitEvents>>(
+    ev: Ev,
+    ...args: EventParams<EmitEvents, Ev>
+  ): Promise<true>;
+  /** Targets a room when emitting. */
+  to(room: string | string[]): BroadcastOperator<EmitEvents>;
+  /** Targets a room when emitting. */
+  in(room: string | string[]): BroadcastOperator<EmitEvents>;
+  /** Excludes a room when emitting. */
+  except(room: string | string[]): BroadcastOperator<EmitEvents>;
+  /** The event data may be lost if the client is not ready to receive messages. */
+  get volatile(): BroadcastOperator<EmitEvents>;
+  /** Sets the compress flag. */
+  compress(compress: boolean): BroadcastOperator<EmitEvents>;
+  /** Makes the matching socket instances join the specified rooms. */
+  socketsJoin(rooms: string | string[]): Promise<true>;
+  /** Makes the matching socket instances leave the specified rooms. */
+  socketsLeave(rooms: string | string[]): Promise<true>;
+  /** Makes the matching socket instances disconnect. */
+  disconnectSockets(close?: boolean): Promise<true>;
+  /**
+   * Send a packet to the Socket.IO servers in the cluster (no acknowledgement: a function as
+   * last argument throws "Acknowledgements are not supported").
+   */
+  serverSideEmit<Ev extends EventNames<ServerSideEvents>>(
+    ev: Ev,
+    ...args: EventParams<ServerSideEvents, Ev>
+  ): Promise<true>;
+  /** Waits for the writes under way, then closes the connection. Optional. */
+  close(): Promise<void>;
+}
+
+export declare const RESERVED_EVENTS: ReadonlySet<string | Symbol>;
+
+export declare class BroadcastOperator<EmitEvents extends EventsMap> {
+  private readonly connection;
+  private readonly broadcastOptions;
+  private readonly rooms;
+  private readonly exceptRooms;
+  private readonly flags;
+  constructor(
+    connection: any,
+    broadcastOptions: any,
+    rooms?: Set<string>,
+    exceptRooms?: Set<string>,
+    flags?: EmitterBroadcastFlags,
+  );
+  /** Targets a room when emitting; returns a new BroadcastOperator. */
+  to(room: string | string[]): BroadcastOperator<EmitEvents>;
+  /** Targets a room when emitting; returns a new BroadcastOperator. */
+  in(room: string | string[]): BroadcastOperator<EmitEvents>;
+  /** Excludes a room when emitting; returns a new BroadcastOperator. */
+  except(room: string | string[]): BroadcastOperator<EmitEvents>;
+  /** Sets the compress flag; returns a new BroadcastOperator. */
+  compress(compress: boolean): BroadcastOperator<EmitEvents>;
+  /** The event data may be lost if the client is not ready; returns a new BroadcastOperator. */
+  get volatile(): BroadcastOperator<EmitEvents>;
+  /** Emits to all matching clients. Resolves with `true` once Redis accepted the message. */
+  emit<Ev extends EventNames<EmitEvents>>(
+    ev: Ev,
+    ...args: EventParams<EmitEvents, Ev>
+  ): Promise<true>;
+  /** Makes the matching socket instances join the specified rooms. */
+  socketsJoin(rooms: string | string[]): Promise<true>;
+  /** Makes the matching socket instances leave the specified rooms. */
+  socketsLeave(rooms: string | string[]): Promise<true>;
+  /** Makes the matching socket instances disconnect. */
+  disconnectSockets(close?: boolean): Promise<true>;
+}

@@ -11,5 +11,11 @@ exports.RedisAdapter = RedisAdapter;
 exports.InvalidOptionError = InvalidOptionError;
 exports.InvalidRedisClientError = InvalidRedisClientError;
 
+// Emitter (as @socket.io/redis-emitter, plus the sharded and streams targets).
+const emitter = require("./lib/emitter");
+exports.Emitter = emitter.Emitter;
+exports.BroadcastOperator = emitter.BroadcastOperator;
+exports.RESERVED_EVENTS = emitter.RESERVED_EVENTS;
+
 // Sharded adapter (Redis >= 7 sharded pub/sub), as @socket.io/redis-adapter createShardedAdapter.
 exports.createShardedAdapter = require("./lib/sharded-adapter").createShardedAdapter;

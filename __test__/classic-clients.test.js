@@ -110,11 +110,23 @@ describe("Redis Cluster (3 masters, 3 replicas)", () => {
   smokeSuite(
     () => ({ url: cluster.urls, handle: cluster, adapterOpts: { key: `cluster-${++n}` } }),
     [
-      [official("node-redis-v5-cluster"), official("node-redis-v5-cluster"), official("node-redis-v5-cluster")],
+      [
+        official("node-redis-v5-cluster"),
+        official("node-redis-v5-cluster"),
+        official("node-redis-v5-cluster"),
+      ],
       [official("ioredis-cluster"), official("ioredis-cluster"), official("ioredis-cluster")],
-      [native("node-redis-v5-cluster"), native("node-redis-v5-cluster"), native("node-redis-v5-cluster")],
+      [
+        native("node-redis-v5-cluster"),
+        native("node-redis-v5-cluster"),
+        native("node-redis-v5-cluster"),
+      ],
       [native("ioredis-cluster"), native("ioredis-cluster"), native("ioredis-cluster")],
-      [native("node-redis-v5-cluster"), official("node-redis-v5-cluster"), native("ioredis-cluster")],
+      [
+        native("node-redis-v5-cluster"),
+        official("node-redis-v5-cluster"),
+        native("ioredis-cluster"),
+      ],
       [official("ioredis-cluster"), native("ioredis-cluster"), official("node-redis-v5-cluster")],
     ],
   );

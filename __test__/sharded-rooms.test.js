@@ -7,7 +7,13 @@ const notepack = require("notepack.io");
 const vectors = require("./vectors/notepack.json");
 const { startRedis } = require("./helpers/redis");
 const { waitForCount, record, waitUntil } = require("./helpers/cluster");
-const { createShardedCluster, shardChannels, shardNumSub, waitShardNumSub, withSocketIds } = require("./helpers/sharded");
+const {
+  createShardedCluster,
+  shardChannels,
+  shardNumSub,
+  waitShardNumSub,
+  withSocketIds,
+} = require("./helpers/sharded");
 
 describe("sharded wire vectors", () => {
   const { encode, ShardedRedisAdapter } = require("../lib/sharded-adapter");
@@ -33,7 +39,12 @@ describe("sharded wire vectors", () => {
 
   it("decodes MessagePack and JSON by the first byte", () => {
     const { decode } = require("../lib/sharded-adapter");
-    const msg = { type: 3, data: { packet: { type: 2, data: ["b", Buffer.from([1])] } }, uid: "u", nsp: "/" };
+    const msg = {
+      type: 3,
+      data: { packet: { type: 2, data: ["b", Buffer.from([1])] } },
+      uid: "u",
+      nsp: "/",
+    };
     expect(decode(Buffer.from(notepack.encode(msg))).data.packet.data[1]).toEqual(Buffer.from([1]));
     expect(decode(Buffer.from(JSON.stringify({ type: 9 }))).type).toBe(9);
   });
@@ -52,9 +63,13 @@ describe("sharded rooms and subscriptions", () => {
   });
 
   const setup = (nodes, mode = "dynamic", extra = {}) =>
-    createShardedCluster({ redis: redis.url, redisHandle: redis, nodes, adapterOpts: { subscriptionMode: mode }, ...extra }).then(
-      (ctx) => (c = ctx),
-    );
+    createShardedCluster({
+      redis: redis.url,
+      redisHandle: redis,
+      nodes,
+      adapterOpts: { subscriptionMode: mode },
+      ...extra,
+    }).then((ctx) => (c = ctx));
 
   it("delivers to a public room whose name is 20 characters long (dynamic mode)", async () => {
     await setup(["official", "native", "native"]);
@@ -94,30 +109,33 @@ describe("sharded rooms and subscriptions", () => {
     expect(got[2]).toEqual([["native->native"]]);
   });
 
-  it.each(["dynamic", "dynamic-private"])("drops the channels of rooms that empty out (%s)", async (mode) => {
-    await setup(["native", "official"], mode);
-    const prefix = "socket.io#/#";
-    const sid0 = c.serverSockets[0].id;
-    const sid1 = c.serverSockets[1].id;
-    // Private rooms have a channel in dynamic-private mode only, on our nodes as on official ones.
-    const privateCount = mode === "dynamic-private" ? 1 : 0;
-    await waitShardNumSub(redis, `${prefix}${sid0}#`, privateCount);
-    await waitShardNumSub(redis, `${prefix}${sid1}#`, privateCount);
+  it.each(["dynamic", "dynamic-private"])(
+    "drops the channels of rooms that empty out (%s)",
+    async (mode) => {
+      await setup(["native", "official"], mode);
+      const prefix = "socket.io#/#";
+      const sid0 = c.serverSockets[0].id;
+      const sid1 = c.serverSockets[1].id;
+      // Private rooms have a channel in dynamic-private mode only, on our nodes as on official ones.
+      const privateCount = mode === "dynamic-private" ? 1 : 0;
+      await waitShardNumSub(redis, `${prefix}${sid0}#`, privateCount);
+      await waitShardNumSub(redis, `${prefix}${sid1}#`, privateCount);
 
-    c.serverSockets[0].join(["tmp", 42]);
-    c.serverSockets[1].join("tmp");
-    await c.waitRoom("tmp", 2);
-    await c.waitRoom("42", 1);
-    c.serverSockets[0].leave("tmp");
-    c.serverSockets[0].leave(42);
-    await c.waitRoom("tmp", 1);
-    await c.waitRoom("42", 0);
-    c.clients[0].disconnect();
-    await waitShardNumSub(redis, `${prefix}${sid0}#`, 0);
-    const channels = await shardChannels(redis, `${prefix}*`);
-    expect(channels.filter((ch) => ch === `${prefix}tmp#`)).toHaveLength(1);
-    expect(channels).not.toContain(`${prefix}42#`);
-  });
+      c.serverSockets[0].join(["tmp", 42]);
+      c.serverSockets[1].join("tmp");
+      await c.waitRoom("tmp", 2);
+      await c.waitRoom("42", 1);
+      c.serverSockets[0].leave("tmp");
+      c.serverSockets[0].leave(42);
+      await c.waitRoom("tmp", 1);
+      await c.waitRoom("42", 0);
+      c.clients[0].disconnect();
+      await waitShardNumSub(redis, `${prefix}${sid0}#`, 0);
+      const channels = await shardChannels(redis, `${prefix}*`);
+      expect(channels.filter((ch) => ch === `${prefix}tmp#`)).toHaveLength(1);
+      expect(channels).not.toContain(`${prefix}42#`);
+    },
+  );
 
   it("close() unsubscribes the main, response and room channels", async () => {
     await setup(["native"], "dynamic-private");
@@ -145,8 +163,12 @@ describe("sharded rooms and subscriptions", () => {
 
   it("rejects invalid options at creation", () => {
     const { createShardedAdapter, InvalidOptionError } = require("..");
-    expect(() => createShardedAdapter(redis.url, undefined, { subscriptionMode: "dynamik" })).toThrow(InvalidOptionError);
-    expect(() => createShardedAdapter(redis.url, undefined, { channelPrefix: 1 })).toThrow(/channelPrefix/);
+    expect(() =>
+      createShardedAdapter(redis.url, undefined, { subscriptionMode: "dynamik" }),
+    ).toThrow(InvalidOptionError);
+    expect(() => createShardedAdapter(redis.url, undefined, { channelPrefix: 1 })).toThrow(
+      /channelPrefix/,
+    );
   });
 
   it("delivers locally while Redis is down and resubscribes when it is back", async () => {

@@ -105,7 +105,10 @@ describe.each(CASES)("sharded [%s] [%s]", (mode, _name, topology) => {
       expect(answers.sort()).toEqual(["q-0", "q-1", "q-2"]);
     }
     await join([c.serverSockets[2]], "acked", 1);
-    const binary = await c.servers[0].to("acked").timeout(3000).emitWithAck("ask", Buffer.from([1]));
+    const binary = await c.servers[0]
+      .to("acked")
+      .timeout(3000)
+      .emitWithAck("ask", Buffer.from([1]));
     expect(binary).toHaveLength(1);
   });
 

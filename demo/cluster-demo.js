@@ -44,7 +44,8 @@ async function main() {
   }, 10000);
   const messages = await received;
   clearTimeout(timer);
-  for (const m of messages) console.log(`  ${m.node} received "${m.msg.text}" (sent via ${m.msg.from})`);
+  for (const m of messages)
+    console.log(`  ${m.node} received "${m.msg.text}" (sent via ${m.msg.from})`);
   const perNode = NODES.map((n) => messages.filter((m) => m.node === n).length);
   console.log(`each node received ${perNode.join(" / ")} of ${NODES.length} messages`);
 

@@ -37,9 +37,13 @@ async function redisForDemo() {
     return { url: url.toString(), stop() {}, started: false };
   }
   const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-  });
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
   for (let i = 0; i < 100 && !(await reachable("127.0.0.1", port)); i++) {
     await new Promise((r) => setTimeout(r, 50));
   }

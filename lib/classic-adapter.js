@@ -91,7 +91,8 @@ class RedisAdapter extends Adapter {
     if (!onlyLocal) {
       try {
         const msg = this.parser.encode([this.uid, packet, rawOptions(opts)]);
-        const room = opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
+        const room =
+          opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
         if (!this.driver.broadcast(this.ns, room, Buffer.from(msg))) {
           debug("broadcast refused: outgoing buffer full or adapter closed");
         }
@@ -300,7 +301,8 @@ class RedisAdapter extends Adapter {
       type: RequestType.REMOTE_FETCH,
       opts: roomsAndExcept(opts),
     });
-    if (outcome.timedOut) throw new Error("timeout reached while waiting for fetchSockets response");
+    if (outcome.timedOut)
+      throw new Error("timeout reached while waiting for fetchSockets response");
     const sockets = [...localSockets];
     for (const response of outcome.responses) {
       if (Array.isArray(response.sockets)) sockets.push(...response.sockets);
@@ -340,7 +342,9 @@ class RedisAdapter extends Adapter {
 
   serverSideEmit(packet) {
     if (typeof packet[packet.length - 1] === "function") {
-      this.serverSideEmitWithAck(packet).catch((e) => debug("serverSideEmit failed: %s", e && e.message));
+      this.serverSideEmitWithAck(packet).catch((e) =>
+        debug("serverSideEmit failed: %s", e && e.message),
+      );
       return;
     }
     this.publishRequest({ uid: this.uid, type: RequestType.SERVER_SIDE_EMIT, data: packet });
@@ -364,7 +368,12 @@ class RedisAdapter extends Adapter {
     }
     const data = outcome.responses.map((r) => r.data);
     if (outcome.timedOut) {
-      ack(new Error(`timeout reached: only ${data.length} responses received out of ${outcome.expected}`), data);
+      ack(
+        new Error(
+          `timeout reached: only ${data.length} responses received out of ${outcome.expected}`,
+        ),
+        data,
+      );
     } else {
       ack(null, data);
     }

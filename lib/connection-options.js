@@ -81,6 +81,36 @@ function fromNodeRedisCluster(options) {
   };
 }
 
+// node-redis v5 keeps the cluster options in `_options`; older builds in `options`.
+function nodeRedisClusterOptions(client) {
+  for (const options of [client.options, client._options]) {
+    if (options && Array.isArray(options.rootNodes)) return options;
+  }
+  return undefined;
+}
+
+// node-redis v4 hides the cluster options; a connected cluster exposes its masters.
+function fromNodeRedisV4Cluster(cluster) {
+  const masters = cluster.masters || [];
+  if (masters.length === 0) {
+    throw new InvalidRedisClientError(
+      "a node-redis v4 cluster must be connected (await cluster.connect()) before createAdapter()",
+    );
+  }
+  const clientOptions = (masters[0].client && masters[0].client.options) || {};
+  return {
+    topology: "cluster",
+    nodes: masters.map((m) => ({ host: m.host, port: Number(m.port) })),
+    username: clientOptions.username,
+    password: clientOptions.password,
+    ...tlsSettings(
+      clientOptions.socket && clientOptions.socket.tls
+        ? { rejectUnauthorized: clientOptions.socket.rejectUnauthorized }
+        : false,
+    ),
+  };
+}
+
 function fromIORedis(options) {
   if (Array.isArray(options.sentinels) && options.sentinels.length > 0) {
     return {
@@ -152,8 +182,10 @@ function connectionOptionsFrom(client) {
     throw new InvalidRedisClientError(`unsupported Redis client of type ${typeof client}`);
   } else if (client.isCluster === true && Array.isArray(client.startupNodes)) {
     settings = fromIORedisCluster(client);
-  } else if (client.options && Array.isArray(client.options.rootNodes)) {
-    settings = fromNodeRedisCluster(client.options);
+  } else if (nodeRedisClusterOptions(client)) {
+    settings = fromNodeRedisCluster(nodeRedisClusterOptions(client));
+  } else if (typeof client.getMasters === "function" && typeof client.sSubscribe === "function") {
+    settings = fromNodeRedisV4Cluster(client);
   } else if (typeof client.pSubscribe === "function" && client.options) {
     settings = fromNodeRedisClient(client.options);
   } else if (typeof client.psubscribe === "function" && client.options) {

@@ -45,7 +45,8 @@ class NativeNode {
       }
       if (kind === DeliveryKind.CONNECTION) {
         debug("redis %s", payload.toString());
-        for (const adapter of this.adapters.values()) adapter.onConnectionEvent?.(payload.toString());
+        for (const adapter of this.adapters.values())
+          adapter.onConnectionEvent?.(payload.toString());
         return;
       }
       const adapter = this.adapters.get(ns);

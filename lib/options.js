@@ -11,7 +11,9 @@ class InvalidOptionError extends TypeError {
 
 function check(opts, name, predicate, expected) {
   if (opts[name] !== undefined && !predicate(opts[name])) {
-    throw new InvalidOptionError(`option "${name}" must be ${expected}, got ${JSON.stringify(opts[name])}`);
+    throw new InvalidOptionError(
+      `option "${name}" must be ${expected}, got ${JSON.stringify(opts[name])}`,
+    );
   }
 }
 
@@ -22,7 +24,9 @@ const isParser = (v) => v && typeof v.encode === "function" && typeof v.decode =
 
 function validateClassicOptions(opts) {
   if (typeof opts !== "object" || opts === null) {
-    throw new InvalidOptionError(`options must be an object, got ${opts === null ? "null" : typeof opts}`);
+    throw new InvalidOptionError(
+      `options must be an object, got ${opts === null ? "null" : typeof opts}`,
+    );
   }
   check(opts, "key", isString, "a string");
   check(opts, "requestsTimeout", isNonNegativeInt, "a non-negative integer (milliseconds)");
@@ -31,4 +35,11 @@ function validateClassicOptions(opts) {
   return opts;
 }
 
-module.exports = { InvalidOptionError, validateClassicOptions, check, isString, isNonNegativeInt, isBoolean };
+module.exports = {
+  InvalidOptionError,
+  validateClassicOptions,
+  check,
+  isString,
+  isNonNegativeInt,
+  isBoolean,
+};

@@ -60,10 +60,17 @@ function decode(payload) {
 
 function validateShardedOptions(opts) {
   if (typeof opts !== "object" || opts === null) {
-    throw new InvalidOptionError(`options must be an object, got ${opts === null ? "null" : typeof opts}`);
+    throw new InvalidOptionError(
+      `options must be an object, got ${opts === null ? "null" : typeof opts}`,
+    );
   }
   check(opts, "channelPrefix", isString, "a string");
-  check(opts, "subscriptionMode", (v) => SUBSCRIPTION_MODES.includes(v), `one of ${SUBSCRIPTION_MODES.join(", ")}`);
+  check(
+    opts,
+    "subscriptionMode",
+    (v) => SUBSCRIPTION_MODES.includes(v),
+    `one of ${SUBSCRIPTION_MODES.join(", ")}`,
+  );
   return opts;
 }
 
@@ -172,7 +179,9 @@ class ShardedRedisAdapter extends ClusterAdapter {
     }
     debug("publishing message of type %s to %s", message.type, this.computeChannel(message));
     if (!this.driver.publish(this.ns, this.computeRoom(message), payload)) {
-      return Promise.reject(new Error("publish refused: the outgoing buffer is full or the adapter is closed"));
+      return Promise.reject(
+        new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
+      );
     }
     // No offsets with sharded pub/sub (connection state recovery is unsupported, as upstream).
     return Promise.resolve("");
@@ -186,7 +195,9 @@ class ShardedRedisAdapter extends ClusterAdapter {
       return Promise.reject(e);
     }
     if (!this.driver.publishResponse(this.ns, String(requesterUid), payload)) {
-      return Promise.reject(new Error("publish refused: the outgoing buffer is full or the adapter is closed"));
+      return Promise.reject(
+        new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
+      );
     }
     return Promise.resolve();
   }
@@ -244,7 +255,10 @@ function createNode(pubClient, opts) {
   const connection = JSON.stringify(connectionOptionsFrom(pubClient));
   return new NativeNode(
     (onDeliver) =>
-      new native.ShardedDriver({ connection, channelPrefix: opts.channelPrefix || "socket.io" }, onDeliver),
+      new native.ShardedDriver(
+        { connection, channelPrefix: opts.channelPrefix || "socket.io" },
+        onDeliver,
+      ),
   );
 }
 
@@ -256,7 +270,9 @@ function createNode(pubClient, opts) {
  * @param opts ShardedRedisAdapterOptions: channelPrefix, subscriptionMode
  */
 function createShardedAdapter(pubClient, subClient, opts) {
-  opts = validateShardedOptions(Object.assign({ channelPrefix: "socket.io", subscriptionMode: "dynamic" }, opts));
+  opts = validateShardedOptions(
+    Object.assign({ channelPrefix: "socket.io", subscriptionMode: "dynamic" }, opts),
+  );
   // Fail at creation, not at the first namespace, when the client is unusable.
   connectionOptionsFrom(pubClient);
   let node;
@@ -266,4 +282,11 @@ function createShardedAdapter(pubClient, subClient, opts) {
   };
 }
 
-module.exports = { createShardedAdapter, ShardedRedisAdapter, hasBinary, encode, decode, looksLikeASocketId };
+module.exports = {
+  createShardedAdapter,
+  ShardedRedisAdapter,
+  hasBinary,
+  encode,
+  decode,
+  looksLikeASocketId,
+};

@@ -7,7 +7,6 @@
 //! - [`protocol`]: channel names, routing, request correlation and timeouts;
 //! - `bindings` (feature `napi-bindings`): the thin napi layer used by the JS adapters.
 
-#[path = "codec_stub.rs"]
 pub mod codec;
 pub mod connection;
 pub mod protocol;

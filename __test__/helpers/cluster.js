@@ -109,6 +109,16 @@ function withTimeout(promise, ms, what = "operation") {
 
 // ---------------------------------------------------------------- adapters
 
+/** Run fn(); if it throws, close the client pair (no leaked reconnect timers) and rethrow. */
+async function closeOnThrow(pair, fn) {
+  try {
+    return fn();
+  } catch (err) {
+    await withTimeout(pair.close(), 2000).catch(noop);
+    throw err;
+  }
+}
+
 let nativeModule;
 let nativeError;
 /** Our package. Throws (never skips) when it cannot be loaded. */
@@ -154,7 +164,7 @@ const adapters = {
     }
     return {
       name: `official(${clientKind})`,
-      adapter: createAdapter(pair.pub, pair.sub, opts),
+      adapter: await closeOnThrow(pair, () => createAdapter(pair.pub, pair.sub, opts)),
       ...pair,
     };
   },
@@ -172,7 +182,7 @@ const adapters = {
     const pair = await maker(redisUrl);
     return {
       name: `native(${clientKind})`,
-      adapter: createAdapter(pair.pub, pair.sub, opts),
+      adapter: await closeOnThrow(pair, () => createAdapter(pair.pub, pair.sub, opts)),
       ...pair,
     };
   },
@@ -181,7 +191,9 @@ const adapters = {
 // ---------------------------------------------------------------- servers
 
 function listen(httpServer) {
-  return new Promise((resolve) => httpServer.listen(0, "127.0.0.1", () => resolve(httpServer.address().port)));
+  return new Promise((resolve) =>
+    httpServer.listen(0, "127.0.0.1", () => resolve(httpServer.address().port)),
+  );
 }
 
 /**
@@ -223,14 +235,18 @@ async function createCluster(o) {
   try {
     for (let i = 0; i < o.nodes.length; i++) {
       const spec = toSpec(o.nodes[i], defaultKind);
-      const made = await adapters[spec.type](o.redis, { ...o.adapterOpts, ...spec.opts }, spec.clientKind);
+      const made = await adapters[spec.type](
+        o.redis,
+        { ...o.adapterOpts, ...spec.opts },
+        spec.clientKind,
+      );
       ctx.made.push(made);
       const httpServer = http.createServer();
       const io = new Server(httpServer, { adapter: made.adapter, ...o.ioOpts });
-      if (o.init) o.init(io, i);
-      ctx.ports.push(await listen(httpServer));
       ctx.servers.push(io);
       ctx.httpServers.push(httpServer);
+      if (o.init) o.init(io, i);
+      ctx.ports.push(await listen(httpServer));
     }
 
     /** Connect a client to server `i` on namespace `nsp`. */
@@ -316,7 +332,11 @@ async function createCluster(o) {
     ctx.monitor = async (pattern = `${ctx.key}*`) => {
       const client = await ctx.rawClient();
       const messages = [];
-      await client.pSubscribe(pattern, (message, channel) => messages.push({ channel: channel.toString(), message }), true);
+      await client.pSubscribe(
+        pattern,
+        (message, channel) => messages.push({ channel: channel.toString(), message }),
+        true,
+      );
       return messages;
     };
 
@@ -331,7 +351,9 @@ async function createCluster(o) {
 async function closeAll(ctx) {
   for (const c of ctx.allClients) c.disconnect();
   await Promise.all(
-    ctx.servers.map((io) => withTimeout(new Promise((resolve) => io.close(() => resolve())), 3000).catch(noop)),
+    ctx.servers.map((io) =>
+      withTimeout(new Promise((resolve) => io.close(() => resolve())), 3000).catch(noop),
+    ),
   );
   for (const s of ctx.httpServers) s.closeAllConnections && s.closeAllConnections();
   await Promise.all(ctx.made.map((m) => withTimeout(m.close(), 2000).catch(noop)));

@@ -140,8 +140,7 @@ async function waitUntil(fn, { timeout = 10000, interval = 20, what = "condition
     await sleep(interval);
   }
   throw new Error(
-    `timed out after ${timeout}ms waiting for ${what}` +
-      (lastErr ? `: ${lastErr.message}` : ""),
+    `timed out after ${timeout}ms waiting for ${what}` + (lastErr ? `: ${lastErr.message}` : ""),
   );
 }
 
@@ -304,7 +303,9 @@ async function startCluster({ masters = 3, replicas = 1, args = [] } = {}) {
         ],
         { timeout: 30000 },
         (err, stdout, stderr) =>
-          err ? reject(new Error(`cluster create failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
+          err
+            ? reject(new Error(`cluster create failed: ${err.message}\n${stdout}\n${stderr}`))
+            : resolve(),
       );
     });
     await waitClusterOk(nodes, total, masters);

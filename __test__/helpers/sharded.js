@@ -11,17 +11,29 @@ const { cli, waitUntil } = require("./redis");
 adapters["official-sharded"] = async (target, opts = {}, clientKind = "node-redis-v5") => {
   const { createShardedAdapter } = require("@socket.io/redis-adapter");
   const pair = await clientMakers[clientKind](target);
-  return { name: `official-sharded(${clientKind})`, adapter: createShardedAdapter(pair.pub, pair.sub, opts), ...pair };
+  return {
+    name: `official-sharded(${clientKind})`,
+    adapter: createShardedAdapter(pair.pub, pair.sub, opts),
+    ...pair,
+  };
 };
 
 adapters["native-sharded"] = async (target, opts = {}, clientKind = "node-redis-v5") => {
   const { createShardedAdapter } = loadNative();
   if (clientKind === "url") {
     const url = Array.isArray(target) ? target[0] : target;
-    return { name: "native-sharded(url)", adapter: createShardedAdapter(url, undefined, opts), close: async () => {} };
+    return {
+      name: "native-sharded(url)",
+      adapter: createShardedAdapter(url, undefined, opts),
+      close: async () => {},
+    };
   }
   const pair = await clientMakers[clientKind](target);
-  return { name: `native-sharded(${clientKind})`, adapter: createShardedAdapter(pair.pub, pair.sub, opts), ...pair };
+  return {
+    name: `native-sharded(${clientKind})`,
+    adapter: createShardedAdapter(pair.pub, pair.sub, opts),
+    ...pair,
+  };
 };
 
 function nodesOf(handle) {
@@ -74,10 +86,12 @@ async function createShardedCluster(o) {
     for (const io of ctx.servers) {
       for (const name of io._nsps.keys()) perNsp.set(name, (perNsp.get(name) || 0) + 1);
     }
-    for (const [name, count] of perNsp) await waitShardNumSub(redisHandle, `${ctx.prefix}#${name}#`, count);
+    for (const [name, count] of perNsp)
+      await waitShardNumSub(redisHandle, `${ctx.prefix}#${name}#`, count);
   };
   /** Wait until `n` connections listen on the dynamic channel of `room`. */
-  ctx.waitRoom = (room, n, nsp = "/") => waitShardNumSub(redisHandle, `${ctx.prefix}#${nsp}#${room}#`, n);
+  ctx.waitRoom = (room, n, nsp = "/") =>
+    waitShardNumSub(redisHandle, `${ctx.prefix}#${nsp}#${room}#`, n);
   try {
     await ctx.waitForShardSubscriptions();
   } catch (e) {
@@ -89,7 +103,11 @@ async function createShardedCluster(o) {
 
 /** Makes the next socket ids of every socket.io server `make()` (for custom-length ids). */
 function withSocketIds(make) {
-  const base64idPath = path.join(path.dirname(require.resolve("socket.io")), "contrib", "base64id.js");
+  const base64idPath = path.join(
+    path.dirname(require.resolve("socket.io")),
+    "contrib",
+    "base64id.js",
+  );
   const { base64id } = require(base64idPath);
   const original = base64id.generateId;
   base64id.generateId = make;
@@ -98,4 +116,10 @@ function withSocketIds(make) {
   };
 }
 
-module.exports = { createShardedCluster, shardNumSub, shardChannels, waitShardNumSub, withSocketIds };
+module.exports = {
+  createShardedCluster,
+  shardNumSub,
+  shardChannels,
+  waitShardNumSub,
+  withSocketIds,
+};

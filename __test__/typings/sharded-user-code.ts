@@ -3,12 +3,19 @@
 import { Server } from "socket.io";
 import { createClient } from "redis";
 import { Cluster } from "ioredis";
-import { createShardedAdapter, ShardedRedisAdapterOptions, ShardedAdapterMetrics } from "socket.io-redis-native";
+import {
+  createShardedAdapter,
+  ShardedRedisAdapterOptions,
+  ShardedAdapterMetrics,
+} from "socket.io-redis-native";
 
 export async function sharded(): Promise<void> {
   const pubClient = createClient({ url: "redis://localhost:6379" });
   const subClient = pubClient.duplicate();
-  const options: ShardedRedisAdapterOptions = { channelPrefix: "my-app", subscriptionMode: "dynamic-private" };
+  const options: ShardedRedisAdapterOptions = {
+    channelPrefix: "my-app",
+    subscriptionMode: "dynamic-private",
+  };
   const io = new Server({ adapter: createShardedAdapter(pubClient, subClient, options) });
   const cluster = new Cluster([{ host: "localhost", port: 7000 }]);
   const io2 = new Server({ adapter: createShardedAdapter(cluster, cluster.duplicate()) });

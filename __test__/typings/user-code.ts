@@ -39,3 +39,57 @@ async function main(): Promise<void> {
 }
 
 main();
+
+// Emitter, as users of @socket.io/redis-emitter write it (plus the sharded and streams targets).
+import {
+  Emitter,
+  BroadcastOperator,
+  RESERVED_EVENTS,
+  EmitterOptions,
+} from "socket.io-redis-native";
+
+interface EmitterEvents {
+  basicEmit: (a: number, b: string, c: Buffer) => void;
+  noArgs: () => void;
+}
+interface ServerSideEvents {
+  ping: (at: number) => void;
+}
+
+async function emitterUsage(): Promise<void> {
+  const redisClient = createClient({ url: "redis://localhost:6379" });
+  await redisClient.connect();
+  const emitter = new Emitter<EmitterEvents, ServerSideEvents>(redisClient);
+
+  emitter.emit("basicEmit", 1, "2", Buffer.from([3])); // fire and forget: never an unhandled rejection
+  const ok: true = await emitter
+    .to("room1")
+    .except(["room2"])
+    .volatile.compress(false)
+    .emit("noArgs");
+  const op: BroadcastOperator<EmitterEvents> = emitter.of("admin").in(["a", "b"]);
+  await op.emit("basicEmit", 4, "5", Buffer.alloc(0));
+  await emitter.serverSideEmit("ping", Date.now());
+  await emitter.to("room1").socketsJoin("room3");
+  await emitter.socketsLeave(["room3"]);
+  await emitter.disconnectSockets(true);
+  console.log(ok, RESERVED_EVENTS.has("connect"));
+
+  const sharded: EmitterOptions = { adapter: "sharded", subscriptionMode: "dynamic-private" };
+  const streams: EmitterOptions = {
+    adapter: "streams",
+    streamName: "s",
+    streamCount: 3,
+    maxLen: 1000,
+  };
+  await new Emitter(new Redis(), sharded).emit("anything", { a: 1 });
+  await new Emitter("redis://localhost:6379", streams).of("/chat").emit("anything");
+  try {
+    await emitter.emit("noArgs");
+  } catch (e) {
+    console.log((e as Error).message);
+  }
+  await emitter.close();
+}
+
+emitterUsage();

@@ -1,8 +1,8 @@
 use super::errors::to_napi;
 use crate::connection::publisher::PublisherLimits;
 use crate::connection::{CommandConnection, ConnectionOptions, PublishKind, Publisher};
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
-use napi::Result;
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
+use napi::{Env, Result};
 use napi_derive::napi;
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +29,9 @@ impl NativePublisher {
     #[napi(constructor)]
     pub fn new(connection: String) -> Result<Self> {
         let options = ConnectionOptions::from_json(&connection).map_err(to_napi)?;
-        let commands = CommandConnection::new(&options).map_err(to_napi)?;
+        // ConnectionManager::new_lazy_with_config needs a tokio reactor in the current context.
+        let commands =
+            within_runtime_if_available(|| CommandConnection::new(&options)).map_err(to_napi)?;
         let problems = Arc::new(Mutex::new(Vec::new()));
         let sink = problems.clone();
         let publisher = within_runtime_if_available(|| {
@@ -51,13 +53,20 @@ impl NativePublisher {
         })
     }
 
-    /// Resolves once Redis accepted the message; rejects with the Redis error.
-    #[napi]
-    pub async fn publish(&self, channel: String, payload: Buffer, sharded: bool) -> Result<()> {
-        self.publisher
-            .publish_confirmed(kind(sharded), channel, payload.to_vec())
-            .await
-            .map_err(to_napi)
+    /// Resolves once Redis accepted the message; rejects with the Redis error. The message is
+    /// queued before this returns, so successive calls reach Redis in call order.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn publish<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+        payload: Buffer,
+        sharded: bool,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let confirmed = self
+            .publisher
+            .queue_confirmed(kind(sharded), channel, payload.to_vec());
+        env.spawn_future(async move { confirmed.await.map_err(to_napi) })
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
@@ -72,7 +81,7 @@ impl NativePublisher {
     /// `XADD stream MAXLEN ~ maxLen * field value ...`; resolves with the entry id.
     #[napi]
     pub async fn xadd(&self, stream: String, max_len: u32, fields: Vec<String>) -> Result<String> {
-        if fields.len() % 2 != 0 {
+        if !fields.len().is_multiple_of(2) {
             return Err(to_napi("xadd needs field/value pairs"));
         }
         let mut cmd = redis::cmd("XADD");

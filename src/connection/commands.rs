@@ -25,7 +25,7 @@ enum Inner {
     Standalone(ConnectionManager),
     /// Created on first use: `ClusterClient::get_async_connection` fails while no node answers.
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
     },
     /// The master is looked up through the sentinels on first use.
@@ -71,7 +71,7 @@ impl CommandConnection {
                     .response_timeout(RESPONSE_TIMEOUT)
                     .build()?;
                 Inner::Cluster {
-                    client,
+                    client: Box::new(client),
                     conn: OnceCell::new(),
                 }
             }

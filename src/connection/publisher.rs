@@ -102,15 +102,28 @@ impl Publisher {
         channel: String,
         payload: Vec<u8>,
     ) -> RedisResult<()> {
+        self.queue_confirmed(kind, channel, payload).await
+    }
+
+    /// Queues at once (so calls keep their order) and returns the confirmation to await.
+    pub fn queue_confirmed(
+        &self,
+        kind: PublishKind,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = RedisResult<()>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        if !self.enqueue(kind, channel, payload, Some(tx)) {
-            return Err(RedisError::from((
-                redis::ErrorKind::Io,
-                "publish refused: the outgoing buffer is full or the adapter is closed",
-            )));
+        let queued = self.enqueue(kind, channel, payload, Some(tx));
+        async move {
+            if !queued {
+                return Err(RedisError::from((
+                    redis::ErrorKind::Io,
+                    "publish refused: the outgoing buffer is full or the adapter is closed",
+                )));
+            }
+            rx.await
+                .map_err(|_| RedisError::from((redis::ErrorKind::Io, "publisher closed")))?
         }
-        rx.await
-            .map_err(|_| RedisError::from((redis::ErrorKind::Io, "publisher closed")))?
     }
 
     fn enqueue(

@@ -1,0 +1,10 @@
+//! Wire codecs shared by every adapter.
+//!
+//! - [`msgpack`]: a zero-copy MessagePack reader, a writer that is byte-identical to
+//!   notepack.io 3.0.1 (PROTOCOL.md 7.1), broadcast-envelope and message-header
+//!   extraction, and JSON <-> MessagePack transcoding.
+//! - [`json`]: the pieces of V8's `JSON.stringify` needed for byte equality (number
+//!   formatting, string escaping, `Date#toISOString`).
+
+pub mod json;
+pub mod msgpack;

@@ -1,0 +1,581 @@
+//! Streaming JSON -> MessagePack (notepack bytes) and MessagePack -> JSON (V8 text).
+
+use std::fmt;
+
+use super::reader::{decode_at, read_head, skip_at, validate, Head, ValueRef};
+use super::{DecodeError, Limits, Writer};
+use crate::codec::json::{format_iso_date, format_js_number, write_json_number, write_json_string};
+
+/// Why a JSON text could not be transcoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TranscodeError {
+    /// Invalid JSON at byte `offset`.
+    Syntax { offset: usize, reason: &'static str },
+    /// Nesting deeper than [`Limits::max_depth`] at byte `offset`.
+    TooDeep { offset: usize },
+    /// A container with more than [`Limits::max_len`] elements, or a string longer
+    /// than it, at byte `offset`.
+    TooLarge { offset: usize },
+}
+
+impl fmt::Display for TranscodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TranscodeError::Syntax { offset, reason } => {
+                write!(f, "invalid JSON at byte {offset}: {reason}")
+            }
+            TranscodeError::TooDeep { offset } => {
+                write!(f, "JSON nesting too deep at byte {offset}")
+            }
+            TranscodeError::TooLarge { offset } => {
+                write!(f, "JSON value too large at byte {offset}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TranscodeError {}
+
+/// Transcodes one JSON text into the MessagePack bytes notepack.io would produce for
+/// `JSON.parse(json)`, appended to `out` (left unchanged on error), with default limits.
+///
+/// - Object keys keep their text order. For text produced by `JSON.stringify` this is
+///   the JS property order notepack walks (integer-like keys already come first).
+/// - Numbers are parsed to the nearest double (as `JSON.parse`) and then encoded with
+///   [`Writer::write_f64_as_js_number`]: integral values take the smallest integer
+///   format, including notepack's `cf`/`d3` quirks at and beyond 2^53 and 2^64.
+/// - Escapes are decoded; a lone surrogate escape (`\ud800`) becomes U+FFFD, the
+///   bytes Node's `Buffer` would write (notepack's output differs for short strings,
+///   PROTOCOL.md 7.1 calls that case unsupported).
+/// - Iterative: deep nesting gives [`TranscodeError::TooDeep`], never a stack overflow.
+pub fn json_to_msgpack(json: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
+    json_to_msgpack_with_limits(json, &Limits::default(), out)
+}
+
+struct Open {
+    header_pos: usize,
+    count: usize,
+    is_map: bool,
+}
+
+/// [`json_to_msgpack`] with explicit limits.
+pub fn json_to_msgpack_with_limits(
+    json: &str,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<(), TranscodeError> {
+    let start_len = out.len();
+    let mut w = Writer::from_vec(std::mem::take(out));
+    let res = JsonParser {
+        s: json,
+        b: json.as_bytes(),
+        i: 0,
+        scratch: String::new(),
+        limits,
+    }
+    .run(&mut w);
+    *out = w.into_inner();
+    if res.is_err() {
+        out.truncate(start_len);
+    }
+    res
+}
+
+struct JsonParser<'s, 'l> {
+    s: &'s str,
+    b: &'s [u8],
+    i: usize,
+    scratch: String,
+    limits: &'l Limits,
+}
+
+impl JsonParser<'_, '_> {
+    fn err(&self, reason: &'static str) -> TranscodeError {
+        TranscodeError::Syntax {
+            offset: self.i,
+            reason,
+        }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn run(&mut self, w: &mut Writer) -> Result<(), TranscodeError> {
+        let mut stack: Vec<Open> = Vec::new();
+        'value: loop {
+            // Parse one value (or open a container).
+            self.ws();
+            match self.peek() {
+                Some(b'{') | Some(b'[') => {
+                    let is_map = self.peek() == Some(b'{');
+                    if stack.len() >= self.limits.max_depth {
+                        return Err(TranscodeError::TooDeep { offset: self.i });
+                    }
+                    self.i += 1;
+                    stack.push(Open {
+                        header_pos: w.len(),
+                        count: 0,
+                        is_map,
+                    });
+                    w.write_raw(&[if is_map { 0x80 } else { 0x90 }]);
+                    self.ws();
+                    let close = if is_map { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.i += 1;
+                        close_container(w, &mut stack);
+                    } else {
+                        self.begin_element(w, &mut stack)?;
+                        continue 'value;
+                    }
+                }
+                Some(b'"') => {
+                    self.string(w)?;
+                }
+                Some(b't') => self.literal("true", w, |w| w.write_bool(true))?,
+                Some(b'f') => self.literal("false", w, |w| w.write_bool(false))?,
+                Some(b'n') => self.literal("null", w, Writer::write_nil)?,
+                Some(b'-' | b'0'..=b'9') => self.number(w)?,
+                Some(_) => return Err(self.err("unexpected character")),
+                None => return Err(self.err("unexpected end of input")),
+            }
+            // After a complete value: separators and closing brackets.
+            loop {
+                self.ws();
+                let Some(top) = stack.last() else {
+                    if self.i != self.b.len() {
+                        return Err(self.err("trailing characters"));
+                    }
+                    return Ok(());
+                };
+                let close = if top.is_map { b'}' } else { b']' };
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        self.begin_element(w, &mut stack)?;
+                        continue 'value;
+                    }
+                    Some(c) if c == close => {
+                        self.i += 1;
+                        close_container(w, &mut stack);
+                    }
+                    Some(_) => return Err(self.err("expected ',' or closing bracket")),
+                    None => return Err(self.err("unexpected end of input")),
+                }
+            }
+        }
+    }
+
+    /// Counts a new element of the innermost container; for objects also parses the key
+    /// and the `:`.
+    fn begin_element(&mut self, w: &mut Writer, stack: &mut [Open]) -> Result<(), TranscodeError> {
+        let offset = self.i;
+        let Some(top) = stack.last_mut() else {
+            return Ok(());
+        };
+        top.count += 1;
+        if top.count > self.limits.max_len {
+            return Err(TranscodeError::TooLarge { offset });
+        }
+        if top.is_map {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected string key"));
+            }
+            self.string(w)?;
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':'"));
+            }
+            self.i += 1;
+        }
+        Ok(())
+    }
+
+    fn literal(
+        &mut self,
+        word: &'static str,
+        w: &mut Writer,
+        emit: impl FnOnce(&mut Writer),
+    ) -> Result<(), TranscodeError> {
+        if self.b[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            emit(w);
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn number(&mut self, w: &mut Writer) -> Result<(), TranscodeError> {
+        let start = self.i;
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.i += 1;
+            }
+            p.i - s
+        };
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        let n = digits(self);
+        if n == 0 {
+            return Err(self.err("invalid number"));
+        }
+        if n > 1 && self.b[int_start] == b'0' {
+            return Err(TranscodeError::Syntax {
+                offset: int_start,
+                reason: "leading zero in number",
+            });
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return Err(self.err("invalid fraction"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.err("invalid exponent"));
+            }
+        }
+        // The grammar checked above is a subset of what `f64::from_str` accepts, and that
+        // parse is correctly rounded like `JSON.parse`.
+        let v: f64 = self.s[start..self.i]
+            .parse()
+            .map_err(|_| TranscodeError::Syntax {
+                offset: start,
+                reason: "invalid number",
+            })?;
+        w.write_f64_as_js_number(v);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, TranscodeError> {
+        let h = self
+            .b
+            .get(self.i..self.i + 4)
+            .ok_or_else(|| self.err("truncated \\u escape"))?;
+        let mut v = 0u32;
+        for &c in h {
+            let d = (c as char)
+                .to_digit(16)
+                .ok_or_else(|| self.err("invalid \\u escape"))?;
+            v = v * 16 + d;
+        }
+        self.i += 4;
+        Ok(v)
+    }
+
+    /// Parses the string starting at the opening quote and writes it as a msgpack str.
+    fn string(&mut self, w: &mut Writer) -> Result<(), TranscodeError> {
+        let start = self.i + 1;
+        let mut p = start;
+        // Fast path: no escapes, the text between the quotes is the string.
+        loop {
+            match self.b.get(p) {
+                Some(b'"') => {
+                    self.check_len(p - start)?;
+                    w.write_str(&self.s[start..p]);
+                    self.i = p + 1;
+                    return Ok(());
+                }
+                Some(b'\\') => break,
+                Some(0x00..=0x1f) => {
+                    self.i = p;
+                    return Err(self.err("control character in string"));
+                }
+                Some(_) => p += 1,
+                None => {
+                    self.i = p;
+                    return Err(self.err("unterminated string"));
+                }
+            }
+        }
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.push_str(&self.s[start..p]);
+        self.i = p;
+        let res = self.string_slow(&mut buf);
+        if res.is_ok() {
+            match self.check_len(buf.len()) {
+                Ok(()) => w.write_str(&buf),
+                Err(e) => {
+                    self.scratch = buf;
+                    return Err(e);
+                }
+            }
+        }
+        self.scratch = buf;
+        res
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), TranscodeError> {
+        if len > self.limits.max_len {
+            return Err(TranscodeError::TooLarge { offset: self.i });
+        }
+        Ok(())
+    }
+
+    fn string_slow(&mut self, buf: &mut String) -> Result<(), TranscodeError> {
+        loop {
+            let run_start = self.i;
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.i += 1;
+            }
+            buf.push_str(&self.s[run_start..self.i]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = self.peek().ok_or_else(|| self.err("unterminated escape"))?;
+                    self.i += 1;
+                    match c {
+                        b'"' => buf.push('"'),
+                        b'\\' => buf.push('\\'),
+                        b'/' => buf.push('/'),
+                        b'b' => buf.push('\u{8}'),
+                        b'f' => buf.push('\u{c}'),
+                        b'n' => buf.push('\n'),
+                        b'r' => buf.push('\r'),
+                        b't' => buf.push('\t'),
+                        b'u' => {
+                            let u = self.hex4()?;
+                            let ch = if (0xd800..0xdc00).contains(&u)
+                                && self.b.get(self.i..self.i + 2) == Some(b"\\u")
+                            {
+                                let save = self.i;
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if (0xdc00..0xe000).contains(&lo) {
+                                    char::from_u32(0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00))
+                                } else {
+                                    self.i = save; // lone high surrogate; re-read the next escape
+                                    None
+                                }
+                            } else {
+                                char::from_u32(u)
+                            };
+                            buf.push(ch.unwrap_or('\u{fffd}'));
+                        }
+                        _ => {
+                            self.i -= 1;
+                            return Err(self.err("invalid escape"));
+                        }
+                    }
+                }
+                Some(_) => return Err(self.err("control character in string")),
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+}
+
+/// Rewrites the placeholder header of the innermost container with its final count,
+/// growing it (shifting the body) when the count needs a 16- or 32-bit header.
+fn close_container(w: &mut Writer, stack: &mut Vec<Open>) {
+    let Some(open) = stack.pop() else { return };
+    let mut hdr = Writer::with_capacity(5);
+    if open.is_map {
+        hdr.write_map_len(open.count);
+    } else {
+        hdr.write_array_len(open.count);
+    }
+    let mut buf = std::mem::take(w).into_inner();
+    buf.splice(open.header_pos..open.header_pos + 1, hdr.into_inner());
+    *w = Writer::from_vec(buf);
+}
+
+struct Level {
+    left: usize,
+    is_map: bool,
+    first: bool,
+}
+
+/// Writes one MessagePack value as the JSON text `JSON.stringify(notepack.decode(buf))`
+/// would give: bin as `{"type":"Buffer","data":[..]}`, timestamps (and legacy type-0
+/// Dates) as ISO strings (`null` when invalid), other ext as `[type, Buffer]`, legacy
+/// `undefined` (`d4 00 xx`) as `null` in arrays and omitted in maps, numbers formatted
+/// like V8 (non-finite as `null`), non-string map keys stringified like JS. Maps keep
+/// their wire order and duplicates (JS would reorder integer-like keys and merge
+/// duplicates); a top-level `undefined` gives `null`. `buf` must hold exactly one value.
+///
+/// Single pass over the bytes after validation (linear time, no recursion); `out` is
+/// left unchanged on error.
+pub fn msgpack_to_json(buf: &[u8], limits: &Limits, out: &mut String) -> Result<(), DecodeError> {
+    validate(buf, limits)?;
+    let start = out.len();
+    let res = write_json(buf, out);
+    if res.is_err() {
+        out.truncate(start);
+    }
+    res
+}
+
+fn write_json(buf: &[u8], out: &mut String) -> Result<(), DecodeError> {
+    let mut stack: Vec<Level> = Vec::new();
+    let mut pos = write_value(buf, 0, out, &mut stack)?;
+    while let Some(top) = stack.last_mut() {
+        if top.left == 0 {
+            out.push(if top.is_map { '}' } else { ']' });
+            stack.pop();
+            continue;
+        }
+        top.left -= 1;
+        if top.is_map {
+            let value_pos = skip_at(buf, pos, &Limits::UNLIMITED)?;
+            if let (Head::Ext(0, 1), _) = read_head(buf, value_pos)? {
+                // An `undefined` property is dropped by JSON.stringify.
+                pos = skip_at(buf, value_pos, &Limits::UNLIMITED)?;
+                continue;
+            }
+            if !std::mem::take(&mut top.first) {
+                out.push(',');
+            }
+            write_key(decode_at(buf, pos)?.0, out);
+            out.push(':');
+            pos = value_pos;
+        } else if !std::mem::take(&mut top.first) {
+            out.push(',');
+        }
+        pos = write_value(buf, pos, out, &mut stack)?;
+    }
+    Ok(())
+}
+
+/// Writes the scalar at `pos`, or opens the container there; returns the next position.
+fn write_value(
+    buf: &[u8],
+    pos: usize,
+    out: &mut String,
+    stack: &mut Vec<Level>,
+) -> Result<usize, DecodeError> {
+    let (head, p) = read_head(buf, pos)?;
+    let (left, is_map) = match head {
+        Head::Array(n) => (n, false),
+        Head::Map(n) => (n, true),
+        _ => {
+            let (v, end) = decode_at(buf, pos)?;
+            emit_scalar(v, out);
+            return Ok(end);
+        }
+    };
+    out.push(if is_map { '{' } else { '[' });
+    stack.push(Level {
+        left,
+        is_map,
+        first: true,
+    });
+    Ok(p)
+}
+
+fn is_undefined(v: &ValueRef<'_>) -> bool {
+    matches!(v, ValueRef::Ext(0, d) if d.len() == 1)
+}
+
+fn write_key(k: ValueRef<'_>, out: &mut String) {
+    let mut s = String::new();
+    let key: &str = match k {
+        ValueRef::Str(s) => s,
+        ValueRef::InvalidStr(b) | ValueRef::Bin(b) => {
+            s = String::from_utf8_lossy(b).into_owned();
+            &s
+        }
+        ValueRef::Nil => "null",
+        ValueRef::Bool(b) => {
+            if b {
+                "true"
+            } else {
+                "false"
+            }
+        }
+        ValueRef::Array(_) | ValueRef::Map(_) | ValueRef::Ext(..) => "[object Object]",
+        num => {
+            format_js_number(num.as_f64().unwrap_or(f64::NAN), &mut s);
+            &s
+        }
+    };
+    write_json_string(key, out);
+}
+
+/// Time value of a Date extension as notepack decodes it, or `None` if not a Date.
+fn ext_date_ms(t: i8, d: &[u8]) -> Option<f64> {
+    let be = |b: &[u8]| b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+    match (t, d.len()) {
+        (-1, 4) => Some(be(d) as f64 * 1000.0),
+        (-1, 8) => {
+            let v = be(d);
+            Some((v & 0x3_ffff_ffff) as f64 * 1000.0 + (v >> 34) as f64 / 1e6)
+        }
+        (-1, 12) => {
+            let ns = be(&d[..4]) as f64;
+            let s = be(&d[4..]) as i64 as f64;
+            Some(s * 1000.0 + ns / 1e6)
+        }
+        (0, 8) => Some(be(d) as i64 as f64),
+        _ => None,
+    }
+}
+
+fn write_buffer(b: &[u8], out: &mut String) {
+    out.push_str("{\"type\":\"Buffer\",\"data\":[");
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        format_js_number(f64::from(*x), out);
+    }
+    out.push_str("]}");
+}
+
+/// Writes a non-container value.
+fn emit_scalar(v: ValueRef<'_>, out: &mut String) {
+    match v {
+        ValueRef::Nil | ValueRef::Array(_) | ValueRef::Map(_) => out.push_str("null"),
+        ValueRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        ValueRef::Int(_) | ValueRef::UInt(_) | ValueRef::F32(_) | ValueRef::F64(_) => {
+            write_json_number(v.as_f64().unwrap_or(f64::NAN), out)
+        }
+        ValueRef::Str(s) => write_json_string(s, out),
+        ValueRef::InvalidStr(b) => write_json_string(&String::from_utf8_lossy(b), out),
+        ValueRef::Bin(b) => write_buffer(b, out),
+        ValueRef::Ext(t, d) => {
+            if let Some(ms) = ext_date_ms(t, d) {
+                let mut iso = String::with_capacity(26);
+                if format_iso_date(ms, &mut iso) {
+                    write_json_string(&iso, out);
+                } else {
+                    out.push_str("null");
+                }
+            } else if is_undefined(&v) {
+                out.push_str("null");
+            } else if t == 0 {
+                out.push_str("{}"); // legacy ArrayBuffer
+            } else {
+                out.push('[');
+                format_js_number(f64::from(t), out);
+                out.push(',');
+                write_buffer(d, out);
+                out.push(']');
+            }
+        }
+    }
+}
