@@ -10,18 +10,20 @@
 //! removal, and the subscription would be lost for good. So this module keeps its own list of
 //! wanted channels and re-issues SSUBSCRIBE for them whenever the server drops one we still want
 //! or a connection goes away; SSUBSCRIBE is idempotent, so a replay that overlaps the crate's own
-//! is harmless, and on a cluster it is routed to the slot's current owner (a stale route is
-//! answered with MOVED, which makes the crate refresh its slot map).
+//! is harmless, and on a cluster it goes to the master owning the slot according to a fresh
+//! CLUSTER SLOTS (see `Conn::resubscribe`).
 //!
 //! (Un)subscriptions go through one task in the order they were requested: a room created then
 //! deleted at once must end unsubscribed.
 
 use super::config::{ConnectionOptions, Topology};
 use super::sentinel::resolve_master;
+use super::slot::key_slot;
 use super::subscriber::{ConnectionEvent, MessageHandler};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{
     ConnectionInfo, Msg, ProtocolVersion, PushInfo, PushKind, RedisError, RedisResult, Value,
 };
@@ -204,6 +206,78 @@ impl Conn {
             }
         }
     }
+
+    /// Subscribes `channels` again after a connection loss or a slot move. On a cluster each
+    /// one goes to the master that owns its slot *now*, as told by a fresh CLUSTER SLOTS: the
+    /// crate's slot map may still be stale, and a stale route can land on the old master, now a
+    /// replica, which accepts SSUBSCRIBE too. The crate would later resubscribe the channel on
+    /// the new master as well, and the node would count (and receive) twice.
+    async fn resubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        let Conn::Cluster(c) = self else {
+            for channel in channels {
+                self.send(true, channel).await?;
+            }
+            return Ok(());
+        };
+        let slots: Value = c
+            .route_command(
+                redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
+            .await?;
+        let owners = parse_slot_owners(&slots);
+        for channel in channels {
+            let slot = key_slot(channel.as_bytes());
+            let Some((_, _, host, port)) = owners.iter().find(|o| o.0 <= slot && slot <= o.1)
+            else {
+                return Err(RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no master serves the slot",
+                    channel.clone(),
+                )));
+            };
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.clone(),
+                port: *port,
+            });
+            c.route_command(redis::cmd("SSUBSCRIBE").arg(channel).clone(), routing)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `CLUSTER SLOTS` → (first slot, last slot, master host, master port) per range.
+fn parse_slot_owners(value: &Value) -> Vec<(u16, u16, String, u16)> {
+    let int = |v: &Value| match v {
+        Value::Int(i) => u16::try_from(*i).ok(),
+        _ => None,
+    };
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let Value::Array(ranges) = value else {
+        return Vec::new();
+    };
+    ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(items) = range else {
+                return None;
+            };
+            let Value::Array(master) = items.get(2)? else {
+                return None;
+            };
+            Some((
+                int(items.first()?)?,
+                int(items.get(1)?)?,
+                text(master.first()?)?,
+                int(master.get(1)?)?,
+            ))
+        })
+        .collect()
 }
 
 fn backoff(failures: u32) -> Duration {
@@ -285,7 +359,10 @@ impl State {
 
     async fn resync(&mut self) {
         let wanted = self.wanted.clone();
-        let result = self.apply(true, &wanted).await;
+        let result = match self.conn().await {
+            Ok(conn) => conn.resubscribe(&wanted).await,
+            Err(e) => Err(e),
+        };
         if result.is_ok() {
             self.dirty = false;
             self.failures = 0;
