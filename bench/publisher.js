@@ -1,0 +1,145 @@
+"use strict";
+// Bench children that talk to Redis without a Socket.IO server:
+//   raw-pub   a node-redis client PUBLISHing in credit-paced pipelined batches
+//   raw-sub   a node-redis client SUBSCRIBEd to the same channel, counting (and timing)
+//   emitter   the official @socket.io/redis-emitter or ours, emitting to a cluster
+// Together raw-pub + raw-sub give the raw Redis pub/sub rate on this machine: the
+// physical limit for a cross-node broadcast.
+//
+// argv[2]: JSON { role, redisUrl, channels? (raw-sub), channel? (raw-pub), key?, which? }
+
+const path = require("path");
+const { createClient } = require("redis");
+const { runChild, send, CreditPump } = require("./child-common");
+const { Reservoir, nowUs } = require("./stats");
+
+const cfg = JSON.parse(process.argv[2]);
+
+async function rawSub() {
+  const client = createClient({ url: cfg.redisUrl });
+  client.on("error", (e) => console.error(`[raw-sub] ${e.message}`));
+  await client.connect();
+  const latency = new Reservoir(1 << 17);
+  let received = 0;
+  let dirty = false;
+  await client.subscribe(
+    cfg.channels,
+    (message) => {
+      // message: "<t>:<padding>" as a Buffer
+      let t = 0;
+      for (let i = 0; i < message.length; i++) {
+        const c = message[i];
+        if (c < 0x30 || c > 0x39) break;
+        t = t * 10 + (c - 0x30);
+      }
+      if (t > 0) latency.add((nowUs() - t) / 1000); // emitter payloads carry no leading timestamp
+      received++;
+      dirty = true;
+    },
+    true,
+  );
+  setInterval(() => {
+    if (!dirty) return;
+    dirty = false;
+    send({ type: "progress", probes: [received] });
+  }, 2);
+  runChild({
+    counters: () => ({ totals: [received], probes: [received] }),
+    onMark: (reset) => {
+      const out = { latency: latency.summary() };
+      if (reset) latency.reset();
+      return out;
+    },
+    onMessage(msg) {
+      if (msg.type === "reset") {
+        received = 0;
+        latency.reset();
+        return send({ type: "ok", id: msg.id });
+      }
+      if (msg.type === "close") {
+        send({ type: "ok", id: msg.id });
+        return client.quit().finally(() => process.exit(0));
+      }
+      throw new Error(`unknown message ${msg.type}`);
+    },
+  });
+  send({ type: "ready" });
+}
+
+async function makeEmitOne(payload) {
+  const text = "x".repeat(payload.size);
+  if (cfg.role === "raw-pub") {
+    const client = createClient({ url: cfg.redisUrl });
+    client.on("error", (e) => console.error(`[raw-pub] ${e.message}`));
+    await client.connect();
+    const pad = ":" + text;
+    // node-redis pipelines every command written in the same tick: one batch, one write.
+    const onError = () => {};
+    return {
+      emitOne: () => client.publish(cfg.channel, nowUs() + pad).catch(onError),
+      close: () => client.quit(),
+    };
+  }
+  let emitter;
+  let client;
+  if (cfg.which === "official") {
+    const { Emitter } = require("@socket.io/redis-emitter");
+    client = createClient({ url: cfg.redisUrl });
+    await client.connect();
+    emitter = new Emitter(client, { key: cfg.key });
+  } else {
+    const { Emitter } = require(path.join(__dirname, ".."));
+    emitter = new Emitter(cfg.redisUrl, { key: cfg.key });
+  }
+  return {
+    emitOne: () => emitter.emit("m", nowUs(), text),
+    close: async () => {
+      if (client) await client.quit();
+      if (emitter && typeof emitter.close === "function") await emitter.close();
+    },
+  };
+}
+
+async function publisher() {
+  let pump = null;
+  let made = null; // one connection / emitter for the life of the process
+  runChild({
+    counters: () => ({ sent: pump ? pump.sent : 0, stalls: pump ? pump.stalls : 0 }),
+    async onMessage(msg) {
+      switch (msg.type) {
+        case "bcast-start": {
+          if (!made || made.size !== msg.payload.size) {
+            if (made) await made.close();
+            made = { ...(await makeEmitOne(msg.payload)), size: msg.payload.size };
+          }
+          pump = new CreditPump(made.emitOne, msg.pump);
+          pump.start();
+          return send({ type: "ok", id: msg.id });
+        }
+        case "credit":
+          if (pump) pump.credit(msg.n);
+          return;
+        case "bcast-stop":
+          if (pump) await pump.stop();
+          return send({
+            type: "ok",
+            id: msg.id,
+            sent: pump ? pump.sent : 0,
+            stalls: pump ? pump.stalls : 0,
+          });
+        case "close":
+          if (made) await made.close().catch(() => {});
+          send({ type: "ok", id: msg.id });
+          return setTimeout(() => process.exit(0), 20);
+        default:
+          throw new Error(`unknown message ${msg.type}`);
+      }
+    },
+  });
+  send({ type: "ready" });
+}
+
+(cfg.role === "raw-sub" ? rawSub() : publisher()).catch((e) => {
+  console.error(`[bench ${cfg.role}]`, e);
+  process.exit(1);
+});

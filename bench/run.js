@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+"use strict";
+// Bench orchestrator: @socket.io/redis-adapter 8.3 (official) vs socket.io-redis-native (ours),
+// side by side in one run, alternating official / ours in every round, each Socket.IO server
+// in its own process, against a private redis-server started here.
+//
+//   npm run bench                      default run (~4–5 min)
+//   npm run bench -- --quick           ~1 min
+//   npm run bench -- --memory          RSS over 1,000,000 broadcasts (ours; --both adds official)
+//   npm run bench -- --profile         --cpu-prof of a receiving node of each adapter
+//   options: --rounds N --duration S --only REGEX --out FILE --messages N (memory mode)
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { execFile } = require("child_process");
+const { createClient } = require("redis");
+const { startRedis, killAll } = require("./procs");
+const {
+  scenarioGroups,
+  startCluster,
+  startHelpers,
+  runBroadcast,
+  runEmitter,
+  runRaw,
+  runRequest,
+  summarize,
+} = require("./scenarios");
+const { render } = require("./report");
+const { fmtNum } = require("./stats");
+
+function parseArgs(argv) {
+  const args = {
+    quick: false,
+    memory: false,
+    profile: false,
+    both: false,
+    rounds: null,
+    duration: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => argv[++i];
+    if (a === "--quick") args.quick = true;
+    else if (a === "--memory") args.memory = true;
+    else if (a === "--profile") args.profile = true;
+    else if (a === "--both") args.both = true;
+    else if (a === "--rounds") args.rounds = Number(val());
+    else if (a === "--duration") args.duration = Number(val());
+    else if (a === "--only") args.only = new RegExp(val());
+    else if (a === "--out") args.out = val();
+    else if (a === "--messages") args.messages = Number(val());
+    else if (a === "--help" || a === "-h") args.help = true;
+    else throw new Error(`unknown option ${a}`);
+  }
+  return args;
+}
+
+function timingFor(args) {
+  const quick = args.quick;
+  const durationMs = (args.duration || (quick ? 0.8 : 2)) * 1000;
+  return {
+    rounds: args.rounds || (quick ? 2 : 3),
+    warmupMs: quick ? 250 : 500,
+    durationMs,
+    pump: { window: 1000, batch: 50, stallMs: 1000, maxMessages: 5e6 },
+  };
+}
+
+function machineFacts() {
+  const cpu = os.cpus()[0];
+  return `nproc ${os.cpus().length} (${cpu ? cpu.model.trim() : "?"}), ${fmtNum(os.totalmem() / 2 ** 30, 0)} GiB RAM, node ${process.version}, ${os.type()} ${os.release()}, load avg at start ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ")}`;
+}
+
+function redisBenchmark(port, payloadSize, quick) {
+  return new Promise((resolve) => {
+    const n = quick ? 100000 : 300000;
+    execFile(
+      "redis-benchmark",
+      [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-q",
+        "-n",
+        String(n),
+        "-P",
+        "32",
+        "-c",
+        "4",
+        "PUBLISH",
+        "bench-rb",
+        "x".repeat(payloadSize),
+      ],
+      { timeout: 30000 },
+      (err, stdout) => {
+        if (err) return resolve(`not run (${err.message.split("\n")[0]})`);
+        const m = stdout.match(/([0-9.]+) requests per second/);
+        resolve(
+          m
+            ? `${fmtNum(Number(m[1]))} PUBLISH/s (100 B, 4 connections, pipeline 32, ${n} commands)`
+            : stdout.trim(),
+        );
+      },
+    );
+  });
+}
+
+async function runMain(args, ctx, meta) {
+  let emitter = false;
+  try {
+    emitter = typeof require(path.join(__dirname, "..")).Emitter === "function";
+  } catch (e) {
+    meta.notes.push(`require("..") failed: ${e.message}`);
+  }
+  if (!emitter)
+    meta.notes.push(
+      'emitter scenario skipped: require("socket.io-redis-native").Emitter is undefined',
+    );
+  const rounds = {}; // id -> { kind, official: [], ours: [], raw: [] }
+  for (const group of scenarioGroups({ emitter })) {
+    const scenarios = group.scenarios.filter((s) =>
+      args.only ? args.only.test(s.id) : !(args.quick && s.skipQuick),
+    );
+    if (!scenarios.length) continue;
+    console.log(`\n== ${group.name} ==`);
+    const clusters = {};
+    let helpers = null;
+    if (scenarios.some((s) => s.kind === "raw" || s.kind === "emitter"))
+      helpers = await startHelpers(ctx, { emitter });
+    if (scenarios.some((s) => s.kind === "broadcast" || s.kind === "request")) {
+      for (const adapter of ["official", "ours"]) {
+        clusters[adapter] = await startCluster({
+          adapter,
+          redisUrl: ctx.redisUrl,
+          socketsPerNode: group.socketsPerNode,
+        });
+      }
+    }
+    try {
+      // One short unrecorded run per cluster first (JIT, connections, Redis buffers).
+      const first = scenarios.find((s) => s.kind === "broadcast" || s.kind === "request");
+      if (first) {
+        const warm = { ...ctx, timing: { ...ctx.timing, warmupMs: 200, durationMs: 500 } };
+        for (const v of ["official", "ours"]) {
+          if (first.kind === "broadcast") await runBroadcast(clusters[v], first, warm);
+          else await runRequest(clusters[v], first, warm);
+        }
+      }
+      for (let round = 0; round < ctx.timing.rounds; round++) {
+        for (const sc of scenarios) {
+          const variants = sc.kind === "raw" ? ["raw"] : ["official", "ours"];
+          for (const v of variants) {
+            let r;
+            if (sc.kind === "raw") r = await runRaw(sc, ctx, helpers);
+            else if (sc.kind === "broadcast") r = await runBroadcast(clusters[v], sc, ctx);
+            else if (sc.kind === "request") r = await runRequest(clusters[v], sc, ctx);
+            else if (sc.kind === "emitter") r = await runEmitter(sc, ctx, v, helpers);
+            const slot = (rounds[sc.id] ||= { kind: sc.kind });
+            (slot[v] ||= []).push(r);
+            const rate =
+              r.msgRate !== undefined ? `${fmtNum(r.msgRate)} msg/s` : `${fmtNum(r.opsRate)} ops/s`;
+            console.log(
+              `  r${round + 1} ${sc.id.padEnd(48)} ${v.padEnd(8)} ${rate.padStart(12)}  p50 ${fmtNum(r.p50)} ms  p99 ${fmtNum(r.p99)} ms  cpu/1k send ${fmtNum(r.senderCpu)} recv ${fmtNum(r.receiverCpu)} ms${r.lost ? `  lost ${r.lost}` : ""}${r.errors ? `  errors ${r.errors} (${r.result})` : ""}`,
+            );
+          }
+        }
+      }
+    } finally {
+      await Promise.all(Object.values(clusters).map((c) => c.close()));
+      if (helpers) await helpers.close();
+    }
+  }
+  const results = {};
+  for (const [id, r] of Object.entries(rounds)) {
+    results[id] = { kind: r.kind };
+    for (const v of ["official", "ours", "raw"]) if (r[v]) results[id][v] = summarize(r[v]);
+  }
+  return { results, rounds };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(2, 12).join("\n"));
+    return;
+  }
+  const started = Date.now();
+  // Hard bound on the whole run; children are killed on exit.
+  const hardLimitMs = (args.memory ? 8 : args.quick ? 4 : 10) * 60 * 1000;
+  setTimeout(() => {
+    console.error(`bench: hard time limit (${hardLimitMs / 60000} min) reached, aborting`);
+    killAll();
+    process.exit(2);
+  }, hardLimitMs).unref();
+
+  const redis = await startRedis();
+  const client = createClient({ url: redis.url });
+  await client.connect();
+  const timing = timingFor(args);
+  const ctx = { redis: client, redisUrl: redis.url, timing };
+  const meta = {
+    command: `npm run bench${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`,
+    date: new Date().toISOString(),
+    machine: machineFacts(),
+    timing: `${timing.rounds} rounds (official, ours alternating in each), warmup ${timing.warmupMs} ms + ${timing.durationMs} ms measured per run; sender window ${timing.pump.window} unconfirmed broadcasts, batches of ${timing.pump.batch}; cells are median [min–max] over rounds`,
+    notes: [],
+  };
+  console.log(`bench: redis-server ${redis.url} (pid ${redis.pid}); ${meta.machine}`);
+
+  let text;
+  let json;
+  const mode = args.memory ? "memory" : args.profile ? "profile" : args.quick ? "quick" : "default";
+  try {
+    if (args.memory) {
+      const { runMemory } = require("./memory");
+      ({ text, json } = await runMemory(args, ctx, meta));
+    } else if (args.profile) {
+      const { runProfile } = require("./profile");
+      ({ text, json } = await runProfile(args, ctx, meta));
+    } else {
+      if (!args.only || args.only.test("raw"))
+        meta.redisBenchmark = await redisBenchmark(redis.port, 100, args.quick);
+      const { results, rounds } = await runMain(args, ctx, meta);
+      meta.notes.push(
+        "client msg/s: events received per second by the clients of the receiving nodes (node 1 and 2 for `all`, node 1 for `room`); bcast/s: broadcasts per second reaching every receiving node; raw pub/sub: PUBLISH/s delivered to each of 2 subscribers",
+        "CPU ms/1k: process.cpuUsage() delta of that process per 1,000 broadcasts (or operations) in the measured window; receiver = node 1, no-member node = node 2 (room scenarios)",
+        "latency: send timestamp (CLOCK_MONOTONIC) in the payload, read by the receiving client; under full load it includes the sender's backlog (window)",
+      );
+      text = render({ results, meta });
+      json = { meta, results, rounds };
+    }
+  } finally {
+    await client.quit().catch(() => {});
+    redis.stop();
+  }
+  meta.elapsed = `${((Date.now() - started) / 1000).toFixed(0)} s`;
+  text += `\nTotal wall time: ${meta.elapsed}\n`;
+  console.log("\n" + text);
+  const outDir = path.join(__dirname, "results");
+  fs.mkdirSync(outDir, { recursive: true });
+  const out = args.out || path.join(outDir, `${mode}-${meta.date.replace(/[:.]/g, "-")}.md`);
+  fs.writeFileSync(out, text);
+  fs.writeFileSync(out.replace(/\.md$/, "") + ".json", JSON.stringify(json, null, 1));
+  console.log(`written: ${path.relative(process.cwd(), out)}`);
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((e) => {
+    console.error(e);
+    killAll();
+    process.exit(1);
+  });
