@@ -57,6 +57,9 @@ describe("sharded adapter on a Redis Cluster", () => {
     await waitForCount(inRooms[1], 4);
     await waitForCount(inRooms[2], 3);
     await waitForCount(inRooms[0], 1);
+    await c.fence(0);
+    expect(inRooms.map((g) => g.length)).toEqual([1, 4, 3]);
+    expect(got.map((g) => g.length)).toEqual([3, 3, 3]);
 
     c.clients.forEach((client, i) => client.on("ask", (cb) => cb(i)));
     const answers = await c.servers[1].timeout(3000).emitWithAck("ask");
@@ -75,7 +78,7 @@ describe("sharded adapter on a Redis Cluster", () => {
       [
         { type: "native", clientKind: "node-redis-v5-cluster" },
         { type: "native", clientKind: "ioredis-cluster" },
-        { type: "native", clientKind: "url" },
+        { type: "native", clientKind: "node-redis-v5-cluster" },
       ],
       "dynamic",
     );
@@ -99,7 +102,11 @@ describe("sharded adapter on a Redis Cluster", () => {
     await waitForCount(got[0], 1, 10000);
     await waitForCount(got[1], 2, 10000);
     await waitForCount(got[2], 2, 10000);
+    await c.fence(0);
+    // Exactly once each: no node holds a subscription on the demoted master as well.
+    expect(got.map((g) => g.length)).toEqual([1, 2, 2]);
     expect(await shardNumSub(cluster, "socket.io#/#")).toBe(3);
+    expect(await shardNumSub(cluster, "socket.io#/#after#")).toBe(2);
   });
 
   /** Port of the master serving `slot`, from CLUSTER SHARDS-like CLUSTER SLOTS output. */

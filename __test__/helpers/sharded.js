@@ -11,6 +11,15 @@ const { cli, waitUntil } = require("./redis");
 adapters["official-sharded"] = async (target, opts = {}, clientKind = "node-redis-v5") => {
   const { createShardedAdapter } = require("@socket.io/redis-adapter");
   const pair = await clientMakers[clientKind](target);
+  if (clientKind.endsWith("-cluster")) {
+    // Quirk of the official adapter + node-redis cluster (as in helpers/cluster.js for the
+    // classic one): close() and delete-room send SUNSUBSCRIBE without catching; the cluster
+    // client destroys a shard's pub/sub connection once it has no channel left, and calls
+    // still queued on it reject with "The client is closed" (unhandled). Swallow those.
+    const orig = pair.sub.sUnsubscribe;
+    pair.sub.sUnsubscribe = (...args) =>
+      Promise.resolve(orig.apply(pair.sub, args)).catch(() => {});
+  }
   return {
     name: `official-sharded(${clientKind})`,
     adapter: createShardedAdapter(pair.pub, pair.sub, opts),
