@@ -313,3 +313,6 @@ export declare class BroadcastOperator<EmitEvents extends EventsMap> {
   /** Makes the matching socket instances disconnect. */
   disconnectSockets(close?: boolean): Promise<true>;
 }
+
+/** Streams adapter, as `createAdapter` of @socket.io/redis-streams-adapter 0.3 (also exported by `socket.io-redis-native/streams`). */
+export { createStreamsAdapter } from "./streams";

@@ -93,9 +93,10 @@ class RedisAdapter extends Adapter {
         const msg = this.parser.encode([this.uid, packet, rawOptions(opts)]);
         const room =
           opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
-        if (!this.driver.broadcast(this.ns, room, Buffer.from(msg))) {
+        if (!this.driver.broadcast(this.ns, room, Buffer.isBuffer(msg) ? msg : Buffer.from(msg))) {
           debug("broadcast refused: outgoing buffer full or adapter closed");
         }
+        this.node.scheduleFlush();
       } catch (e) {
         debug("could not publish a broadcast: %s", e.message);
       }

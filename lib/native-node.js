@@ -16,6 +16,19 @@ class NativeNode {
     this.driver = createDriver((batch) => this.onDeliver(batch));
   }
 
+  /**
+   * Broadcasts are queued in Rust without waking its sender; one flush per event-loop turn
+   * sends them all as one pipelined write (as node-redis does per tick).
+   */
+  scheduleFlush() {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (!this.closed) this.driver.flush();
+    });
+  }
+
   /** `extra`: more arguments of the driver's addNamespace (the sharded driver takes a uid). */
   register(adapter, namespaceName, ...extra) {
     const ns = this.driver.addNamespace(namespaceName, ...extra);

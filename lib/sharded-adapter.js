@@ -102,7 +102,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
       });
       this.on("delete-room", (room) => this.releaseRoomChannel(room));
     }
-    this.ready = this.driver.flush().catch((e) => {
+    this.ready = this.driver.whenSubscribed().catch((e) => {
       debug("subscription for %s deferred: %s", nsp.name, e.message);
     });
   }

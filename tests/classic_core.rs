@@ -120,6 +120,7 @@ async fn broadcasts_are_routed_filtered_and_resubscribed_after_restart() {
         .core
         .broadcast(a.ns, Some("nobody"), envelope(&uid_a, &["nobody"])));
     assert!(a.core.broadcast(a.ns, None, envelope(&uid_a, &["x", "y"])));
+    a.core.flush(); // broadcasts are queued until flushed (once per JS event-loop turn)
     let got = b.sink.wait_for(DeliveryKind::Broadcast, 2).await;
     assert_eq!(got.len(), 2, "to all + to room1; not to a room b lacks");
     // a drops its own broadcasts, b skipped the two for rooms it does not have.
@@ -135,6 +136,7 @@ async fn broadcasts_are_routed_filtered_and_resubscribed_after_restart() {
 
     // Garbage on the broadcast channel is skipped and reported, nothing else breaks.
     assert!(a.core.broadcast(a.ns, None, vec![0xc1, 0xff, 0x00]));
+    a.core.flush();
     let logs = b.sink.wait_for(DeliveryKind::Log, 1).await;
     assert!(String::from_utf8_lossy(&logs[0].1).contains("malformed"));
 
@@ -142,6 +144,7 @@ async fn broadcasts_are_routed_filtered_and_resubscribed_after_restart() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         a.core.broadcast(a.ns, None, envelope(&uid_a, &[]));
+        a.core.flush();
         if b.sink.of_kind(DeliveryKind::Broadcast).len() > 2 {
             break;
         }

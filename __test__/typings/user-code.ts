@@ -93,3 +93,23 @@ async function emitterUsage(): Promise<void> {
 }
 
 emitterUsage();
+
+// The streams adapter, imported as from @socket.io/redis-streams-adapter.
+import {
+  createAdapter as createStreamsAdapter,
+  RedisStreamsAdapter,
+  RedisStreamsAdapterOptions,
+} from "socket.io-redis-native/streams";
+
+async function streamsUser(): Promise<void> {
+  const redisClient = createClient({ url: "redis://localhost:6379" });
+  const options: Partial<RedisStreamsAdapterOptions> = { streamName: "app", streamCount: 3 };
+  const io = new Server({
+    adapter: createStreamsAdapter(redisClient, options),
+    connectionStateRecovery: { maxDisconnectionDuration: 60_000 },
+  });
+  const adapter = io.of("/").adapter as RedisStreamsAdapter;
+  const count: number = await adapter.serverCount();
+  console.log(count, adapter.metrics().written);
+}
+void streamsUser;

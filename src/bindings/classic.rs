@@ -108,6 +108,12 @@ impl ClassicDriver {
         self.core.broadcast(ns, room.as_deref(), payload.to_vec())
     }
 
+    /// Sends the broadcasts queued since the last flush.
+    #[napi]
+    pub fn flush(&self) {
+        self.core.flush();
+    }
+
     #[napi]
     pub fn publish_request(&self, ns: u32, payload: Buffer) -> bool {
         self.core.publish_request(ns, payload.to_vec())

@@ -7,3 +7,4 @@ mod errors;
 pub mod publisher;
 pub mod sharded;
 mod sink;
+pub mod streams;

@@ -52,7 +52,8 @@ impl ShardedDriver {
     }
 
     /// Registers a namespace adapter (its uid names its response channel) and queues the
-    /// SSUBSCRIBE of its main and response channels; `flush()` tells when they are confirmed.
+    /// SSUBSCRIBE of its main and response channels; `whenSubscribed()` tells when they are
+    /// confirmed.
     #[napi]
     pub fn add_namespace(&self, name: String, uid: String) -> u32 {
         let (id, _confirmed) = self.core.add_namespace(&name, &uid);
@@ -62,7 +63,7 @@ impl ShardedDriver {
     /// Resolves once every (un)subscription requested before was applied; rejects with the
     /// Redis error while Redis is away (the subscriptions are kept and replayed).
     #[napi]
-    pub async fn flush(&self) -> Result<()> {
+    pub async fn when_subscribed(&self) -> Result<()> {
         self.core.flush().await.map_err(to_napi)
     }
 

@@ -107,6 +107,15 @@ impl CommandConnection {
         }
     }
 
+    /// Sends many commands in one write and returns their replies.
+    pub async fn pipeline_query<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        match &*self.inner {
+            Inner::Standalone(conn) => pipe.query_async(&mut conn.clone()).await,
+            Inner::Cluster { .. } => pipe.query_async(&mut self.cluster().await?).await,
+            Inner::Sentinel { .. } => pipe.query_async(&mut self.sentinel().await?).await,
+        }
+    }
+
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over every node of a cluster (replicas
     /// included: a subscriber may sit on any of them), as the official adapters count servers.
     pub async fn num_sub(&self, channel: &str, sharded: bool) -> RedisResult<i64> {

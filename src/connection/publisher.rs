@@ -8,10 +8,12 @@ use super::commands::CommandConnection;
 use super::slot::key_slot;
 use futures_util::future::join_all;
 use redis::{RedisError, RedisResult};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// Commands per pipelined write.
@@ -62,8 +64,16 @@ struct Outgoing {
 /// Called with a reason when messages are dropped or fail, for logging on the JS side.
 pub type ProblemReporter = Arc<dyn Fn(String) + Send + Sync>;
 
+/// The queue shared by callers and the drain task. A plain deque plus a `Notify` (rather than a
+/// channel) lets hot-path callers queue without waking the task, then wake it once per batch.
+struct Queue {
+    items: Mutex<VecDeque<Outgoing>>,
+    wake: Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
 pub struct Publisher {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    queue: Arc<Queue>,
     stats: Arc<PublisherStats>,
     limits: PublisherLimits,
     task: JoinHandle<()>,
@@ -75,11 +85,21 @@ impl Publisher {
         limits: PublisherLimits,
         report: ProblemReporter,
     ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(Queue {
+            items: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
         let stats = Arc::new(PublisherStats::default());
-        let task = tokio::spawn(drain(conn, rx, stats.clone(), limits.clone(), report));
+        let task = tokio::spawn(drain(
+            conn,
+            queue.clone(),
+            stats.clone(),
+            limits.clone(),
+            report,
+        ));
         Self {
-            tx,
+            queue,
             stats,
             limits,
             task,
@@ -92,7 +112,20 @@ impl Publisher {
 
     /// Fire and forget. Returns false when the message was refused (buffer full or closed).
     pub fn publish(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
+        let queued = self.enqueue(kind, channel, payload, None);
+        self.flush();
+        queued
+    }
+
+    /// Queues without waking the sender: for bursts, followed by one [`Publisher::flush`].
+    /// Any later wake (a flush, another publish) sends it, in order.
+    pub fn publish_deferred(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
         self.enqueue(kind, channel, payload, None)
+    }
+
+    /// Wakes the sender for everything queued so far.
+    pub fn flush(&self) {
+        self.queue.wake.notify_one();
     }
 
     /// Resolves once Redis accepted the command.
@@ -114,6 +147,7 @@ impl Publisher {
     ) -> impl std::future::Future<Output = RedisResult<()>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         let queued = self.enqueue(kind, channel, payload, Some(tx));
+        self.flush();
         async move {
             if !queued {
                 return Err(RedisError::from((
@@ -147,14 +181,16 @@ impl Publisher {
             queued_at: Instant::now(),
             done,
         };
-        if self.tx.send(msg).is_err() {
+        if self.queue.closed.load(Ordering::Relaxed) {
             self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
             return false;
         }
+        self.queue.items.lock().unwrap().push_back(msg);
         true
     }
 
     pub fn shutdown(&self) {
+        self.queue.closed.store(true, Ordering::Relaxed);
         self.task.abort();
     }
 }
@@ -248,33 +284,37 @@ fn is_transient(e: &RedisError) -> bool {
 
 async fn drain(
     conn: CommandConnection,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    queue: Arc<Queue>,
     stats: Arc<PublisherStats>,
     limits: PublisherLimits,
     report: ProblemReporter,
 ) {
     let mut batch: Vec<Outgoing> = Vec::with_capacity(64);
-    while let Some(first) = rx.recv().await {
-        let mut bytes = first.payload.len();
-        batch.push(first);
-        while batch.len() < MAX_PIPELINE && bytes < MAX_PIPELINE_BYTES {
-            match rx.try_recv() {
-                Ok(msg) => {
+    loop {
+        queue.wake.notified().await;
+        loop {
+            {
+                let mut items = queue.items.lock().unwrap();
+                let mut bytes = 0;
+                while batch.len() < MAX_PIPELINE && bytes < MAX_PIPELINE_BYTES {
+                    let Some(msg) = items.pop_front() else { break };
                     bytes += msg.payload.len();
                     batch.push(msg);
                 }
-                Err(_) => break,
             }
+            if batch.is_empty() {
+                break;
+            }
+            send_with_retry(&conn, &mut batch, &stats, &limits, &report).await;
+            let sent_bytes: usize = batch
+                .iter()
+                .map(|m| m.payload.len() + m.channel.len())
+                .sum();
+            stats
+                .buffered_bytes
+                .fetch_sub(sent_bytes, Ordering::Relaxed);
+            batch.clear();
         }
-        send_with_retry(&conn, &mut batch, &stats, &limits, &report).await;
-        let sent_bytes: usize = batch
-            .iter()
-            .map(|m| m.payload.len() + m.channel.len())
-            .sum();
-        stats
-            .buffered_bytes
-            .fetch_sub(sent_bytes, Ordering::Relaxed);
-        batch.clear();
     }
 }
 

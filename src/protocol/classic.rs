@@ -421,7 +421,8 @@ impl<T: Transport> ClassicCore<T> {
         }
     }
 
-    /// PUBLISH an encoded envelope on `P#N#` or `P#N#R#`.
+    /// PUBLISH an encoded envelope on `P#N#` or `P#N#R#`. Queued only: the JS layer calls
+    /// [`ClassicCore::flush`] once per event-loop turn, so a burst is one pipelined write.
     pub fn broadcast(&self, id: u32, room: Option<&str>, payload: Vec<u8>) -> bool {
         let channel = {
             let routes = self.router.routes.read().unwrap();
@@ -430,7 +431,11 @@ impl<T: Transport> ClassicCore<T> {
                 None => return false,
             }
         };
-        self.transport().publish(channel, payload)
+        self.transport().publish_deferred(channel, payload)
+    }
+
+    pub fn flush(&self) {
+        self.transport().flush();
     }
 
     /// A request nobody answers (socketsJoin/Leave, disconnectSockets, serverSideEmit).

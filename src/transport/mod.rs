@@ -16,6 +16,15 @@ pub trait Transport: Send + Sync + 'static {
     /// Queue a message; never waits. False when it was refused (buffer full, closed).
     fn publish(&self, channel: String, payload: Vec<u8>) -> bool;
 
+    /// Queue without waking the sender; a later [`Transport::flush`] (or any other publish)
+    /// sends it, in order. Lets a burst of broadcasts go out as one pipelined write.
+    fn publish_deferred(&self, channel: String, payload: Vec<u8>) -> bool {
+        self.publish(channel, payload)
+    }
+
+    /// Send everything queued with `publish_deferred`.
+    fn flush(&self) {}
+
     /// Publish and wait until Redis accepted it (used before awaiting responses).
     fn publish_confirmed(
         &self,

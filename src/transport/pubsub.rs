@@ -48,6 +48,15 @@ impl Transport for PubSubTransport {
             .publish(PublishKind::Publish, channel, payload)
     }
 
+    fn publish_deferred(&self, channel: String, payload: Vec<u8>) -> bool {
+        self.publisher
+            .publish_deferred(PublishKind::Publish, channel, payload)
+    }
+
+    fn flush(&self) {
+        self.publisher.flush();
+    }
+
     async fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> RedisResult<()> {
         self.publisher
             .publish_confirmed(PublishKind::Publish, channel, payload)

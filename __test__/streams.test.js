@@ -1,0 +1,118 @@
+"use strict";
+
+// Streams adapter: features across native nodes and mixed with official
+// @socket.io/redis-streams-adapter 0.3 nodes (both directions: every test emits or asks from
+// every node kind of the topology).
+
+const { startRedis } = require("./helpers/redis");
+const { createStreamsCluster, record, waitForCount, sleep } = require("./helpers/streams-cluster");
+
+const TOPOLOGIES = [
+  ["native", "native", "native"],
+  ["native", "official", "native"],
+  ["official", "native", "official"],
+];
+
+describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, nodes) => {
+  let redis;
+  let c;
+
+  beforeEach(async () => {
+    redis = await startRedis();
+  });
+
+  afterEach(async () => {
+    if (c) await c.closeAll();
+    c = undefined;
+    await redis.stop();
+  });
+
+  const setup = (extra = {}) =>
+    createStreamsCluster({ redis, nodes, ...extra }).then((ctx) => (c = ctx));
+
+  it("broadcasts to all clients from every node", async () => {
+    await setup();
+    const got = record(c.clients["/"], "ev");
+    c.servers.forEach((io, i) => io.emit("ev", i, { a: [i] }));
+    for (const g of got) await waitForCount(g, 3);
+    await sleep(100);
+    for (const g of got) {
+      expect(g.map((a) => a[0]).sort()).toEqual([0, 1, 2]);
+      expect(g.find((a) => a[0] === 1)).toEqual([1, { a: [1] }]);
+    }
+  });
+
+  it("broadcasts to a room, with except, and binary", async () => {
+    await setup();
+    const ss = c.serverSockets["/"];
+    ss[0].join("room1");
+    ss[2].join(["room1", "room2"]);
+    const got = record(c.clients["/"], "ev");
+    c.servers[1].to("room1").emit("ev", "r");
+    c.servers[0].to("room1").except("room2").emit("ev", "x");
+    c.servers[2].emit("ev", "bin", Buffer.from([1, 2, 3]));
+    await waitForCount(got[0], 3);
+    await waitForCount(got[1], 1);
+    await waitForCount(got[2], 2);
+    await sleep(150);
+    expect(got[0].map((a) => a[0]).sort()).toEqual(["bin", "r", "x"]);
+    expect(got[1].map((a) => a[0])).toEqual(["bin"]);
+    expect(got[2].map((a) => a[0]).sort()).toEqual(["bin", "r"]);
+    for (const g of got) {
+      const bin = g.find((a) => a[0] === "bin");
+      expect(Buffer.from(bin[1])).toEqual(Buffer.from([1, 2, 3]));
+    }
+  });
+
+  it("collects client acks from every node", async () => {
+    await setup();
+    c.clients["/"].forEach((client, i) => client.on("ask", (cb) => cb(`c${i}`)));
+    for (const io of c.servers) {
+      const answers = await io.timeout(3000).emitWithAck("ask");
+      expect(answers.sort()).toEqual(["c0", "c1", "c2"]);
+    }
+  });
+
+  it("fetchSockets and socketsJoin across nodes", async () => {
+    await setup();
+    for (const io of c.servers) {
+      const sockets = await io.fetchSockets();
+      expect(sockets.map((s) => s.id).sort()).toEqual(c.serverSockets["/"].map((s) => s.id).sort());
+    }
+    c.servers[1].socketsJoin("joined");
+    await sleep(300);
+    for (const s of c.serverSockets["/"]) expect(s.rooms.has("joined")).toBe(true);
+  });
+
+  it("serverSideEmit with and without ack", async () => {
+    await setup();
+    const got = record(c.servers, "hello");
+    c.servers[0].serverSideEmit("hello", 1);
+    await waitForCount(got[1], 1);
+    await waitForCount(got[2], 1);
+    expect(got[0]).toEqual([]);
+    c.servers.forEach((io, i) => io.on("ping", (cb) => cb(`s${i}`)));
+    for (let i = 0; i < c.servers.length; i++) {
+      const answers = await c.servers[i].serverSideEmitWithAck("ping");
+      expect(answers.sort()).toEqual(["s0", "s1", "s2"].filter((s) => s !== `s${i}`));
+    }
+  });
+
+  it("spreads namespaces over 3 streams", async () => {
+    const namespaces = ["/", "/a", "/b", "/chat"];
+    await setup({ opts: { streamCount: 3 }, namespaces });
+    const got = {};
+    for (const nsp of namespaces) got[nsp] = record(c.clients[nsp], "ev");
+    for (const nsp of namespaces) c.servers.forEach((io, i) => io.of(nsp).emit("ev", nsp, i));
+    for (const nsp of namespaces) for (const g of got[nsp]) await waitForCount(g, 3);
+    await sleep(100);
+    for (const nsp of namespaces) {
+      for (const g of got[nsp]) {
+        expect(g.map((a) => a[0])).toEqual([nsp, nsp, nsp]);
+        expect(g.map((a) => a[1]).sort()).toEqual([0, 1, 2]);
+      }
+    }
+    const keys = (await redis.cli(["KEYS", "socket.io-*"])).split("\n").sort();
+    expect(keys.every((k) => /^socket\.io-[0-2]$/.test(k))).toBe(true);
+  });
+});

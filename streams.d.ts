@@ -1,0 +1,49 @@
+// Typings of socket.io-redis-native/streams: the shapes of @socket.io/redis-streams-adapter 0.3.
+import { ClusterAdapter, ClusterMessage, ClusterResponse, Offset } from "socket.io-adapter";
+
+export interface RedisStreamsAdapterOptions {
+  /** @default "socket.io" */
+  streamName: string;
+  /** @default 1 */
+  streamCount: number;
+  /** @default "socket.io" */
+  channelPrefix: string;
+  /** Not supported yet by the native adapter (throws). @default false */
+  useShardedPubSub: boolean;
+  /** @default 10000 */
+  maxLen: number;
+  /** @default 100 */
+  readCount: number;
+  /** @default 5000 */
+  blockTimeInMs: number;
+  /** @default "sio:session:" */
+  sessionKeyPrefix: string;
+  /** Unused since 0.3 (kept for compatibility). @default 5000 */
+  heartbeatInterval: number;
+  /** Unused since 0.3 (kept for compatibility). @default 10000 */
+  heartbeatTimeout: number;
+  /** @default false */
+  onlyPlaintext: boolean;
+}
+
+/** Counters of the native node shared by the adapters of one createAdapter() call. */
+export interface StreamsAdapterMetrics {
+  written: number;
+  writeRetries: number;
+  writeFailures: number;
+  readers: { entries: number; errors: number; reconnects: number; losses: number }[];
+}
+
+export declare function createAdapter(
+  redisClient: any,
+  opts?: Partial<RedisStreamsAdapterOptions>,
+): (nsp: any) => RedisStreamsAdapter;
+
+export declare const createStreamsAdapter: typeof createAdapter;
+
+export declare class RedisStreamsAdapter extends ClusterAdapter {
+  doPublish(message: ClusterMessage): Promise<Offset>;
+  doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void>;
+  serverCount(): Promise<number>;
+  metrics(): StreamsAdapterMetrics;
+}
