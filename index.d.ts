@@ -1,6 +1,14 @@
 // Typings of socket.io-redis-native: the same exported names and shapes as
 // @socket.io/redis-adapter 8.3, plus what this package adds (metrics, error classes).
-import { Adapter, BroadcastOptions, Room } from "socket.io-adapter";
+import {
+  Adapter,
+  BroadcastOptions,
+  ClusterAdapter,
+  ClusterMessage,
+  ClusterResponse,
+  Offset,
+  Room,
+} from "socket.io-adapter";
 
 export interface Parser {
   decode: (msg: any) => any;
@@ -81,6 +89,60 @@ export declare class RedisAdapter extends Adapter {
   serverCount(): Promise<number>;
   /** Counters of the native core (not in the official package). */
   metrics(): AdapterMetrics;
+  close(): Promise<void> | void;
+}
+
+export interface ShardedRedisAdapterOptions {
+  /**
+   * The prefix for the Redis Pub/Sub channels.
+   *
+   * @default "socket.io"
+   */
+  channelPrefix?: string;
+  /**
+   * The subscription mode impacts the number of Redis Pub/Sub channels:
+   *
+   * - "static": 2 channels per namespace. Useful when used with dynamic namespaces.
+   * - "dynamic": (2 + 1 per public room) channels per namespace. Useful when some rooms have a
+   *   low number of clients (so only a few Socket.IO servers are notified).
+   * - "dynamic-private": like "dynamic" but creates separate channels for private rooms as well.
+   *   Useful when there is lots of 1:1 communication via socket.emit() calls.
+   *
+   * @default "dynamic"
+   */
+  subscriptionMode?: "static" | "dynamic" | "dynamic-private";
+}
+
+/** Counters of the native node shared by the adapters of one createShardedAdapter() call. */
+export interface ShardedAdapterMetrics {
+  received: number;
+  receivedBytes: number;
+  delivered: number;
+  skippedOwn: number;
+  skippedForeign: number;
+  decodeErrors: number;
+  reconnects: number;
+}
+
+/**
+ * Create a new Adapter based on Redis sharded Pub/Sub introduced in Redis 7.0. Accepts the same
+ * clients as createAdapter, ioredis `Cluster` included.
+ */
+export declare function createShardedAdapter(
+  pubClient: RedisClientLike,
+  subClient?: RedisClientLike,
+  opts?: ShardedRedisAdapterOptions,
+): (nsp: any) => ShardedRedisAdapter;
+
+export declare class ShardedRedisAdapter extends ClusterAdapter {
+  readonly pubClient: any;
+  readonly subClient: any;
+  constructor(nsp: any, pubClient: any, subClient: any, opts?: ShardedRedisAdapterOptions);
+  doPublish(message: ClusterMessage): Promise<Offset>;
+  doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void>;
+  serverCount(): Promise<number>;
+  /** Counters of the native core (not in the official package). */
+  metrics(): ShardedAdapterMetrics;
   close(): Promise<void> | void;
 }
 

@@ -19,3 +19,6 @@ exports.RESERVED_EVENTS = emitter.RESERVED_EVENTS;
 
 // Streams adapter (as @socket.io/redis-streams-adapter 0.3; also `socket.io-redis-native/streams`).
 exports.createStreamsAdapter = require("./lib/streams-adapter").createStreamsAdapter;
+
+// Sharded adapter (Redis >= 7 sharded pub/sub), as @socket.io/redis-adapter createShardedAdapter.
+exports.createShardedAdapter = require("./lib/sharded-adapter").createShardedAdapter;

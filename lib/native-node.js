@@ -29,8 +29,9 @@ class NativeNode {
     });
   }
 
-  register(adapter, namespaceName) {
-    const ns = this.driver.addNamespace(namespaceName);
+  /** `extra`: more arguments of the driver's addNamespace (the sharded driver takes a uid). */
+  register(adapter, namespaceName, ...extra) {
+    const ns = this.driver.addNamespace(namespaceName, ...extra);
     this.adapters.set(ns, adapter);
     return ns;
   }

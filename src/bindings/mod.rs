@@ -5,5 +5,6 @@
 pub mod classic;
 mod errors;
 pub mod publisher;
+pub mod sharded;
 mod sink;
 pub mod streams;

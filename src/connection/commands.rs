@@ -85,6 +85,11 @@ impl CommandConnection {
         })
     }
 
+    /// A cluster pipeline must stay within one slot (the crate refuses cross-slot pipelines).
+    pub fn is_cluster(&self) -> bool {
+        matches!(&*self.inner, Inner::Cluster { .. })
+    }
+
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match &*self.inner {
             Inner::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,

@@ -5,6 +5,8 @@
 //! it is back, instead of being lost as with the official adapters.
 
 use super::commands::CommandConnection;
+use super::slot::key_slot;
+use futures_util::future::join_all;
 use redis::{RedisError, RedisResult};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -199,6 +201,79 @@ impl Drop for Publisher {
     }
 }
 
+fn command_name(kind: PublishKind) -> &'static str {
+    match kind {
+        PublishKind::Publish => "PUBLISH",
+        PublishKind::SPublish => "SPUBLISH",
+    }
+}
+
+/// One pipelined write, or on a cluster one per slot for SPUBLISH (the cluster connection refuses
+/// cross-slot pipelines; SPUBLISH is routed by its channel's slot). On a partial failure what was
+/// sent is confirmed and removed from `batch`, and the error is returned for the rest.
+async fn send_once(
+    conn: &CommandConnection,
+    batch: &mut Vec<Outgoing>,
+    stats: &PublisherStats,
+) -> RedisResult<()> {
+    let mut groups: Vec<(Option<u16>, Vec<usize>)> = Vec::new();
+    for (i, msg) in batch.iter().enumerate() {
+        let key = match msg.kind {
+            PublishKind::SPublish if conn.is_cluster() => Some(key_slot(msg.channel.as_bytes())),
+            _ => None,
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    let pipes: Vec<redis::Pipeline> = groups
+        .iter()
+        .map(|(_, members)| {
+            let mut pipe = redis::pipe();
+            for &i in members {
+                let msg = &batch[i];
+                pipe.cmd(command_name(msg.kind))
+                    .arg(&msg.channel)
+                    .arg(&msg.payload)
+                    .ignore();
+            }
+            pipe
+        })
+        .collect();
+    let results = join_all(pipes.iter().map(|pipe| conn.pipeline(pipe))).await;
+    let Some(err) = results.iter().find_map(|r| r.as_ref().err()).cloned() else {
+        return Ok(());
+    };
+    let mut sent = vec![false; batch.len()];
+    for ((_, members), result) in groups.iter().zip(&results) {
+        if result.is_ok() {
+            for &i in members {
+                sent[i] = true;
+            }
+        }
+    }
+    let mut index = 0;
+    batch.retain_mut(|m| {
+        let was_sent = sent[index];
+        index += 1;
+        if was_sent {
+            stats.published.fetch_add(1, Ordering::Relaxed);
+            stats
+                .published_bytes
+                .fetch_add(m.payload.len() as u64, Ordering::Relaxed);
+            stats
+                .buffered_bytes
+                .fetch_sub(m.payload.len() + m.channel.len(), Ordering::Relaxed);
+            if let Some(done) = m.done.take() {
+                let _ = done.send(Ok(()));
+            }
+        }
+        !was_sent
+    });
+    Err(err)
+}
+
 fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
@@ -252,15 +327,7 @@ async fn send_with_retry(
 ) {
     let mut failures = 0u32;
     loop {
-        let mut pipe = redis::pipe();
-        for msg in batch.iter() {
-            let name = match msg.kind {
-                PublishKind::Publish => "PUBLISH",
-                PublishKind::SPublish => "SPUBLISH",
-            };
-            pipe.cmd(name).arg(&msg.channel).arg(&msg.payload).ignore();
-        }
-        match conn.pipeline(&pipe).await {
+        match send_once(conn, batch, stats).await {
             Ok(()) => {
                 stats
                     .published
@@ -285,6 +352,10 @@ async fn send_with_retry(
                 batch.retain_mut(|m| {
                     let keep = m.queued_at.elapsed() < limits.max_retry;
                     if !keep {
+                        // drain() only accounts for what is still in the batch.
+                        stats
+                            .buffered_bytes
+                            .fetch_sub(m.payload.len() + m.channel.len(), Ordering::Relaxed);
                         expired.push(m.done.take());
                     }
                     keep

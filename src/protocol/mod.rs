@@ -7,5 +7,6 @@ pub mod classic;
 pub mod delivery;
 pub mod header;
 pub mod requests;
+pub mod sharded;
 
 pub use delivery::{DeliveryKind, DeliverySink, FrameBatch};

@@ -3,12 +3,14 @@
 //! and socketioxide-redis's `Driver`): publish, subscribe, and count the servers listening.
 
 pub mod pubsub;
+pub mod sharded;
 
 use crate::connection::Subscription;
 use redis::RedisResult;
 use std::future::Future;
 
 pub use pubsub::PubSubTransport;
+pub use sharded::ShardedTransport;
 
 pub trait Transport: Send + Sync + 'static {
     /// Queue a message; never waits. False when it was refused (buffer full, closed).

@@ -1,0 +1,292 @@
+"use strict";
+// Drop-in for @socket.io/redis-adapter 8.3 `createShardedAdapter` (PROTOCOL.md sections 3 and 4).
+// The cluster-adapter protocol (request correlation, answers, local work) stays in
+// socket.io-adapter's JS `ClusterAdapter`; SPUBLISH / SSUBSCRIBE / SHARDNUMSUB, channel routing
+// and own-message filtering happen in the Rust core, which follows shard channels across Redis
+// Cluster failovers and resharding.
+const { ClusterAdapter, MessageType } = require("socket.io-adapter");
+const notepack = require("notepack.io");
+const native = require("../binding");
+const { NativeNode, debug } = require("./native-node");
+const { connectionOptionsFrom } = require("./connection-options");
+const { InvalidOptionError, check, isString } = require("./options");
+
+const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
+
+// Message types whose data may carry binary: only these are ever sent as MessagePack (4.4).
+const MAY_CONTAIN_BINARY = new Set([
+  MessageType.BROADCAST,
+  MessageType.BROADCAST_ACK,
+  MessageType.FETCH_SOCKETS_RESPONSE,
+  MessageType.SERVER_SIDE_EMIT,
+  MessageType.SERVER_SIDE_EMIT_RESPONSE,
+]);
+
+function looksLikeASocketId(room) {
+  return typeof room === "string" && room.length === 20;
+}
+
+/** As lib/util.ts `hasBinary` of the official adapter, so the JSON/MessagePack choice matches. */
+function hasBinary(obj, toJSON) {
+  if (!obj || typeof obj !== "object") return false;
+  if (obj instanceof ArrayBuffer || ArrayBuffer.isView(obj)) return true;
+  if (Array.isArray(obj)) {
+    for (let i = 0, l = obj.length; i < l; i++) {
+      if (hasBinary(obj[i])) return true;
+    }
+    return false;
+  }
+  for (const key in obj) {
+    if (Object.prototype.hasOwnProperty.call(obj, key) && hasBinary(obj[key])) return true;
+  }
+  if (obj.toJSON && typeof obj.toJSON === "function" && !toJSON) {
+    return hasBinary(obj.toJSON(), true);
+  }
+  return false;
+}
+
+/** notepack iff the type may carry binary and does; JSON otherwise (key order as built). */
+function encode(message) {
+  if (MAY_CONTAIN_BINARY.has(message.type) && hasBinary(message.data)) {
+    return notepack.encode(message);
+  }
+  return Buffer.from(JSON.stringify(message));
+}
+
+/** The official `onRawMessage` sniffing: `{` means JSON, anything else MessagePack. */
+function decode(payload) {
+  return payload[0] === 0x7b ? JSON.parse(payload.toString()) : notepack.decode(payload);
+}
+
+function validateShardedOptions(opts) {
+  if (typeof opts !== "object" || opts === null) {
+    throw new InvalidOptionError(
+      `options must be an object, got ${opts === null ? "null" : typeof opts}`,
+    );
+  }
+  check(opts, "channelPrefix", isString, "a string");
+  check(
+    opts,
+    "subscriptionMode",
+    (v) => SUBSCRIPTION_MODES.includes(v),
+    `one of ${SUBSCRIPTION_MODES.join(", ")}`,
+  );
+  return opts;
+}
+
+class ShardedRedisAdapter extends ClusterAdapter {
+  /**
+   * @param nsp the namespace
+   * @param pubClient what the user passed as publishing client (only its settings are read)
+   * @param subClient what the user passed as subscribing client (not used: the core subscribes)
+   * @param opts ShardedRedisAdapterOptions
+   * @param node the shared native node of this createShardedAdapter() call (internal)
+   */
+  constructor(nsp, pubClient, subClient, opts = {}, node) {
+    super(nsp);
+    this.pubClient = pubClient;
+    this.subClient = subClient;
+    this.opts = Object.assign({ channelPrefix: "socket.io", subscriptionMode: "dynamic" }, opts);
+    this.channel = `${this.opts.channelPrefix}#${nsp.name}#`;
+    this.responseChannel = `${this.channel}${this.uid}#`;
+    this.node = node || createNode(pubClient, this.opts);
+    this.driver = this.node.driver;
+    // Subscribes P#N# then P#N#<uid>#, as the official constructor.
+    this.ns = this.node.register(this, nsp.name, this.uid);
+    // Dynamic channels held, by channel name (String(room)): a number room and the string of
+    // the same digits share one channel, so they share one subscription.
+    this.roomChannels = new Map();
+    if (this.opts.subscriptionMode !== "static") {
+      this.on("create-room", (room) => {
+        if (this.shouldSubscribe(room)) this.holdRoomChannel(room);
+      });
+      this.on("delete-room", (room) => this.releaseRoomChannel(room));
+    }
+    this.ready = this.driver.whenSubscribed().catch((e) => {
+      debug("subscription for %s deferred: %s", nsp.name, e.message);
+    });
+  }
+
+  /** Resolves once the namespace's channels are subscribed (or recorded while Redis is away). */
+  init() {
+    return this.ready;
+  }
+
+  onConnectionEvent(text) {
+    this.emit("redis-connection", text);
+  }
+
+  /**
+   * Which dynamic room channels this node listens on. Official nodes subscribe public rooms in
+   * "dynamic" mode and every room in "dynamic-private" mode. We also subscribe, in "dynamic"
+   * mode, the room of a local socket whose id is not 20 characters long (custom `generateId`):
+   * every sender, official or ours, publishes a broadcast to such a room on its dynamic channel
+   * (computeChannel below), where an official node never listens, so its sockets would miss it.
+   */
+  shouldSubscribe(room) {
+    if (this.opts.subscriptionMode === "dynamic-private") return true;
+    return !this.sids.has(room) || !looksLikeASocketId(room);
+  }
+
+  holdRoomChannel(room) {
+    const name = String(room);
+    const count = this.roomChannels.get(name) || 0;
+    this.roomChannels.set(name, count + 1);
+    if (count === 0) this.driver.addRoom(this.ns, name);
+  }
+
+  // Decided by what was subscribed at creation, not by the room's nature now: the socket of a
+  // private room may already be gone from `sids` when the room is deleted.
+  releaseRoomChannel(room) {
+    const name = String(room);
+    const count = this.roomChannels.get(name);
+    if (!count) return;
+    if (count > 1) {
+      this.roomChannels.set(name, count - 1);
+      return;
+    }
+    this.roomChannels.delete(name);
+    this.driver.removeRoom(this.ns, name);
+  }
+
+  /**
+   * The room whose dynamic channel a message goes to, or null for the main channel: exactly the
+   * official `computeChannel` rule (4.3), so official nodes receive what we send. A broadcast
+   * with ack always uses the main channel, since serverCount() counts every server.
+   */
+  computeRoom(message) {
+    if (message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) return null;
+    const rooms = message.data.opts.rooms;
+    if (rooms.length !== 1) return null;
+    const mode = this.opts.subscriptionMode;
+    if ((mode === "dynamic" && !looksLikeASocketId(rooms[0])) || mode === "dynamic-private") {
+      return String(rooms[0]);
+    }
+    return null;
+  }
+
+  computeChannel(message) {
+    const room = this.computeRoom(message);
+    return room === null ? this.channel : `${this.channel}${room}#`;
+  }
+
+  doPublish(message) {
+    let payload;
+    try {
+      payload = encode(message);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    debug("publishing message of type %s to %s", message.type, this.computeChannel(message));
+    if (!this.driver.publish(this.ns, this.computeRoom(message), payload)) {
+      return Promise.reject(
+        new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
+      );
+    }
+    // No offsets with sharded pub/sub (connection state recovery is unsupported, as upstream).
+    return Promise.resolve("");
+  }
+
+  doPublishResponse(requesterUid, response) {
+    let payload;
+    try {
+      payload = encode(response);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!this.driver.publishResponse(this.ns, String(requesterUid), payload)) {
+      return Promise.reject(
+        new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
+      );
+    }
+    return Promise.resolve();
+  }
+
+  /** A message of the main or a room channel (not our own: Rust filtered it by uid). */
+  onBroadcast(payload) {
+    let message;
+    try {
+      message = decode(payload);
+    } catch (e) {
+      return debug("invalid format: %s", e.message);
+    }
+    const result = this.onMessage(message);
+    if (result && typeof result.catch === "function") {
+      result.catch((e) => debug("message could not be applied: %s", e && e.message));
+    }
+  }
+
+  onRequest(payload) {
+    this.onBroadcast(payload);
+  }
+
+  /** A message of our response channel. */
+  onAckResponse(payload) {
+    let response;
+    try {
+      response = decode(payload);
+    } catch (e) {
+      return debug("invalid format: %s", e.message);
+    }
+    this.onResponse(response);
+  }
+
+  /** `PUBSUB SHARDNUMSUB P#N#`, summed over the cluster nodes, as the official adapter. */
+  async serverCount() {
+    return Number(await this.driver.serverCount(this.ns));
+  }
+
+  /** Counters of the shared native node (messages, skips, decode errors, reconnections). */
+  metrics() {
+    return JSON.parse(this.driver.metrics());
+  }
+
+  /** SUNSUBSCRIBE the main, response and room channels; resolves when done. */
+  close() {
+    if (!this.closing) {
+      this.roomChannels.clear();
+      this.closing = this.node.unregister(this.ns);
+    }
+    return this.closing;
+  }
+}
+
+function createNode(pubClient, opts) {
+  const connection = JSON.stringify(connectionOptionsFrom(pubClient));
+  return new NativeNode(
+    (onDeliver) =>
+      new native.ShardedDriver(
+        { connection, channelPrefix: opts.channelPrefix || "socket.io" },
+        onDeliver,
+      ),
+  );
+}
+
+/**
+ * Returns a function that creates a ShardedRedisAdapter per namespace, as
+ * @socket.io/redis-adapter's createShardedAdapter (Redis ≥ 7.0, sharded pub/sub).
+ * @param pubClient node-redis / ioredis client or cluster, URL, or options object
+ * @param subClient optional; not used (the Rust core opens its own subscriber)
+ * @param opts ShardedRedisAdapterOptions: channelPrefix, subscriptionMode
+ */
+function createShardedAdapter(pubClient, subClient, opts) {
+  opts = validateShardedOptions(
+    Object.assign({ channelPrefix: "socket.io", subscriptionMode: "dynamic" }, opts),
+  );
+  // Fail at creation, not at the first namespace, when the client is unusable.
+  connectionOptionsFrom(pubClient);
+  let node;
+  return function (nsp) {
+    if (!node || node.closed) node = createNode(pubClient, opts);
+    return new ShardedRedisAdapter(nsp, pubClient, subClient, opts, node);
+  };
+}
+
+module.exports = {
+  createShardedAdapter,
+  ShardedRedisAdapter,
+  hasBinary,
+  encode,
+  decode,
+  looksLikeASocketId,
+};

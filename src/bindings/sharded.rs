@@ -1,0 +1,128 @@
+use super::errors::to_napi;
+use super::sink::{DeliveryCallback, JsSink};
+use crate::connection::publisher::PublisherLimits;
+use crate::connection::ConnectionOptions;
+use crate::protocol::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::sharded::ShardedCore;
+use crate::transport::ShardedTransport;
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
+use napi::Result;
+use napi_derive::napi;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+#[napi(object)]
+pub struct ShardedOptions {
+    /// JSON of the connection settings read from the user's client (see connection::config).
+    pub connection: String,
+    pub channel_prefix: String,
+}
+
+/// The Rust side of one `createShardedAdapter()` call: its connections and shard-channel
+/// subscriptions, shared by the adapters of every namespace. Request correlation stays in
+/// socket.io-adapter's JS `ClusterAdapter`.
+#[napi]
+pub struct ShardedDriver {
+    core: Arc<ShardedCore<ShardedTransport>>,
+}
+
+#[napi]
+impl ShardedDriver {
+    #[napi(constructor)]
+    pub fn new(options: ShardedOptions, on_deliver: DeliveryCallback) -> Result<Self> {
+        let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
+        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let core = Arc::new(ShardedCore::new(&options.channel_prefix, sink.clone()));
+        let report = Arc::new(move |line: String| {
+            let mut batch = FrameBatch::default();
+            batch.push(DeliveryKind::Log, 0, line.as_bytes());
+            batch.flush_to(&*sink);
+        });
+        let transport = within_runtime_if_available(|| {
+            ShardedTransport::start(
+                &connection,
+                core.router(),
+                PublisherLimits::default(),
+                report,
+            )
+        })
+        .map_err(to_napi)?;
+        core.attach(transport);
+        Ok(Self { core })
+    }
+
+    /// Registers a namespace adapter (its uid names its response channel) and queues the
+    /// SSUBSCRIBE of its main and response channels; `whenSubscribed()` tells when they are
+    /// confirmed.
+    #[napi]
+    pub fn add_namespace(&self, name: String, uid: String) -> u32 {
+        let (id, _confirmed) = self.core.add_namespace(&name, &uid);
+        id
+    }
+
+    /// Resolves once every (un)subscription requested before was applied; rejects with the
+    /// Redis error while Redis is away (the subscriptions are kept and replayed).
+    #[napi]
+    pub async fn when_subscribed(&self) -> Result<()> {
+        self.core.flush().await.map_err(to_napi)
+    }
+
+    /// Resolves with whether other namespaces still use this driver.
+    #[napi]
+    pub async fn remove_namespace(&self, ns: u32) -> Result<bool> {
+        self.core.remove_namespace(ns).await.map_err(to_napi)
+    }
+
+    /// SSUBSCRIBE `P#N#room#` (queued in call order with `removeRoom`).
+    #[napi]
+    pub fn add_room(&self, ns: u32, room: String) -> bool {
+        self.core.add_room(ns, &room)
+    }
+
+    #[napi]
+    pub fn remove_room(&self, ns: u32, room: String) -> bool {
+        self.core.remove_room(ns, &room)
+    }
+
+    /// SPUBLISH on the main channel, or on the dynamic channel of `room`. False when refused
+    /// (outgoing buffer full, or closed).
+    #[napi]
+    pub fn publish(&self, ns: u32, room: Option<String>, payload: Buffer) -> bool {
+        self.core.publish(ns, room.as_deref(), payload.to_vec())
+    }
+
+    #[napi]
+    pub fn publish_response(&self, ns: u32, requester_uid: String, payload: Buffer) -> bool {
+        self.core
+            .publish_response(ns, &requester_uid, payload.to_vec())
+    }
+
+    #[napi]
+    pub async fn server_count(&self, ns: u32) -> Result<i64> {
+        self.core.server_count(ns).await.map_err(to_napi)
+    }
+
+    /// Counters as JSON (see `metrics()` of the JS adapter).
+    #[napi]
+    pub fn metrics(&self) -> String {
+        let r = self.core.router();
+        let s = r.stats();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "received": load(&s.received),
+            "receivedBytes": load(&s.received_bytes),
+            "delivered": load(&s.delivered),
+            "skippedOwn": load(&s.skipped_own),
+            "skippedForeign": load(&s.skipped_foreign),
+            "decodeErrors": load(&s.decode_errors),
+            "reconnects": load(&s.reconnects),
+        })
+        .to_string()
+    }
+
+    /// Drops the connections; called when the last namespace adapter closes.
+    #[napi]
+    pub fn shutdown(&self) {
+        self.core.shutdown();
+    }
+}

@@ -1,0 +1,381 @@
+//! The sharded adapter of @socket.io/redis-adapter 8.3 (PROTOCOL.md section 4): channel names
+//! per namespace, which incoming message goes where, and own-message filtering by uid.
+//!
+//! The cluster-adapter protocol itself (request correlation, answers) stays in socket.io-adapter's
+//! JS `ClusterAdapter`; this side only moves bytes and drops what JS would drop anyway.
+
+use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use super::header::read_header;
+use crate::connection::{ConnectionEvent, MessageHandler, Subscription};
+use crate::transport::Transport;
+use redis::{Msg, RedisResult};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// The channels of one namespace (PROTOCOL.md 4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardedChannels {
+    /// `P#N#`: every node subscribes it once, and SHARDNUMSUB on it is the server count.
+    pub main: String,
+    /// `P#N#U#`: answers to this node's requests.
+    pub response: String,
+}
+
+impl ShardedChannels {
+    pub fn new(prefix: &str, nsp: &str, uid: &str) -> Self {
+        let main = format!("{prefix}#{nsp}#");
+        Self {
+            response: format!("{main}{uid}#"),
+            main,
+        }
+    }
+
+    /// `P#N#R#` for a dynamic room channel, `P#N#` otherwise.
+    pub fn publish_channel(&self, room: Option<&str>) -> String {
+        match room {
+            Some(room) => format!("{}{room}#", self.main),
+            None => self.main.clone(),
+        }
+    }
+
+    /// Where the answers to the request of node `uid` go.
+    pub fn response_channel_of(&self, uid: &str) -> String {
+        format!("{}{uid}#", self.main)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChannelKind {
+    /// Main or dynamic room channel: messages for `onMessage`.
+    Message,
+    /// Our own response channel: answers for `onResponse`.
+    Response,
+}
+
+struct Namespace {
+    name: String,
+    uid: String,
+    channels: ShardedChannels,
+    /// Room → its dynamic channel, for the rooms this node subscribed.
+    rooms: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct Routes {
+    namespaces: HashMap<u32, Namespace>,
+    by_channel: HashMap<String, (u32, ChannelKind)>,
+}
+
+#[derive(Debug, Default)]
+pub struct ShardedStats {
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+    pub delivered: AtomicU64,
+    pub skipped_own: AtomicU64,
+    pub skipped_foreign: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub struct ShardedRouter {
+    routes: RwLock<Routes>,
+    sink: Arc<dyn DeliverySink>,
+    stats: ShardedStats,
+}
+
+impl ShardedRouter {
+    fn new(sink: Arc<dyn DeliverySink>) -> Self {
+        Self {
+            routes: RwLock::new(Routes::default()),
+            sink,
+            stats: ShardedStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &ShardedStats {
+        &self.stats
+    }
+
+    fn route(&self, routes: &Routes, msg: &Msg, batch: &mut FrameBatch) {
+        let payload = msg.get_payload_bytes();
+        bump(&self.stats.received);
+        self.stats
+            .received_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let Some(&(id, kind)) = routes.by_channel.get(msg.get_channel_name()) else {
+            bump(&self.stats.skipped_foreign);
+            return;
+        };
+        let Some(ns) = routes.namespaces.get(&id) else {
+            return;
+        };
+        if kind == ChannelKind::Response {
+            // onResponse checks neither uid nor nsp (PROTOCOL.md 3.2): hand everything over.
+            bump(&self.stats.delivered);
+            batch.push(DeliveryKind::AckResponse, id, payload);
+            return;
+        }
+        match read_header(payload) {
+            Ok(header) => {
+                if header.uid.as_deref() == Some(ns.uid.as_str()) {
+                    bump(&self.stats.skipped_own);
+                    return;
+                }
+                if header.nsp.as_deref().is_some_and(|nsp| nsp != ns.name) {
+                    bump(&self.stats.skipped_foreign);
+                    return;
+                }
+            }
+            // JSON that does not parse would be dropped by JS too.
+            Err(e) if payload.first() == Some(&b'{') => {
+                bump(&self.stats.decode_errors);
+                let line = format!("skipped a malformed message: {e}");
+                batch.push(DeliveryKind::Log, id, line.as_bytes());
+                return;
+            }
+            // MessagePack the header reader could not read: JS decodes it and filters by uid.
+            Err(_) => {}
+        }
+        bump(&self.stats.delivered);
+        batch.push(DeliveryKind::Broadcast, id, payload);
+    }
+}
+
+impl MessageHandler for ShardedRouter {
+    fn on_messages(&self, msgs: &[Msg]) {
+        let mut batch = FrameBatch::default();
+        {
+            let routes = self.routes.read().unwrap();
+            for msg in msgs {
+                self.route(&routes, msg, &mut batch);
+            }
+        }
+        batch.flush_to(&*self.sink);
+    }
+
+    fn on_connection_event(&self, event: ConnectionEvent) {
+        let text = match event {
+            ConnectionEvent::Connected { reconnected: false } => "connected".to_string(),
+            ConnectionEvent::Connected { reconnected: true } => {
+                bump(&self.stats.reconnects);
+                "reconnected".to_string()
+            }
+            ConnectionEvent::Disconnected { reason } => format!("disconnected: {reason}"),
+        };
+        let mut batch = FrameBatch::default();
+        batch.push(DeliveryKind::Connection, 0, text.as_bytes());
+        batch.flush_to(&*self.sink);
+    }
+}
+
+/// One sharded-adapter node: every namespace of one `createShardedAdapter()` call shares it.
+pub struct ShardedCore<T: Transport> {
+    prefix: String,
+    router: Arc<ShardedRouter>,
+    transport: OnceLock<T>,
+    next_namespace: AtomicU32,
+}
+
+fn unknown(id: u32) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "unknown or closed namespace",
+        id.to_string(),
+    ))
+}
+
+fn subs(channels: impl IntoIterator<Item = String>) -> Vec<Subscription> {
+    channels.into_iter().map(Subscription::Channel).collect()
+}
+
+impl<T: Transport> ShardedCore<T> {
+    /// The transport is attached afterwards because it needs the router as its handler.
+    pub fn new(prefix: &str, sink: Arc<dyn DeliverySink>) -> Self {
+        Self {
+            prefix: if prefix.is_empty() {
+                "socket.io".into()
+            } else {
+                prefix.into()
+            },
+            router: Arc::new(ShardedRouter::new(sink)),
+            transport: OnceLock::new(),
+            next_namespace: AtomicU32::new(1),
+        }
+    }
+
+    pub fn router(&self) -> Arc<ShardedRouter> {
+        self.router.clone()
+    }
+
+    pub fn attach(&self, transport: T) {
+        let _ = self.transport.set(transport);
+    }
+
+    fn transport(&self) -> &T {
+        self.transport
+            .get()
+            .expect("transport attached at creation")
+    }
+
+    fn channels(&self, id: u32) -> Option<ShardedChannels> {
+        let routes = self.router.routes.read().unwrap();
+        routes.namespaces.get(&id).map(|ns| ns.channels.clone())
+    }
+
+    /// Registers the namespace of the adapter with uid `uid` and subscribes its main channel,
+    /// then its response channel, as the official constructor does. The subscription is queued
+    /// before this returns; the future tells when Redis confirmed it.
+    pub fn add_namespace(
+        &self,
+        name: &str,
+        uid: &str,
+    ) -> (
+        u32,
+        impl Future<Output = RedisResult<()>> + Send + use<'_, T>,
+    ) {
+        let id = self.next_namespace.fetch_add(1, Ordering::Relaxed);
+        let channels = ShardedChannels::new(&self.prefix, name, uid);
+        {
+            let mut routes = self.router.routes.write().unwrap();
+            routes
+                .by_channel
+                .insert(channels.main.clone(), (id, ChannelKind::Message));
+            routes
+                .by_channel
+                .insert(channels.response.clone(), (id, ChannelKind::Response));
+            routes.namespaces.insert(
+                id,
+                Namespace {
+                    name: name.to_string(),
+                    uid: uid.to_string(),
+                    channels: channels.clone(),
+                    rooms: HashMap::new(),
+                },
+            );
+        }
+        let done = self
+            .transport()
+            .subscribe(subs([channels.main, channels.response]));
+        (id, done)
+    }
+
+    /// Resolves once every (un)subscription queued before it was applied.
+    pub fn flush(&self) -> impl Future<Output = RedisResult<()>> + Send + use<'_, T> {
+        self.transport().subscribe(Vec::new())
+    }
+
+    /// Unsubscribes everything of the namespace and forgets it. Returns whether namespaces remain.
+    pub async fn remove_namespace(&self, id: u32) -> RedisResult<bool> {
+        let (channels, remaining) = {
+            let mut routes = self.router.routes.write().unwrap();
+            let Some(ns) = routes.namespaces.remove(&id) else {
+                return Ok(!routes.namespaces.is_empty());
+            };
+            let mut channels = vec![ns.channels.main, ns.channels.response];
+            channels.extend(ns.rooms.into_values());
+            for c in &channels {
+                if routes
+                    .by_channel
+                    .get(c)
+                    .is_some_and(|(owner, _)| *owner == id)
+                {
+                    routes.by_channel.remove(c);
+                }
+            }
+            (channels, !routes.namespaces.is_empty())
+        };
+        self.transport().unsubscribe(subs(channels)).await?;
+        Ok(remaining)
+    }
+
+    /// SSUBSCRIBE the dynamic channel of `room` (queued at once; errors are logged by the
+    /// subscriber and the channel is replayed when Redis is back).
+    pub fn add_room(&self, id: u32, room: &str) -> bool {
+        let channel = {
+            let mut routes = self.router.routes.write().unwrap();
+            let Some(ns) = routes.namespaces.get_mut(&id) else {
+                return false;
+            };
+            let channel = ns.channels.publish_channel(Some(room));
+            ns.rooms.insert(room.to_string(), channel.clone());
+            routes
+                .by_channel
+                .insert(channel.clone(), (id, ChannelKind::Message));
+            channel
+        };
+        drop(self.transport().subscribe(subs([channel])));
+        true
+    }
+
+    pub fn remove_room(&self, id: u32, room: &str) -> bool {
+        let channel = {
+            let mut routes = self.router.routes.write().unwrap();
+            let Some(ns) = routes.namespaces.get_mut(&id) else {
+                return false;
+            };
+            let Some(channel) = ns.rooms.remove(room) else {
+                return false;
+            };
+            routes.by_channel.remove(&channel);
+            channel
+        };
+        drop(self.transport().unsubscribe(subs([channel])));
+        true
+    }
+
+    /// SPUBLISH on `P#N#` or, with a room, on its dynamic channel `P#N#R#`.
+    pub fn publish(&self, id: u32, room: Option<&str>, payload: Vec<u8>) -> bool {
+        match self.channels(id) {
+            Some(c) => self.transport().publish(c.publish_channel(room), payload),
+            None => false,
+        }
+    }
+
+    /// SPUBLISH an answer on `P#N#<requester uid>#`.
+    pub fn publish_response(&self, id: u32, requester_uid: &str, payload: Vec<u8>) -> bool {
+        match self.channels(id) {
+            Some(c) => self
+                .transport()
+                .publish(c.response_channel_of(requester_uid), payload),
+            None => false,
+        }
+    }
+
+    /// `PUBSUB SHARDNUMSUB P#N#`, summed over the cluster nodes.
+    pub async fn server_count(&self, id: u32) -> RedisResult<i64> {
+        let channels = self.channels(id).ok_or_else(|| unknown(id))?;
+        self.transport().count_listeners(&channels.main).await
+    }
+
+    pub fn shutdown(&self) {
+        if let Some(t) = self.transport.get() {
+            t.shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_match_the_official_adapter() {
+        let c = ShardedChannels::new("socket.io", "/", "db62b89f32ac9397");
+        assert_eq!(c.main, "socket.io#/#");
+        assert_eq!(c.response, "socket.io#/#db62b89f32ac9397#");
+        assert_eq!(c.publish_channel(Some("room1")), "socket.io#/#room1#");
+        assert_eq!(c.publish_channel(None), "socket.io#/#");
+        assert_eq!(
+            c.response_channel_of("4cbe5598dd18f676"),
+            "socket.io#/#4cbe5598dd18f676#"
+        );
+        let custom = ShardedChannels::new("my-app", "/admin", "u");
+        assert_eq!(custom.publish_channel(Some("r")), "my-app#/admin#r#");
+    }
+}

@@ -1,0 +1,84 @@
+//! Sharded pub/sub (Redis ≥ 7): SPUBLISH, SSUBSCRIBE/SUNSUBSCRIBE, PUBSUB SHARDNUMSUB. On a
+//! Redis Cluster each channel lives on the shard owning its slot; the subscriber follows it
+//! across failovers and resharding (see connection::shard_subscriber).
+
+use super::Transport;
+use crate::connection::publisher::{ProblemReporter, PublisherLimits};
+use crate::connection::{
+    CommandConnection, ConnectionOptions, MessageHandler, PublishKind, Publisher, ShardSubscriber,
+    Subscription,
+};
+use redis::RedisResult;
+use std::future::Future;
+use std::sync::Arc;
+
+pub struct ShardedTransport {
+    commands: CommandConnection,
+    publisher: Publisher,
+    subscriber: ShardSubscriber,
+}
+
+/// Shard channels only: sharded pub/sub has no patterns.
+fn channels(subs: Vec<Subscription>) -> Vec<String> {
+    subs.into_iter()
+        .filter_map(|s| match s {
+            Subscription::Channel(c) => Some(c),
+            Subscription::Pattern(_) => None,
+        })
+        .collect()
+}
+
+impl ShardedTransport {
+    /// Must run inside a tokio runtime. Connects lazily: nothing fails while Redis is down.
+    pub fn start(
+        options: &ConnectionOptions,
+        handler: Arc<dyn MessageHandler>,
+        limits: PublisherLimits,
+        report: ProblemReporter,
+    ) -> RedisResult<Self> {
+        let commands = CommandConnection::new(options)?;
+        let publisher = Publisher::spawn(commands.clone(), limits, report);
+        let subscriber = ShardSubscriber::spawn(options.clone(), handler);
+        Ok(Self {
+            commands,
+            publisher,
+            subscriber,
+        })
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+}
+
+impl Transport for ShardedTransport {
+    fn publish(&self, channel: String, payload: Vec<u8>) -> bool {
+        self.publisher
+            .publish(PublishKind::SPublish, channel, payload)
+    }
+
+    async fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> RedisResult<()> {
+        self.publisher
+            .publish_confirmed(PublishKind::SPublish, channel, payload)
+            .await
+    }
+
+    // Not `async fn`: the request is queued when called, so (un)subscriptions apply in call
+    // order even when their futures are polled in another order.
+    fn subscribe(&self, subs: Vec<Subscription>) -> impl Future<Output = RedisResult<()>> + Send {
+        self.subscriber.subscribe(channels(subs))
+    }
+
+    fn unsubscribe(&self, subs: Vec<Subscription>) -> impl Future<Output = RedisResult<()>> + Send {
+        self.subscriber.unsubscribe(channels(subs))
+    }
+
+    async fn count_listeners(&self, channel: &str) -> RedisResult<i64> {
+        self.commands.num_sub(channel, true).await
+    }
+
+    fn shutdown(&self) {
+        self.publisher.shutdown();
+        self.subscriber.shutdown();
+    }
+}
