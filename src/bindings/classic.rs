@@ -3,7 +3,7 @@ use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::PublisherLimits;
 use crate::connection::ConnectionOptions;
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
-use crate::protocol::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::requests::uid2;
 use crate::transport::PubSubTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -48,12 +48,7 @@ impl ClassicDriver {
         );
         let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
         let core = Arc::new(ClassicCore::new(settings, sink.clone()));
-        let report_sink = sink.clone();
-        let report = Arc::new(move |line: String| {
-            let mut batch = FrameBatch::default();
-            batch.push(DeliveryKind::Log, 0, line.as_bytes());
-            batch.flush_to(&*report_sink);
-        });
+        let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
             PubSubTransport::start(
                 &connection,

@@ -1,5 +1,6 @@
 use super::errors::to_napi;
 use crate::connection::publisher::PublisherLimits;
+use crate::connection::stream_writer::xadd_command;
 use crate::connection::{CommandConnection, ConnectionOptions, PublishKind, Publisher};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
@@ -81,18 +82,7 @@ impl NativePublisher {
     /// `XADD stream MAXLEN ~ maxLen * field value ...`; resolves with the entry id.
     #[napi]
     pub async fn xadd(&self, stream: String, max_len: u32, fields: Vec<String>) -> Result<String> {
-        if !fields.len().is_multiple_of(2) {
-            return Err(to_napi("xadd needs field/value pairs"));
-        }
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(max_len)
-            .arg("*");
-        for f in &fields {
-            cmd.arg(f);
-        }
+        let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
         self.commands.query(&cmd).await.map_err(to_napi)
     }
 

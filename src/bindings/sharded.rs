@@ -2,7 +2,7 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::PublisherLimits;
 use crate::connection::ConnectionOptions;
-use crate::protocol::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -33,11 +33,7 @@ impl ShardedDriver {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
         let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
         let core = Arc::new(ShardedCore::new(&options.channel_prefix, sink.clone()));
-        let report = Arc::new(move |line: String| {
-            let mut batch = FrameBatch::default();
-            batch.push(DeliveryKind::Log, 0, line.as_bytes());
-            batch.flush_to(&*sink);
-        });
+        let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
             ShardedTransport::start(
                 &connection,

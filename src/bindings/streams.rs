@@ -4,12 +4,12 @@ use crate::connection::publisher::PublisherLimits;
 use crate::connection::stream_reader::{
     encode_entries, parse_entries, ReaderSettings, StreamReader,
 };
-use crate::connection::stream_writer::StreamWriter;
+use crate::connection::stream_writer::{xadd_command, StreamWriter};
 use crate::connection::{
     CommandConnection, ConnectionEvent, ConnectionOptions, MessageHandler, PublishKind, Publisher,
     Subscriber, Subscription,
 };
-use crate::protocol::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -84,12 +84,7 @@ impl StreamsDriver {
     pub fn new(options: StreamsOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
         let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
-        let log_sink = sink.clone();
-        let report = Arc::new(move |line: String| {
-            let mut batch = FrameBatch::default();
-            batch.push(DeliveryKind::Log, 0, line.as_bytes());
-            batch.flush_to(&*log_sink);
-        });
+        let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
             let commands = CommandConnection::new(&connection).map_err(to_napi)?;
@@ -155,18 +150,7 @@ impl StreamsDriver {
         max_len: u32,
         fields: Vec<String>,
     ) -> Result<PromiseRaw<'env, String>> {
-        if !fields.len().is_multiple_of(2) {
-            return Err(to_napi("xadd needs field/value pairs"));
-        }
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(max_len)
-            .arg("*");
-        for f in &fields {
-            cmd.arg(f);
-        }
+        let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
         let reply = self.writer.queue(cmd);
         env.spawn_future(async move {
             let value = reply.await.map_err(to_napi)?;

@@ -23,6 +23,19 @@ struct Pending {
     done: oneshot::Sender<RedisResult<Value>>,
 }
 
+/// `XADD stream MAXLEN ~ max_len * field value ...`, as the official adapter writes entries.
+pub fn xadd_command(stream: &str, max_len: u32, fields: &[String]) -> Result<Cmd, &'static str> {
+    if !fields.len().is_multiple_of(2) {
+        return Err("xadd needs field/value pairs");
+    }
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream).arg("MAXLEN").arg("~").arg(max_len).arg("*");
+    for f in fields {
+        cmd.arg(f);
+    }
+    Ok(cmd)
+}
+
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub written: AtomicU64,

@@ -3,6 +3,8 @@
 //!
 //! Frame: `kind: u8, namespace: u32 LE, length: u32 LE, payload`.
 
+use std::sync::Arc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum DeliveryKind {
@@ -47,6 +49,15 @@ impl FrameBatch {
             sink.deliver(std::mem::take(&mut self.buf));
         }
     }
+}
+
+/// A reporter that turns a problem line into a `Log` frame for the JS `debug` logger.
+pub fn log_reporter(sink: Arc<dyn DeliverySink>) -> Arc<dyn Fn(String) + Send + Sync> {
+    Arc::new(move |line: String| {
+        let mut batch = FrameBatch::default();
+        batch.push(DeliveryKind::Log, 0, line.as_bytes());
+        batch.flush_to(&*sink);
+    })
 }
 
 /// Splits a framed buffer back into frames (used by tests and tools; JS has its own reader).
