@@ -24,6 +24,12 @@ export interface RedisStreamsAdapterOptions {
   heartbeatTimeout: number;
   /** @default false */
   onlyPlaintext: boolean;
+  /**
+   * Not in the official package: one write per engine.io flush instead of one per packet
+   * (see RedisAdapterOptions.coalesceWebSocketWrites in the main typings).
+   * @default true
+   */
+  coalesceWebSocketWrites: boolean;
 }
 
 /** Counters of the native node shared by the adapters of one createAdapter() call. */

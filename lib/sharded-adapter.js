@@ -9,7 +9,8 @@ const notepack = require("notepack.io");
 const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
 const { connectionOptionsFrom } = require("./connection-options");
-const { InvalidOptionError, check, isString } = require("./options");
+const { InvalidOptionError, check, isString, isBoolean } = require("./options");
+const { coalesceWritesOnce } = require("./write-coalescing");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
@@ -71,6 +72,7 @@ function validateShardedOptions(opts) {
     (v) => SUBSCRIPTION_MODES.includes(v),
     `one of ${SUBSCRIPTION_MODES.join(", ")}`,
   );
+  check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
   return opts;
 }
 
@@ -171,6 +173,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
   }
 
   doPublish(message) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     let payload;
     try {
       payload = encode(message);
@@ -204,6 +207,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
 
   /** A message of the main or a room channel (not our own: Rust filtered it by uid). */
   onBroadcast(payload) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     let message;
     try {
       message = decode(payload);

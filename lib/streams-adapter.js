@@ -7,6 +7,7 @@ const { ClusterAdapter, MessageType } = require("socket.io-adapter");
 const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
+const { coalesceWritesOnce } = require("./write-coalescing");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { connectionOptionsFrom } = require("./connection-options");
 const { hasBinary, streamNameFor } = require("./emitter-wire");
@@ -163,6 +164,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   doPublish(message) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     if (isEphemeral(message)) {
       // ephemeral messages go through pub/sub, always @msgpack/msgpack
       const payload = toBuffer(msgpack.encode(message));
@@ -200,6 +202,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   onRawMessage(rawMessage, offset) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     let message;
     try {
       message = RedisStreamsAdapter.decode(rawMessage);
