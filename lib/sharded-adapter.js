@@ -181,7 +181,15 @@ class ShardedRedisAdapter extends ClusterAdapter {
       return Promise.reject(e);
     }
     debug("publishing message of type %s to %s", message.type, this.computeChannel(message));
-    if (!this.driver.publish(this.ns, this.computeRoom(message), payload)) {
+    // Broadcasts are queued and sent once per event-loop turn (one pipeline for a burst);
+    // requests go at once, as they are awaited.
+    const room = this.computeRoom(message);
+    const queued =
+      message.type === MessageType.BROADCAST
+        ? this.driver.publishDeferred(this.ns, room, payload)
+        : this.driver.publish(this.ns, room, payload);
+    if (message.type === MessageType.BROADCAST) this.node.scheduleFlush();
+    if (!queued) {
       return Promise.reject(
         new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
       );

@@ -57,6 +57,15 @@ impl Transport for ShardedTransport {
             .publish(PublishKind::SPublish, channel, payload)
     }
 
+    fn publish_deferred(&self, channel: String, payload: Vec<u8>) -> bool {
+        self.publisher
+            .publish_deferred(PublishKind::SPublish, channel, payload)
+    }
+
+    fn flush(&self) {
+        self.publisher.flush();
+    }
+
     async fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> RedisResult<()> {
         self.publisher
             .publish_confirmed(PublishKind::SPublish, channel, payload)
