@@ -8,7 +8,7 @@ export interface RedisStreamsAdapterOptions {
   streamCount: number;
   /** @default "socket.io" */
   channelPrefix: string;
-  /** Not supported yet by the native adapter (throws). @default false */
+  /** Requests and responses over SPUBLISH/SSUBSCRIBE/SHARDNUMSUB (Redis ≥ 7). @default false */
   useShardedPubSub: boolean;
   /** @default 10000 */
   maxLen: number;

@@ -106,6 +106,8 @@ class StreamsNode {
         streams,
         readCount: options.readCount,
         blockTimeInMs: options.blockTimeInMs,
+        // the same channels over SSUBSCRIBE/SPUBLISH/SHARDNUMSUB, as the official adapter
+        shardedPubSub: Boolean(options.useShardedPubSub),
       },
       (batch) => this.onDeliver(batch),
     );
@@ -166,7 +168,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
     if (isEphemeral(message)) {
       // ephemeral messages go through pub/sub, always @msgpack/msgpack
       const payload = toBuffer(msgpack.encode(message));
-      if (!this.driver.publish(this.publicChannel, payload, this.opts.useShardedPubSub)) {
+      if (!this.driver.publish(this.publicChannel, payload)) {
         debug("publish refused: outgoing buffer full or adapter closed");
       }
       return Promise.resolve("");
@@ -177,7 +179,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   doPublishResponse(requesterUid, response) {
     const channel = `${this.opts.channelPrefix}#${this.nsp.name}#${requesterUid}#`;
     const payload = toBuffer(msgpack.encode(response));
-    if (!this.driver.publish(channel, payload, this.opts.useShardedPubSub)) {
+    if (!this.driver.publish(channel, payload)) {
       return Promise.reject(new Error("publish refused: outgoing buffer full or adapter closed"));
     }
     return Promise.resolve();
@@ -224,7 +226,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   async serverCount() {
-    return Number(await this.driver.countListeners(this.publicChannel, this.opts.useShardedPubSub));
+    return Number(await this.driver.countListeners(this.publicChannel));
   }
 
   /** Counters of the shared native node (stream writes, retries, reader errors...). */
@@ -286,10 +288,6 @@ class RedisStreamsAdapter extends ClusterAdapter {
  */
 function createStreamsAdapter(redisClient, opts) {
   const options = Object.assign({}, DEFAULTS, opts);
-  if (options.useShardedPubSub) {
-    // The native subscriber has no SSUBSCRIBE yet: refusing beats silently missing messages.
-    throw new Error("socket.io-redis-native: useShardedPubSub is not supported yet (streams)");
-  }
   // As the official adapter, the readers start now, before any namespace exists.
   let node = new StreamsNode(redisClient, options);
   return function (nsp) {

@@ -5,11 +5,9 @@ use crate::connection::stream_reader::{
     encode_entries, parse_entries, ReaderSettings, StreamReader,
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
-use crate::connection::{
-    CommandConnection, ConnectionEvent, ConnectionOptions, MessageHandler, PublishKind, Publisher,
-    Subscriber, Subscription,
-};
+use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
+use crate::transport::{EitherTransport, Transport};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -31,6 +29,8 @@ pub struct StreamsOptions {
     pub block_time_in_ms: u32,
     /// How long an XADD may wait for Redis to come back before it fails (ms).
     pub max_retry_ms: Option<u32>,
+    /// `useShardedPubSub`: requests and responses over SPUBLISH/SSUBSCRIBE/SHARDNUMSUB.
+    pub sharded_pub_sub: bool,
 }
 
 /// Pub/sub messages go to JS as they are (MessagePack); JS routes them by namespace.
@@ -63,19 +63,11 @@ impl MessageHandler for PubSubHandler {
 /// pub/sub subscriber and publisher, shared by the adapters of every namespace.
 #[napi]
 pub struct StreamsDriver {
-    commands: CommandConnection,
-    publisher: Publisher,
-    subscriber: Subscriber,
+    /// Requests and responses: the classic or the sharded pub/sub transport (the same ones as
+    /// createAdapter and createShardedAdapter), whose command connection also runs XADD & co.
+    pubsub: EitherTransport,
     writer: StreamWriter,
     readers: Vec<StreamReader>,
-}
-
-fn kind(sharded: bool) -> PublishKind {
-    if sharded {
-        PublishKind::SPublish
-    } else {
-        PublishKind::Publish
-    }
 }
 
 #[napi]
@@ -87,14 +79,15 @@ impl StreamsDriver {
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
-            let commands = CommandConnection::new(&connection).map_err(to_napi)?;
-            let publisher =
-                Publisher::spawn(commands.clone(), PublisherLimits::default(), report.clone());
-            let subscriber = Subscriber::spawn(
-                connection.clone(),
+            let pubsub = EitherTransport::start(
+                options.sharded_pub_sub,
+                &connection,
                 Arc::new(PubSubHandler { sink: sink.clone() }),
-            );
-            let writer = StreamWriter::spawn(commands.clone(), max_retry, report.clone());
+                PublisherLimits::default(),
+                report.clone(),
+            )
+            .map_err(to_napi)?;
+            let writer = StreamWriter::spawn(pubsub.commands().clone(), max_retry, report.clone());
             let readers = options
                 .streams
                 .iter()
@@ -131,9 +124,7 @@ impl StreamsDriver {
                 })
                 .collect();
             Ok(Self {
-                commands,
-                publisher,
-                subscriber,
+                pubsub,
                 writer,
                 readers,
             })
@@ -177,8 +168,12 @@ impl StreamsDriver {
     pub async fn get_del(&self, key: String) -> Result<Option<String>> {
         let mut pipe = redis::pipe();
         pipe.atomic().get(&key).del(&key).ignore();
-        let (value,): (Option<String>,) =
-            self.commands.pipeline_query(&pipe).await.map_err(to_napi)?;
+        let (value,): (Option<String>,) = self
+            .pubsub
+            .commands()
+            .pipeline_query(&pipe)
+            .await
+            .map_err(to_napi)?;
         Ok(value)
     }
 
@@ -196,31 +191,30 @@ impl StreamsDriver {
         if let Some(n) = count {
             cmd.arg("COUNT").arg(n);
         }
-        let value: Value = self.commands.query(&cmd).await.map_err(to_napi)?;
+        let value: Value = self.pubsub.commands().query(&cmd).await.map_err(to_napi)?;
         let entries = parse_entries(&value).map_err(to_napi)?;
         Ok(Buffer::from(encode_entries(&entries)))
     }
 
-    /// Fire and forget (kept and retried while Redis is away). False when refused.
+    /// PUBLISH (or SPUBLISH), fire and forget (kept and retried while Redis is away). False
+    /// when refused.
     #[napi]
-    pub fn publish(&self, channel: String, payload: Buffer, sharded: bool) -> bool {
-        self.publisher
-            .publish(kind(sharded), channel, payload.to_vec())
+    pub fn publish(&self, channel: String, payload: Buffer) -> bool {
+        self.pubsub.publish(channel, payload.to_vec())
     }
 
+    /// SUBSCRIBE (or SSUBSCRIBE, each channel on the shard owning its slot); kept and replayed
+    /// after reconnections.
     #[napi]
     pub async fn subscribe(&self, channels: Vec<String>) -> Result<()> {
         let subs = channels.into_iter().map(Subscription::Channel).collect();
-        self.subscriber.subscribe(subs).await.map_err(to_napi)
+        self.pubsub.subscribe(subs).await.map_err(to_napi)
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
     #[napi]
-    pub async fn count_listeners(&self, channel: String, sharded: bool) -> Result<i64> {
-        self.commands
-            .num_sub(&channel, sharded)
-            .await
-            .map_err(to_napi)
+    pub async fn count_listeners(&self, channel: String) -> Result<i64> {
+        self.pubsub.count_listeners(&channel).await.map_err(to_napi)
     }
 
     /// Counters as JSON.
@@ -256,7 +250,6 @@ impl StreamsDriver {
             r.shutdown();
         }
         self.writer.shutdown();
-        self.publisher.shutdown();
-        self.subscriber.shutdown();
+        self.pubsub.shutdown();
     }
 }
