@@ -5,7 +5,13 @@
 // every node kind of the topology).
 
 const { startRedis } = require("./helpers/redis");
-const { createStreamsCluster, record, waitForCount, sleep } = require("./helpers/streams-cluster");
+const {
+  createStreamsCluster,
+  expectEachNamespaceReached,
+  record,
+  waitForCount,
+  sleep,
+} = require("./helpers/streams-cluster");
 
 const TOPOLOGIES = [
   ["native", "native", "native"],
@@ -101,17 +107,7 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, n
   it("spreads namespaces over 3 streams", async () => {
     const namespaces = ["/", "/a", "/b", "/chat"];
     await setup({ opts: { streamCount: 3 }, namespaces });
-    const got = {};
-    for (const nsp of namespaces) got[nsp] = record(c.clients[nsp], "ev");
-    for (const nsp of namespaces) c.servers.forEach((io, i) => io.of(nsp).emit("ev", nsp, i));
-    for (const nsp of namespaces) for (const g of got[nsp]) await waitForCount(g, 3);
-    await sleep(100);
-    for (const nsp of namespaces) {
-      for (const g of got[nsp]) {
-        expect(g.map((a) => a[0])).toEqual([nsp, nsp, nsp]);
-        expect(g.map((a) => a[1]).sort()).toEqual([0, 1, 2]);
-      }
-    }
+    await expectEachNamespaceReached(c, namespaces);
     const keys = (await redis.cli(["KEYS", "socket.io-*"])).split("\n").sort();
     expect(keys.every((k) => /^socket\.io-[0-2]$/.test(k))).toBe(true);
   });

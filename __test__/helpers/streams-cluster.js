@@ -1,47 +1,56 @@
 "use strict";
 
 // Socket.IO servers on the streams adapter: native (socket.io-redis-native/streams) or official
-// (@socket.io/redis-streams-adapter 0.3 with node-redis), one client per server.
+// (@socket.io/redis-streams-adapter 0.3), one client per server, on a standalone Redis
+// (startRedis) or a Redis Cluster (startCluster).
 
 const http = require("http");
 const { Server } = require("socket.io");
 const { io: ioc } = require("socket.io-client");
-const { waitUntil } = require("./redis");
+const { waitUntil, cli } = require("./redis");
+const { clientMakers } = require("./cluster");
 
-const noop = () => {};
+/** Redis handle → what the client makers take: a URL, or the URLs of a cluster. */
+const targetOf = (redis) => redis.urls || redis.url;
 
-async function makeAdapter(kind, url, opts) {
-  if (kind === "native") {
-    const { createAdapter } = require("../../streams");
-    return { adapter: createAdapter(url, opts), close: async () => {} };
-  }
-  const { createAdapter } = require("@socket.io/redis-streams-adapter");
-  const { createClient } = require("redis");
-  const client = createClient({ url });
-  client.on("error", noop);
-  await client.connect();
-  return {
-    adapter: createAdapter(client, opts),
-    close: async () => {
-      try {
-        await client.quit();
-      } catch (_) {
-        client.destroy?.();
-      }
-    },
-  };
+/** "native" | "official" | {type, clientKind} → {type, clientKind}. */
+function toSpec(spec, redis) {
+  const clientKind = redis.urls ? "node-redis-v5-cluster" : "node-redis-v5";
+  return typeof spec === "string" ? { type: spec, clientKind } : { clientKind, ...spec };
 }
 
-/** Readers blocked in XREAD on the server: every stream of every node is being read. */
+async function makeAdapter(spec, redis, opts) {
+  if (spec.type === "native" && !redis.urls && spec.clientKind === "node-redis-v5") {
+    // a URL: the native adapter only reads connection settings anyway
+    const { createAdapter } = require("../../streams");
+    return { adapter: createAdapter(redis.url, opts), close: async () => {} };
+  }
+  const pair = await clientMakers[spec.clientKind](targetOf(redis));
+  const { createAdapter } =
+    spec.type === "native" ? require("../../streams") : require("@socket.io/redis-streams-adapter");
+  try {
+    return { adapter: createAdapter(pair.pub, opts), close: pair.close };
+  } catch (e) {
+    await pair.close();
+    throw e;
+  }
+}
+
+/** Readers blocked in XREAD on the server(s): every stream of every node is being read. */
 async function xreadClients(redis) {
-  const list = await redis.cli(["CLIENT", "LIST"]);
-  return list.split("\n").filter((l) => /cmd=xread\b/.test(l)).length;
+  let count = 0;
+  for (const node of redis.nodes || [redis]) {
+    if (node.isRunning && !node.isRunning()) continue;
+    const list = await cli(node.port, ["CLIENT", "LIST"]);
+    count += list.split("\n").filter((l) => /cmd=xread\b/.test(l)).length;
+  }
+  return count;
 }
 
 /**
  * @param {object} o
- * @param {object} o.redis startRedis() handle
- * @param {string[]} o.nodes "native" | "official"
+ * @param {object} o.redis startRedis() or startCluster() handle
+ * @param {Array} o.nodes "native" | "official" | {type, clientKind} (helpers/cluster.js kinds)
  * @param {object} [o.opts] adapter options
  * @param {object} [o.serverOpts] socket.io Server options
  * @param {string[]} [o.namespaces] namespaces each server's client connects to (default ["/"])
@@ -54,8 +63,8 @@ async function createStreamsCluster(o) {
     ctx.clients[nsp] = [];
     ctx.serverSockets[nsp] = [];
   }
-  for (const kind of o.nodes) {
-    const made = await makeAdapter(kind, o.redis.url, o.opts);
+  for (const spec of o.nodes) {
+    const made = await makeAdapter(toSpec(spec, o.redis), o.redis, o.opts);
     ctx.made.push(made);
     const httpServer = http.createServer();
     const io = new Server(httpServer, { adapter: made.adapter, ...o.serverOpts });
@@ -110,4 +119,31 @@ function waitForCount(got, n, timeout = 5000) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { createStreamsCluster, record, waitForCount, sleep, xreadClients };
+/**
+ * Every server emits once in each of `namespaces`; asserts that every client of each namespace
+ * got exactly the emits of its own namespace, one from each server.
+ */
+async function expectEachNamespaceReached(c, namespaces) {
+  const got = {};
+  for (const nsp of namespaces) got[nsp] = record(c.clients[nsp], "ev");
+  for (const nsp of namespaces) c.servers.forEach((io, i) => io.of(nsp).emit("ev", nsp, i));
+  for (const nsp of namespaces) for (const g of got[nsp]) await waitForCount(g, c.servers.length);
+  await sleep(200);
+  const everyServer = c.servers.map((_, i) => i);
+  for (const nsp of namespaces) {
+    for (const g of got[nsp]) {
+      expect(g.map((a) => a[0])).toEqual(everyServer.map(() => nsp));
+      expect(g.map((a) => a[1]).sort()).toEqual(everyServer);
+    }
+  }
+}
+
+module.exports = {
+  createStreamsCluster,
+  expectEachNamespaceReached,
+  record,
+  waitForCount,
+  sleep,
+  xreadClients,
+  targetOf,
+};

@@ -142,7 +142,7 @@ impl StreamsDriver {
         fields: Vec<String>,
     ) -> Result<PromiseRaw<'env, String>> {
         let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
-        let reply = self.writer.queue(cmd);
+        let reply = self.writer.queue(&stream, cmd);
         env.spawn_future(async move {
             let value = reply.await.map_err(to_napi)?;
             redis::from_redis_value::<String>(value).map_err(to_napi)
@@ -154,8 +154,8 @@ impl StreamsDriver {
     #[napi]
     pub fn set_px(&self, key: String, value: String, ttl_ms: i64) {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("PX").arg(ttl_ms.max(1));
-        let reply = self.writer.queue(cmd);
+        cmd.arg(&key).arg(value).arg("PX").arg(ttl_ms.max(1));
+        let reply = self.writer.queue(&key, cmd);
         within_runtime_if_available(|| {
             tokio::spawn(async move {
                 let _ = reply.await;
