@@ -31,7 +31,13 @@ export interface StreamsAdapterMetrics {
   written: number;
   writeRetries: number;
   writeFailures: number;
-  readers: { entries: number; errors: number; reconnects: number; losses: number }[];
+  readers: {
+    stream: string;
+    entries: number;
+    errors: number;
+    reconnects: number;
+    losses: number;
+  }[];
 }
 
 export declare function createAdapter(

@@ -9,7 +9,7 @@ const native = require("../binding");
 const { debug } = require("./native-node");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { connectionOptionsFrom } = require("./connection-options");
-const { hasBinary, streamNameFor } = require("./emitter-wire");
+const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-wire");
 
 /** Frame kind of a batch of stream entries (src/bindings/streams.rs). */
 const STREAM_ENTRIES = 6;
@@ -41,6 +41,14 @@ const MAY_CONTAIN_BINARY = new Set([
 
 function toBuffer(bytes) {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Orders stream entry ids ("ms-seq") numerically. */
+function compareEntryIds(a, b) {
+  const [ams, aseq] = a.split("-").map(BigInt);
+  const [bms, bseq] = b.split("-").map(BigInt);
+  if (ams !== bms) return ams < bms ? -1 : 1;
+  return aseq === bseq ? 0 : aseq < bseq ? -1 : 1;
 }
 
 /** Entries as encoded by the Rust core: u32 count, then (u32 length, bytes) strings. */
@@ -152,6 +160,10 @@ class RedisStreamsAdapter extends ClusterAdapter {
     this.opts = opts;
     // each namespace is routed to one stream, which keeps its messages in order
     this.streamName = streamNameFor(nsp.name, opts.streamName, opts.streamCount);
+    // a namespace with a negative hash: official nodes write it to a stream of their own
+    // (emitter-wire.js explains the rule); read it too, so their messages reach this node
+    this.officialOnlyStream = officialOnlyStreamFor(nsp.name, opts.streamName, opts.streamCount);
+    if (this.officialOnlyStream) this.driver.readStream(this.officialOnlyStream);
     this.publicChannel = `${opts.channelPrefix}#${nsp.name}#`;
     const privateChannel = `${opts.channelPrefix}#${nsp.name}#${this.uid}#`;
     this.ready = this.driver.subscribe([this.publicChannel, privateChannel]).catch((e) => {
@@ -246,32 +258,47 @@ class RedisStreamsAdapter extends ClusterAdapter {
       return Promise.reject("invalid offset");
     }
     const key = this.opts.sessionKeyPrefix + pid;
-    const [rawSession, offsetEntry] = await Promise.all([
+    // the packets of this namespace are in its stream and, with a negative hash, also in the
+    // stream official nodes write it to (the client's offset may come from either)
+    const streams = [this.streamName];
+    if (this.officialOnlyStream) streams.push(this.officialOnlyStream);
+    const [rawSession, ...offsetEntries] = await Promise.all([
       this.driver.getDel(key),
-      this.driver.xrange(this.streamName, offset, offset, 1),
+      ...streams.map((stream) => this.driver.xrange(stream, offset, offset, 1)),
     ]);
-    if (!rawSession || decodeEntries(offsetEntry).length === 0) {
+    if (!rawSession || offsetEntries.every((e) => decodeEntries(e).length === 0)) {
       return Promise.reject("session or offset not found");
     }
     const session = msgpack.decode(Buffer.from(rawSession, "base64"));
-    session.missedPackets = [];
+    const missed = [];
+    for (const stream of streams) {
+      missed.push(...(await this.missedPackets(stream, offset, session.rooms)));
+    }
+    if (streams.length > 1) missed.sort((a, b) => compareEntryIds(a.id, b.id));
+    session.missedPackets = missed.map((m) => m.data);
+    return session;
+  }
+
+  /** This namespace's broadcasts after `offset` in `stream` for a session in `rooms`. */
+  async missedPackets(stream, offset, rooms) {
+    const missed = [];
     for (let page = 0; page < RESTORE_MAX_PAGES; page++) {
       const entries = decodeEntries(
-        await this.driver.xrange(this.streamName, nextOffset(offset), "+", RESTORE_PAGE),
+        await this.driver.xrange(stream, nextOffset(offset), "+", RESTORE_PAGE),
       );
       for (const { id, message: raw } of entries) {
         if (raw.nsp === this.nsp.name && raw.type === "3") {
           const { packet, opts } = RedisStreamsAdapter.decode(raw).data;
-          if (shouldIncludePacket(session.rooms, opts)) {
+          if (shouldIncludePacket(rooms, opts)) {
             packet.data.push(id);
-            session.missedPackets.push(packet.data);
+            missed.push({ id, data: packet.data });
           }
         }
         offset = id;
       }
       if (entries.length < RESTORE_PAGE) break;
     }
-    return session;
+    return missed;
   }
 
   close() {

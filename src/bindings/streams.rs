@@ -1,6 +1,6 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
+use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_reader::{
     encode_entries, parse_entries, ReaderSettings, StreamReader,
 };
@@ -13,7 +13,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 use redis::{Msg, Value};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Frame kind of a batch of stream entries (namespace field = index of the stream).
@@ -59,6 +59,49 @@ impl MessageHandler for PubSubHandler {
     }
 }
 
+/// What a stream reader needs; kept to start more readers later (see `read_stream`).
+struct ReaderContext {
+    connection: ConnectionOptions,
+    sink: Arc<dyn DeliverySink>,
+    report: ProblemReporter,
+    read_count: u32,
+    block_ms: u32,
+}
+
+impl ReaderContext {
+    /// Must run inside a tokio runtime. `index` names the stream in the delivered frames.
+    fn spawn(&self, index: usize, stream: &str) -> StreamReader {
+        let sink = self.sink.clone();
+        StreamReader::spawn(
+            self.connection.clone(),
+            ReaderSettings {
+                stream: stream.to_string(),
+                read_count: self.read_count.max(1),
+                block_ms: self.block_ms,
+            },
+            Arc::new(move |entries| {
+                // One hand-over per XREAD reply. Entries without `nsp` are skipped as by the
+                // official reader (the offset still moves past them).
+                let useful: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.has_field(b"nsp"))
+                    .cloned()
+                    .collect();
+                if useful.is_empty() {
+                    return;
+                }
+                let mut frame = vec![STREAM_ENTRIES];
+                let payload = encode_entries(&useful);
+                frame.extend_from_slice(&(index as u32).to_le_bytes());
+                frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                frame.extend_from_slice(&payload);
+                sink.deliver(frame);
+            }),
+            self.report.clone(),
+        )
+    }
+}
+
 /// The Rust side of one streams `createAdapter()` call: stream readers, the XADD queue, the
 /// pub/sub subscriber and publisher, shared by the adapters of every namespace.
 #[napi]
@@ -67,7 +110,9 @@ pub struct StreamsDriver {
     /// createAdapter and createShardedAdapter), whose command connection also runs XADD & co.
     pubsub: EitherTransport,
     writer: StreamWriter,
-    readers: Vec<StreamReader>,
+    reader_context: ReaderContext,
+    /// (stream name, its reader), in start order.
+    readers: Mutex<Vec<(String, StreamReader)>>,
 }
 
 #[napi]
@@ -88,47 +133,39 @@ impl StreamsDriver {
             )
             .map_err(to_napi)?;
             let writer = StreamWriter::spawn(pubsub.commands().clone(), max_retry, report.clone());
+            let reader_context = ReaderContext {
+                connection,
+                sink,
+                report,
+                read_count: options.read_count,
+                block_ms: options.block_time_in_ms,
+            };
             let readers = options
                 .streams
                 .iter()
                 .enumerate()
-                .map(|(index, stream)| {
-                    let sink = sink.clone();
-                    StreamReader::spawn(
-                        connection.clone(),
-                        ReaderSettings {
-                            stream: stream.clone(),
-                            read_count: options.read_count.max(1),
-                            block_ms: options.block_time_in_ms,
-                        },
-                        Arc::new(move |entries| {
-                            // One hand-over per XREAD reply. Entries without `nsp` are skipped
-                            // as by the official reader (the offset still moves past them).
-                            let useful: Vec<_> = entries
-                                .iter()
-                                .filter(|e| e.has_field(b"nsp"))
-                                .cloned()
-                                .collect();
-                            if useful.is_empty() {
-                                return;
-                            }
-                            let mut frame = vec![STREAM_ENTRIES];
-                            let payload = encode_entries(&useful);
-                            frame.extend_from_slice(&(index as u32).to_le_bytes());
-                            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-                            frame.extend_from_slice(&payload);
-                            sink.deliver(frame);
-                        }),
-                        report.clone(),
-                    )
-                })
+                .map(|(index, stream)| (stream.clone(), reader_context.spawn(index, stream)))
                 .collect();
             Ok(Self {
                 pubsub,
                 writer,
-                readers,
+                reader_context,
+                readers: Mutex::new(readers),
             })
         })
+    }
+
+    /// Starts reading one more stream (from its last entry), unless it is read already. Used
+    /// for the stream official nodes write a namespace with a negative hash to.
+    #[napi]
+    pub fn read_stream(&self, stream: String) {
+        let mut readers = self.readers.lock().unwrap();
+        if readers.iter().any(|(name, _)| *name == stream) {
+            return;
+        }
+        let index = readers.len();
+        let reader = within_runtime_if_available(|| self.reader_context.spawn(index, &stream));
+        readers.push((stream, reader));
     }
 
     /// `XADD stream MAXLEN ~ maxLen * field value ...`, queued now (entries keep call order)
@@ -224,9 +261,12 @@ impl StreamsDriver {
         let w = &self.writer.stats;
         let readers: Vec<_> = self
             .readers
+            .lock()
+            .unwrap()
             .iter()
-            .map(|r| {
+            .map(|(stream, r)| {
                 serde_json::json!({
+                    "stream": stream,
                     "entries": load(&r.stats.entries),
                     "errors": load(&r.stats.errors),
                     "reconnects": load(&r.stats.reconnects),
@@ -246,7 +286,7 @@ impl StreamsDriver {
     /// Stops the readers and drops the connections; called when the last adapter closes.
     #[napi]
     pub fn shutdown(&self) {
-        for r in &self.readers {
+        for (_, r) in self.readers.lock().unwrap().iter() {
             r.shutdown();
         }
         self.writer.shutdown();
