@@ -6,11 +6,12 @@
 // the official "--k" stream, so official writers reach them; namespaces with a non-negative
 // hash keep the official naming (see lib/emitter-wire.js).
 
-const { io: ioc } = require("socket.io-client");
 const { hashCode: officialHashCode } = require("@socket.io/redis-streams-adapter/dist/util");
 const { startRedis, waitUntil } = require("./helpers/redis");
 const {
   createStreamsCluster,
+  connectClient,
+  reconnectWithSession,
   expectEachNamespaceReached,
   record,
   waitForCount,
@@ -141,13 +142,7 @@ describe("a namespace with a negative hash: session restore", () => {
         },
       });
       await waitForReaders(redis, nodes);
-      const url = (i) => `http://127.0.0.1:${c.ports[i]}${NEGATIVE}`;
-      const client = ioc(url(0), {
-        transports: ["websocket"],
-        forceNew: true,
-        reconnection: false,
-      });
-      await new Promise((r) => client.on("connect", r));
+      const client = await connectClient(c.ports[0], NEGATIVE);
       const got = record([client], "ev")[0];
       c.servers[1].of(NEGATIVE).emit("ev", 0);
       await waitForCount(got, 1);
@@ -164,16 +159,10 @@ describe("a namespace with a negative hash: session restore", () => {
       expect(await xlen(redis, "socket.io--2")).toBeGreaterThanOrEqual(3);
       expect(await xlen(redis, "socket.io-1")).toBeGreaterThanOrEqual(2);
 
-      again = ioc(url(2), {
-        transports: ["websocket"],
-        forceNew: true,
-        reconnection: false,
-        auth: client.auth,
+      let missed;
+      again = await reconnectWithSession(client, c.ports[2], NEGATIVE, (socket) => {
+        missed = record([socket], "ev")[0];
       });
-      again._pid = client._pid;
-      again._lastOffset = client._lastOffset;
-      const missed = record([again], "ev")[0];
-      await new Promise((r) => again.on("connect", r));
       expect(again.recovered).toBe(true);
       expect(again.id).toBe(sid);
       await waitForCount(missed, 4);

@@ -6,9 +6,15 @@
 // Fault injection on a shared 2-core machine: one retry, with the first failure logged.
 jest.retryTimes(1, { logErrorsBeforeRetry: true });
 
-const { io: ioc } = require("socket.io-client");
 const { startRedis, waitUntil } = require("./helpers/redis");
-const { createStreamsCluster, record, waitForCount, sleep } = require("./helpers/streams-cluster");
+const {
+  createStreamsCluster,
+  connectClient,
+  reconnectWithSession,
+  record,
+  waitForCount,
+  sleep,
+} = require("./helpers/streams-cluster");
 
 describe("streams resilience", () => {
   let redis;
@@ -60,59 +66,62 @@ describe("streams resilience", () => {
     30000,
   );
 
-  it.each([["native"], ["official"]])(
-    "restores a session on another node (missed packets in order, sent by %s)",
-    async (senderKind) => {
+  // [name, nodes, node the client comes back to, nodes that emit while it is away]; the client
+  // always starts on node 0, and sessions persisted by one kind are restored by the other.
+  const RESTORE_CASES = [
+    ["native -> native, sent by native", ["native", "native", "native"], 2, [1]],
+    ["native -> native, sent by official", ["native", "official", "native"], 2, [1]],
+    ["native -> official, sent by both", ["native", "official", "native"], 1, [1, 2]],
+    ["official -> native, sent by both", ["official", "native", "official"], 1, [1, 2]],
+  ];
+
+  it.each(RESTORE_CASES)(
+    "restores a session on another node: %s (missed packets in order, rooms kept)",
+    async (_name, nodes, restoreOn, senders) => {
       c = await createStreamsCluster({
         redis,
-        nodes: ["native", senderKind === "native" ? "native" : "official", "native"],
+        nodes,
         serverOpts: {
           connectionStateRecovery: { maxDisconnectionDuration: 10000, skipMiddlewares: true },
         },
       });
-      const port = (i) => c.ports[i];
-      const client = ioc(`http://127.0.0.1:${port(0)}`, {
-        transports: ["websocket"],
-        forceNew: true,
-        reconnection: false,
-      });
-      await new Promise((r) => client.on("connect", r));
-      const serverSocket = [...c.servers[0].of("/").sockets.values()].find(
-        (s) => s.id === client.id,
-      );
-      serverSocket.join("room1");
-      const got = [];
-      client.on("ev", (...args) => got.push(args[0]));
-      c.servers[1].emit("ev", 0);
-      await waitUntil(() => got.length === 1, { what: "first packet" });
+      const client = await connectClient(c.ports[0]);
+      c.servers[0].of("/").sockets.get(client.id).join("room1");
+      const got = record([client], "ev")[0];
+      c.servers[senders[0]].emit("ev", 0);
+      await waitForCount(got, 1);
 
       // a recoverable disconnect: the server persists the session in Redis
       const sid = client.id;
       client.io.engine.close();
       await sleep(200);
-      c.servers[1].emit("ev", 1);
-      c.servers[1].to("room1").emit("ev", 2);
-      c.servers[1].to("other").emit("ev", "not-for-me");
-      c.servers[1].emit("ev", 3);
+      const sender = (i) => c.servers[senders[i % senders.length]];
+      sender(1).emit("ev", 1);
+      await sleep(20);
+      sender(2).to("room1").emit("ev", 2);
+      await sleep(20);
+      sender(3).to("other").emit("ev", "not-for-me");
+      sender(3).except("other").emit("ev", 3);
+      await sleep(20);
+      sender(4).to("room1").except(sid).emit("ev", "excluded");
+      sender(4).emit("ev", 4);
       await sleep(300);
 
-      // reconnect to another node with the saved pid and offset
-      const again = ioc(`http://127.0.0.1:${port(2)}`, {
-        transports: ["websocket"],
-        forceNew: true,
-        reconnection: false,
-        auth: client.auth,
+      let missed;
+      const again = await reconnectWithSession(client, c.ports[restoreOn], "/", (socket) => {
+        missed = record([socket], "ev")[0];
       });
-      again._pid = client._pid;
-      again._lastOffset = client._lastOffset;
-      const missed = [];
-      again.on("ev", (...args) => missed.push(args[0]));
-      await new Promise((r) => again.on("connect", r));
       try {
         expect(again.recovered).toBe(true);
         expect(again.id).toBe(sid);
-        await waitUntil(() => missed.length === 3, { what: "missed packets" });
-        expect(missed).toEqual([1, 2, 3]);
+        await waitForCount(missed, 4);
+        await sleep(200);
+        expect(missed.map((a) => a[0])).toEqual([1, 2, 3, 4]);
+        const restored = c.servers[restoreOn].of("/").sockets.get(sid);
+        expect(restored.rooms.has("room1")).toBe(true);
+        c.servers[senders[0]].to("room1").emit("ev", "after");
+        await waitForCount(missed, 5);
+        expect(missed[4][0]).toBe("after");
       } finally {
         again.disconnect();
       }

@@ -119,6 +119,37 @@ function waitForCount(got, n, timeout = 5000) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A client of the server on `port` (no automatic reconnection); resolves once connected. */
+async function connectClient(port, nsp = "/", opts = {}) {
+  const client = ioc(`http://127.0.0.1:${port}${nsp}`, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+    ...opts,
+  });
+  await new Promise((r) => client.on("connect", r));
+  return client;
+}
+
+/**
+ * What socket.io-client does when it reconnects after a lost connection, but to the server on
+ * `port` (another node): a new client sending the old one's pid and last offset. `onEvents`
+ * registers the listeners before the missed packets arrive.
+ */
+function reconnectWithSession(client, port, nsp = "/", onEvents = () => {}) {
+  const again = ioc(`http://127.0.0.1:${port}${nsp}`, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+    auth: client.auth,
+  });
+  // set before the CONNECT packet goes out (on the next ticks)
+  again._pid = client._pid;
+  again._lastOffset = client._lastOffset;
+  onEvents(again);
+  return new Promise((resolve) => again.on("connect", () => resolve(again)));
+}
+
 /**
  * Every server emits once in each of `namespaces`; asserts that every client of each namespace
  * got exactly the emits of its own namespace, one from each server.
@@ -140,6 +171,8 @@ async function expectEachNamespaceReached(c, namespaces) {
 
 module.exports = {
   createStreamsCluster,
+  connectClient,
+  reconnectWithSession,
   expectEachNamespaceReached,
   record,
   waitForCount,
