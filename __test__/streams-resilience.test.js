@@ -131,48 +131,102 @@ describe("streams resilience", () => {
 });
 
 describe("streams trimming", () => {
-  it("reports a loss when entries past a reader's offset were trimmed while it was away", async () => {
-    const redis = await startRedis();
+  let redis;
+  let control;
+  let c;
+
+  beforeEach(async () => {
+    redis = await startRedis();
     const { createClient } = require("redis");
-    const control = createClient({ url: redis.url });
+    control = createClient({ url: redis.url });
     control.on("error", () => {});
     await control.connect();
-    let c;
-    try {
-      c = await createStreamsCluster({ redis, nodes: ["native"], opts: { maxLen: 1 } });
-      const got = record(c.clients["/"], "ev");
-      c.servers[0].emit("ev", "first");
-      await waitForCount(got[0], 1);
-      const adapter = c.servers[0].of("/").adapter;
-      // Keep the reader out: no new connection is accepted, then drop the reader's.
-      const clients = (await control.sendCommand(["CLIENT", "LIST"])).split("\n").filter(Boolean);
-      await control.sendCommand(["CONFIG", "SET", "maxclients", String(clients.length - 1)]);
-      const reader = clients.find((l) => /cmd=xread\b/.test(l));
-      const id = /\bid=(\d+)/.exec(reader)[1];
-      await control.sendCommand(["CLIENT", "KILL", "ID", id]);
-      // While it is away, other writers push the stream past its offset (MAXLEN = 1, exact).
-      for (let i = 0; i < 5; i++) {
-        await control.sendCommand([
-          "XADD",
-          "socket.io",
-          "MAXLEN",
-          "1",
-          "*",
-          "uid",
-          "x",
-          "nsp",
-          "/",
-        ]);
-      }
-      await control.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
-      await waitUntil(() => adapter.metrics().readers[0].losses === 1, {
-        timeout: 8000,
-        what: "a reported loss",
-      });
-    } finally {
-      if (c) await c.closeAll();
-      await control.quit().catch(() => {});
-      await redis.stop();
-    }
+    c = await createStreamsCluster({ redis, nodes: ["native"], opts: { blockTimeInMs: 1000 } });
+  });
+
+  afterEach(async () => {
+    if (c) await c.closeAll();
+    c = undefined;
+    await control.quit().catch(() => {});
+    await redis.stop();
+  });
+
+  /** XADD with an exact MAXLEN from outside the adapter (another writer). */
+  const xaddTrimmed = (maxLen, value) =>
+    control.sendCommand([
+      "XADD",
+      "socket.io",
+      "MAXLEN",
+      String(maxLen),
+      "*",
+      "uid",
+      "x",
+      "nsp",
+      "/",
+      "v",
+      value,
+    ]);
+
+  /**
+   * Disconnects the node's reader and keeps it out (no new connection accepted) while
+   * `whileAway` runs, then lets it reconnect.
+   */
+  async function withReaderAway(whileAway) {
+    const clients = (await control.sendCommand(["CLIENT", "LIST"])).split("\n").filter(Boolean);
+    await control.sendCommand(["CONFIG", "SET", "maxclients", String(clients.length - 1)]);
+    const reader = clients.find((l) => /cmd=xread\b/.test(l));
+    await control.sendCommand(["CLIENT", "KILL", "ID", /\bid=(\d+)/.exec(reader)[1]]);
+    await whileAway();
+    await control.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+  }
+
+  /** The node's adapter with its "stream-loss" events recorded, after it read one broadcast. */
+  async function readOneBroadcast() {
+    const adapter = c.servers[0].of("/").adapter;
+    const losses = [];
+    adapter.on("stream-loss", (loss) => losses.push(loss));
+    const got = record(c.clients["/"], "ev");
+    c.servers[0].emit("ev", "first");
+    await waitForCount(got[0], 1);
+    return { adapter, losses, got };
+  }
+
+  it("reports a loss (event, counters) when entries past the reader's offset were trimmed", async () => {
+    const { adapter, losses, got } = await readOneBroadcast();
+    const readUpTo = (await redis.cli(["XREVRANGE", "socket.io", "+", "-", "COUNT", "1"])).split(
+      "\n",
+    )[0];
+    // While it is away, another writer adds 5 entries, keeping only the last one.
+    await withReaderAway(async () => {
+      for (let i = 0; i < 5; i++) await xaddTrimmed(1, String(i));
+    });
+    await waitUntil(() => losses.length === 1, { timeout: 8000, what: "a stream-loss event" });
+    const firstAvailable = (await redis.cli(["XRANGE", "socket.io", "-", "+"])).split("\n")[0];
+    expect(losses[0]).toEqual({ stream: "socket.io", after: readUpTo, firstAvailable, lost: 4 });
+    const reader = adapter.metrics().readers[0];
+    expect(reader).toMatchObject({ stream: "socket.io", losses: 1, lostEntries: 4 });
+    expect(reader.reconnects).toBeGreaterThanOrEqual(1);
+    // reported once: later traffic does not repeat it
+    c.servers[0].emit("ev", "after");
+    await waitForCount(got[0], 2);
+    await sleep(300);
+    expect(losses).toHaveLength(1);
+  }, 30000);
+
+  it("reports no loss when the trim stopped right after the reader's entry", async () => {
+    const { adapter, losses, got } = await readOneBroadcast();
+    // While it is away, one entry is added and everything before it (the reader's own entry
+    // included) is trimmed: nothing it had not read is gone.
+    await withReaderAway(() => xaddTrimmed(1, "next"));
+    await waitUntil(() => adapter.metrics().readers[0].reconnects >= 1, {
+      timeout: 8000,
+      what: "the reader to reconnect",
+    });
+    // the reader is back and reading: a new broadcast arrives
+    c.servers[0].emit("ev", "after");
+    await waitForCount(got[0], 2);
+    await sleep(300);
+    expect(losses).toEqual([]);
+    expect(adapter.metrics().readers[0]).toMatchObject({ losses: 0, lostEntries: 0 });
   }, 30000);
 });

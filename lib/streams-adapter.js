@@ -11,8 +11,9 @@ const { DeliveryKind, forEachFrame } = require("./frames");
 const { connectionOptionsFrom } = require("./connection-options");
 const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-wire");
 
-/** Frame kind of a batch of stream entries (src/bindings/streams.rs). */
+/** Frame kinds of src/bindings/streams.rs: a batch of stream entries, a detected loss. */
 const STREAM_ENTRIES = 6;
+const STREAM_LOSS = 7;
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
 const RESTORE_MAX_PAGES = 100;
@@ -128,6 +129,8 @@ class StreamsNode {
           for (const { id, message } of decodeEntries(payload)) {
             this.adapters.get(message.nsp)?.onRawMessage(message, id);
           }
+        } else if (kind === STREAM_LOSS) {
+          this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
           const message = msgpack.decode(payload);
           this.adapters.get(message && message.nsp)?.onMessage(message);
@@ -141,6 +144,18 @@ class StreamsNode {
         debug("invalid format: %s", e && e.message);
       }
     });
+  }
+
+  /**
+   * Entries of `loss.stream` were trimmed before this node read them: every adapter whose
+   * namespace is written to that stream emits "stream-loss" (README, streams section).
+   */
+  onLoss(loss) {
+    for (const adapter of this.adapters.values()) {
+      if (adapter.streamName === loss.stream || adapter.officialOnlyStream === loss.stream) {
+        adapter.emit("stream-loss", loss);
+      }
+    }
   }
 
   unregister(adapter) {

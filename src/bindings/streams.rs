@@ -2,7 +2,7 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_reader::{
-    encode_entries, parse_entries, ReaderSettings, StreamReader,
+    encode_entries, parse_entries, Loss, ReaderSettings, StreamReader,
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
 use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Frame kind of a batch of stream entries (namespace field = index of the stream).
 const STREAM_ENTRIES: u8 = 6;
+/// Frame kind of a detected loss: JSON `{stream, after, firstAvailable, lost}`.
+const STREAM_LOSS: u8 = 7;
 
 #[napi(object)]
 pub struct StreamsOptions {
@@ -59,6 +61,17 @@ impl MessageHandler for PubSubHandler {
     }
 }
 
+/// One frame of a stream-specific kind (same layout as protocol::delivery frames), the
+/// namespace field carrying the index of the stream.
+fn stream_frame(kind: u8, index: usize, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(9 + payload.len());
+    frame.push(kind);
+    frame.extend_from_slice(&(index as u32).to_le_bytes());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// What a stream reader needs; kept to start more readers later (see `read_stream`).
 struct ReaderContext {
     connection: ConnectionOptions,
@@ -90,12 +103,24 @@ impl ReaderContext {
                 if useful.is_empty() {
                     return;
                 }
-                let mut frame = vec![STREAM_ENTRIES];
-                let payload = encode_entries(&useful);
-                frame.extend_from_slice(&(index as u32).to_le_bytes());
-                frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-                frame.extend_from_slice(&payload);
-                sink.deliver(frame);
+                sink.deliver(stream_frame(
+                    STREAM_ENTRIES,
+                    index,
+                    &encode_entries(&useful),
+                ));
+            }),
+            Arc::new({
+                let sink = self.sink.clone();
+                move |loss: &Loss| {
+                    let json = serde_json::json!({
+                        "stream": loss.stream,
+                        "after": loss.after,
+                        "firstAvailable": loss.first_available,
+                        "lost": loss.lost,
+                    })
+                    .to_string();
+                    sink.deliver(stream_frame(STREAM_LOSS, index, json.as_bytes()));
+                }
             }),
             self.report.clone(),
         )
@@ -271,6 +296,7 @@ impl StreamsDriver {
                     "errors": load(&r.stats.errors),
                     "reconnects": load(&r.stats.reconnects),
                     "losses": load(&r.stats.losses),
+                    "lostEntries": load(&r.stats.lost_entries),
                 })
             })
             .collect();

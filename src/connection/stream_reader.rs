@@ -5,10 +5,13 @@
 //! instead of spinning, and resolves its starting offset to a concrete entry id before the
 //! first XREAD, so entries added between two `XREAD ... $` calls are never skipped. The offset
 //! survives errors and reconnections: entries written while Redis was unreachable (from other
-//! nodes' retried XADDs) are read once it is back, unless trimmed by `MAXLEN ~`.
+//! nodes' retried XADDs) are read once it is back, unless trimmed by `MAXLEN ~`; such a loss is
+//! detected (after each reconnection, and after each full batch, when the reader may lag),
+//! counted and reported, never silent (see stream_loss).
 
 use super::config::{ConnectionOptions, Topology};
 use super::sentinel::resolve_master;
+use super::stream_loss::{parse_stream_info, HistoryPosition, StreamInfo, Verdict};
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -180,12 +183,28 @@ pub struct ReaderStats {
     pub entries: AtomicU64,
     pub errors: AtomicU64,
     pub reconnects: AtomicU64,
-    /// Reconnections after which entries past our offset had been trimmed (never read).
+    /// Times entries past our offset were found trimmed before we read them.
     pub losses: AtomicU64,
+    /// How many entries those losses were (where Redis ≥ 7.0 can tell).
+    pub lost_entries: AtomicU64,
+}
+
+/// Entries of a stream trimmed before this reader read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    pub stream: String,
+    /// The last entry the reader had read.
+    pub after: String,
+    /// The stream's first entry when the loss was found ("" when it is empty).
+    pub first_available: String,
+    /// How many entries were lost; `None` before Redis 7.0 (then it may also be a false alarm
+    /// when the trim stopped right after `after`).
+    pub lost: Option<u64>,
 }
 
 /// Receives each non-empty XREAD reply at once (one JS hand-over per reply).
 pub type EntriesHandler = Arc<dyn Fn(&[StreamEntry]) + Send + Sync>;
+pub type LossHandler = Arc<dyn Fn(&Loss) + Send + Sync>;
 pub type ReaderReport = Arc<dyn Fn(String) + Send + Sync>;
 
 pub struct StreamReader {
@@ -200,6 +219,7 @@ impl StreamReader {
         options: ConnectionOptions,
         settings: ReaderSettings,
         on_entries: EntriesHandler,
+        on_loss: LossHandler,
         report: ReaderReport,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -208,6 +228,7 @@ impl StreamReader {
             options,
             settings,
             on_entries,
+            on_loss,
             report,
             stop.clone(),
             stats.clone(),
@@ -222,17 +243,15 @@ impl StreamReader {
     }
 }
 
-/// The id of the last entry of `stream`, or "0-0" when it is empty or missing: reading after
-/// it returns exactly the entries added from now on, like "$", but as a concrete position.
-async fn current_offset(conn: &mut ReaderConn, stream: &str) -> RedisResult<String> {
-    let mut cmd = redis::cmd("XREVRANGE");
-    cmd.arg(stream).arg("+").arg("-").arg("COUNT").arg(1);
-    let last = parse_entries(&conn.query(&cmd).await?)?;
-    Ok(last
-        .into_iter()
-        .next()
-        .map(|e| e.id)
-        .unwrap_or_else(|| "0-0".to_string()))
+/// `XINFO STREAM`, or `None` when the stream does not exist.
+async fn stream_info(conn: &mut ReaderConn, stream: &str) -> RedisResult<Option<StreamInfo>> {
+    let mut cmd = redis::cmd("XINFO");
+    cmd.arg("STREAM").arg(stream);
+    match conn.query(&cmd).await {
+        Ok(value) => parse_stream_info(&value).map(Some),
+        Err(e) if e.to_string().contains("no such key") => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn parse_id(id: &str) -> Option<(u64, u64)> {
@@ -240,13 +259,10 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-/// `Some(first entry id)` when entries after `offset` were probably trimmed before this reader
-/// saw them: the offset entry is gone and the stream now starts after it (trimming removes
-/// from the head, so what lay between them is gone too). Redis 7.0 leaves
-/// `max-deleted-entry-id` at 0-0 on trimming, so XINFO's first entry is used instead. It can
-/// report a loss that did not happen when the cut fell exactly after `offset`; it never fires
-/// when the stream is missing (a restart without persistence: nothing is left to miss).
-async fn trimmed_past(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
+/// Redis < 7.0 only (no `entries-added`): `Some(first entry id)` when the offset entry is gone
+/// and the stream now starts after it. It reports a loss that did not happen when the trim
+/// stopped exactly after `offset`.
+async fn trimmed_past_by_ids(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
     let mut exists = redis::cmd("XRANGE");
     exists.arg(stream).arg(offset).arg(offset);
     if !parse_entries(&conn.query(&exists).await.ok()?)
@@ -265,16 +281,48 @@ async fn trimmed_past(conn: &mut ReaderConn, stream: &str, offset: &str) -> Opti
     (parse_id(&first_id)? > parse_id(offset)?).then_some(first_id)
 }
 
+/// Whether entries after `offset` were trimmed unread (see stream_loss). Fails only when
+/// XINFO does (the caller retries on a new connection).
+async fn find_loss(
+    conn: &mut ReaderConn,
+    stream: &str,
+    offset: &str,
+    position: &mut HistoryPosition,
+) -> RedisResult<Option<Loss>> {
+    let info = stream_info(conn, stream).await?;
+    let loss = |first_available: String, lost| Loss {
+        stream: stream.to_string(),
+        after: offset.to_string(),
+        first_available,
+        lost,
+    };
+    Ok(match position.check(info.as_ref()) {
+        Verdict::Intact => None,
+        Verdict::Lost(n) => Some(loss(
+            info.and_then(|i| i.first_entry_id).unwrap_or_default(),
+            Some(n),
+        )),
+        Verdict::Unknown => trimmed_past_by_ids(conn, stream, offset)
+            .await
+            .map(|first| loss(first, None)),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
     options: ConnectionOptions,
     settings: ReaderSettings,
     on_entries: EntriesHandler,
+    on_loss: LossHandler,
     report: ReaderReport,
     stop: Arc<AtomicBool>,
     stats: Arc<ReaderStats>,
 ) {
     let block = Duration::from_millis(settings.block_ms as u64);
     let mut offset: Option<String> = None;
+    let mut position = HistoryPosition::at_end(None);
+    // Set after a reconnection and after a full batch (the reader may lag behind the trimming).
+    let mut check_loss = false;
     let mut conn: Option<ReaderConn> = None;
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
@@ -284,22 +332,33 @@ async fn run(
                 conn = Some(ReaderConn::open(&options, block, attempt).await?);
                 if attempt > 0 {
                     stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    if let (Some(c), Some(from)) = (conn.as_mut(), offset.as_deref()) {
-                        if let Some(deleted) = trimmed_past(c, &settings.stream, from).await {
-                            stats.losses.fetch_add(1, Ordering::Relaxed);
-                            report(format!(
-                                "stream {}: possible loss: entries after {from} were trimmed (the stream \
-                                 now starts at {deleted}) before this node read them; raise \
-                                 maxLen",
-                                settings.stream
-                            ));
-                        }
-                    }
                 }
             }
             let c = conn.as_mut().expect("connected above");
-            if offset.is_none() {
-                offset = Some(current_offset(c, &settings.stream).await?);
+            match offset.as_deref() {
+                None => {
+                    // Start at the end, as "$", but at a concrete id and history position.
+                    let info = stream_info(c, &settings.stream).await?;
+                    position = HistoryPosition::at_end(info.as_ref());
+                    offset = Some(info.map_or_else(|| "0-0".to_string(), |i| i.last_generated_id));
+                }
+                Some(from) if check_loss => {
+                    if let Some(loss) = find_loss(c, &settings.stream, from, &mut position).await? {
+                        stats.losses.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .lost_entries
+                            .fetch_add(loss.lost.unwrap_or(0), Ordering::Relaxed);
+                        let count = loss.lost.map_or("some".to_string(), |n| n.to_string());
+                        report(format!(
+                            "stream {}: {count} entries after {from} were trimmed (the stream now \
+                             starts at {}) before this node read them; raise maxLen",
+                            settings.stream, loss.first_available
+                        ));
+                        on_loss(&loss);
+                    }
+                    check_loss = false;
+                }
+                Some(_) => {}
             }
             let mut cmd = redis::cmd("XREAD");
             cmd.arg("COUNT")
@@ -317,6 +376,8 @@ async fn run(
                 backoff = MIN_BACKOFF;
                 if let Some(last) = entries.last() {
                     offset = Some(last.id.clone());
+                    position.advance(entries.len());
+                    check_loss = entries.len() >= settings.read_count as usize;
                     stats
                         .entries
                         .fetch_add(entries.len() as u64, Ordering::Relaxed);
@@ -330,8 +391,10 @@ async fn run(
                     settings.stream,
                     backoff.as_millis()
                 ));
-                // A broken connection is replaced; the offset is kept.
+                // A broken connection is replaced; the offset is kept, and checked against
+                // the stream once reconnected.
                 conn = None;
+                check_loss = offset.is_some();
                 attempt += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
