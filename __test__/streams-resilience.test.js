@@ -213,6 +213,36 @@ describe("streams trimming", () => {
     expect(losses).toHaveLength(1);
   }, 30000);
 
+  it("reports a loss to a connected reader when a burst trims past its position", async () => {
+    const { adapter, losses } = await readOneBroadcast();
+    // 5 entries in one transaction, keeping only the last: the blocked reader wakes up after
+    // EXEC, when the 4 others are already gone
+    const burst = control.multi();
+    for (let i = 0; i < 5; i++) {
+      burst.addCommand([
+        "XADD",
+        "socket.io",
+        "MAXLEN",
+        "1",
+        "*",
+        "uid",
+        "x",
+        "nsp",
+        "/",
+        "v",
+        String(i),
+      ]);
+    }
+    await burst.exec();
+    await waitUntil(() => losses.length === 1, { timeout: 8000, what: "a stream-loss event" });
+    expect(losses[0].lost).toBe(4);
+    expect(adapter.metrics().readers[0]).toMatchObject({
+      losses: 1,
+      lostEntries: 4,
+      reconnects: 0,
+    });
+  }, 30000);
+
   it("reports no loss when the trim stopped right after the reader's entry", async () => {
     const { adapter, losses, got } = await readOneBroadcast();
     // While it is away, one entry is added and everything before it (the reader's own entry

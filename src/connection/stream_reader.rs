@@ -7,7 +7,9 @@
 //! survives errors and reconnections: entries written while Redis was unreachable (from other
 //! nodes' retried XADDs) are read once it is back, unless trimmed by `MAXLEN ~`; such a loss is
 //! detected (after each reconnection, and after each full batch, when the reader may lag),
-//! counted and reported, never silent (see stream_loss).
+//! counted and reported, never silent (see stream_loss). For that, entries are read in a
+//! MULTI together with `XINFO STREAM` (the stream's counters at the same instant); a blocking
+//! `XREAD COUNT 1` only waits for new entries when the reader has caught up.
 
 use super::config::{ConnectionOptions, Topology};
 use super::sentinel::resolve_master;
@@ -15,7 +17,7 @@ use super::stream_loss::{parse_stream_info, HistoryPosition, StreamInfo, Verdict
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisError, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +171,13 @@ impl ReaderConn {
             Self::Cluster(c) => cmd.query_async(c).await,
         }
     }
+
+    async fn pipeline(&mut self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
+        match self {
+            Self::Single(c) => pipe.query_async(c).await,
+            Self::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -243,15 +252,55 @@ impl StreamReader {
     }
 }
 
+fn no_such_key(e: &RedisError) -> bool {
+    e.to_string().contains("no such key")
+}
+
 /// `XINFO STREAM`, or `None` when the stream does not exist.
 async fn stream_info(conn: &mut ReaderConn, stream: &str) -> RedisResult<Option<StreamInfo>> {
     let mut cmd = redis::cmd("XINFO");
     cmd.arg("STREAM").arg(stream);
     match conn.query(&cmd).await {
         Ok(value) => parse_stream_info(&value).map(Some),
-        Err(e) if e.to_string().contains("no such key") => Ok(None),
+        Err(e) if no_such_key(&e) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Up to `read_count` entries after `offset`, with the stream's counters taken at the same
+/// instant (MULTI: XINFO STREAM, non-blocking XREAD), so a gap before them is told exactly.
+async fn read_with_info(
+    conn: &mut ReaderConn,
+    settings: &ReaderSettings,
+    offset: &str,
+) -> RedisResult<(Option<StreamInfo>, Vec<StreamEntry>)> {
+    let mut pipe = redis::pipe();
+    pipe.atomic().ignore_errors();
+    pipe.cmd("XINFO").arg("STREAM").arg(&settings.stream);
+    pipe.cmd("XREAD")
+        .arg("COUNT")
+        .arg(settings.read_count)
+        .arg("STREAMS")
+        .arg(&settings.stream)
+        .arg(offset);
+    let replies = conn.pipeline(&pipe).await?;
+    let [info, entries] = replies.as_slice() else {
+        return Err(unexpected(
+            "MULTI XINFO/XREAD reply",
+            &Value::Array(replies),
+        ));
+    };
+    let info = match info {
+        Value::ServerError(e) => {
+            let e = RedisError::from(e.clone());
+            if !no_such_key(&e) {
+                return Err(e);
+            }
+            None
+        }
+        value => Some(parse_stream_info(value)?),
+    };
+    Ok((info, parse_xread(entries)?))
 }
 
 fn parse_id(id: &str) -> Option<(u64, u64)> {
@@ -281,34 +330,58 @@ async fn trimmed_past_by_ids(conn: &mut ReaderConn, stream: &str, offset: &str) 
     (parse_id(&first_id)? > parse_id(offset)?).then_some(first_id)
 }
 
-/// Whether entries after `offset` were trimmed unread (see stream_loss). Fails only when
-/// XINFO does (the caller retries on a new connection).
-async fn find_loss(
+/// One read of new entries, and the loss found before them, if any.
+struct Read {
+    loss: Option<Loss>,
+    entries: Vec<StreamEntry>,
+}
+
+/// Waits (unless `more_waiting`) for entries after `offset`, then reads them with the loss
+/// check. `Ok(None)`: the wait timed out.
+async fn read_next(
     conn: &mut ReaderConn,
-    stream: &str,
+    settings: &ReaderSettings,
     offset: &str,
     position: &mut HistoryPosition,
-) -> RedisResult<Option<Loss>> {
-    let info = stream_info(conn, stream).await?;
+    more_waiting: bool,
+    reconnected: bool,
+) -> RedisResult<Option<Read>> {
+    if !more_waiting {
+        let mut wait = redis::cmd("XREAD");
+        wait.arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(settings.block_ms)
+            .arg("STREAMS")
+            .arg(&settings.stream)
+            .arg(offset);
+        if parse_xread(&conn.query(&wait).await?)?.is_empty() {
+            return Ok(None);
+        }
+    }
+    let (info, entries) = read_with_info(conn, settings, offset).await?;
     let loss = |first_available: String, lost| Loss {
-        stream: stream.to_string(),
+        stream: settings.stream.clone(),
         after: offset.to_string(),
         first_available,
         lost,
     };
-    Ok(match position.check(info.as_ref()) {
+    let loss = match position.check(info.as_ref()) {
         Verdict::Intact => None,
         Verdict::Lost(n) => Some(loss(
             info.and_then(|i| i.first_entry_id).unwrap_or_default(),
             Some(n),
         )),
-        Verdict::Unknown => trimmed_past_by_ids(conn, stream, offset)
+        // Without the counters, compare ids, only after a reconnection (as before 7.0 there
+        // is nothing cheaper, and a connected reader rarely falls maxLen entries behind).
+        Verdict::Unknown if reconnected => trimmed_past_by_ids(conn, &settings.stream, offset)
             .await
             .map(|first| loss(first, None)),
-    })
+        Verdict::Unknown => None,
+    };
+    Ok(Some(Read { loss, entries }))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run(
     options: ConnectionOptions,
     settings: ReaderSettings,
@@ -321,8 +394,9 @@ async fn run(
     let block = Duration::from_millis(settings.block_ms as u64);
     let mut offset: Option<String> = None;
     let mut position = HistoryPosition::at_end(None);
-    // Set after a reconnection and after a full batch (the reader may lag behind the trimming).
-    let mut check_loss = false;
+    // The last read was full (or the connection was replaced): read again without waiting.
+    let mut more_waiting = false;
+    let mut reconnected = false;
     let mut conn: Option<ReaderConn> = None;
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
@@ -335,49 +409,41 @@ async fn run(
                 }
             }
             let c = conn.as_mut().expect("connected above");
-            match offset.as_deref() {
-                None => {
-                    // Start at the end, as "$", but at a concrete id and history position.
-                    let info = stream_info(c, &settings.stream).await?;
-                    position = HistoryPosition::at_end(info.as_ref());
-                    offset = Some(info.map_or_else(|| "0-0".to_string(), |i| i.last_generated_id));
-                }
-                Some(from) if check_loss => {
-                    if let Some(loss) = find_loss(c, &settings.stream, from, &mut position).await? {
-                        stats.losses.fetch_add(1, Ordering::Relaxed);
-                        stats
-                            .lost_entries
-                            .fetch_add(loss.lost.unwrap_or(0), Ordering::Relaxed);
-                        let count = loss.lost.map_or("some".to_string(), |n| n.to_string());
-                        report(format!(
-                            "stream {}: {count} entries after {from} were trimmed (the stream now \
-                             starts at {}) before this node read them; raise maxLen",
-                            settings.stream, loss.first_available
-                        ));
-                        on_loss(&loss);
-                    }
-                    check_loss = false;
-                }
-                Some(_) => {}
-            }
-            let mut cmd = redis::cmd("XREAD");
-            cmd.arg("COUNT")
-                .arg(settings.read_count)
-                .arg("BLOCK")
-                .arg(settings.block_ms)
-                .arg("STREAMS")
-                .arg(&settings.stream)
-                .arg(offset.as_deref().unwrap_or("$"));
-            parse_xread(&c.query(&cmd).await?)
+            let Some(from) = offset.as_deref() else {
+                // Start at the end, as "$", but at a concrete id and history position.
+                let info = stream_info(c, &settings.stream).await?;
+                position = HistoryPosition::at_end(info.as_ref());
+                offset = Some(info.map_or_else(|| "0-0".to_string(), |i| i.last_generated_id));
+                return Ok(None);
+            };
+            read_next(c, &settings, from, &mut position, more_waiting, reconnected).await
         }
         .await;
         match result {
-            Ok(entries) => {
+            Ok(read) => {
                 backoff = MIN_BACKOFF;
+                reconnected = false;
+                more_waiting = false;
+                let Some(Read { loss, entries }) = read else {
+                    continue;
+                };
+                if let Some(loss) = loss {
+                    stats.losses.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .lost_entries
+                        .fetch_add(loss.lost.unwrap_or(0), Ordering::Relaxed);
+                    let count = loss.lost.map_or("some".to_string(), |n| n.to_string());
+                    report(format!(
+                        "stream {}: {count} entries after {} were trimmed (the stream now starts \
+                         at {}) before this node read them; raise maxLen",
+                        settings.stream, loss.after, loss.first_available
+                    ));
+                    on_loss(&loss);
+                }
+                more_waiting = entries.len() >= settings.read_count as usize;
                 if let Some(last) = entries.last() {
                     offset = Some(last.id.clone());
                     position.advance(entries.len());
-                    check_loss = entries.len() >= settings.read_count as usize;
                     stats
                         .entries
                         .fetch_add(entries.len() as u64, Ordering::Relaxed);
@@ -391,10 +457,11 @@ async fn run(
                     settings.stream,
                     backoff.as_millis()
                 ));
-                // A broken connection is replaced; the offset is kept, and checked against
-                // the stream once reconnected.
+                // A broken connection is replaced; the offset is kept, and what follows it is
+                // read (and checked) as soon as the new connection is up.
                 conn = None;
-                check_loss = offset.is_some();
+                more_waiting = true;
+                reconnected = true;
                 attempt += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
