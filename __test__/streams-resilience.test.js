@@ -151,21 +151,12 @@ describe("streams trimming", () => {
     await redis.stop();
   });
 
-  /** XADD with an exact MAXLEN from outside the adapter (another writer). */
-  const xaddTrimmed = (maxLen, value) =>
-    control.sendCommand([
-      "XADD",
-      "socket.io",
-      "MAXLEN",
-      String(maxLen),
-      "*",
-      "uid",
-      "x",
-      "nsp",
-      "/",
-      "v",
-      value,
-    ]);
+  /** XADD with an exact MAXLEN, as another writer would (arguments for sendCommand). */
+  const trimmedXadd = (maxLen, value) => [
+    ...["XADD", "socket.io", "MAXLEN", String(maxLen), "*"],
+    ...["uid", "x", "nsp", "/", "v", value],
+  ];
+  const xaddTrimmed = (maxLen, value) => control.sendCommand(trimmedXadd(maxLen, value));
 
   /**
    * Disconnects the node's reader and keeps it out (no new connection accepted) while
@@ -218,21 +209,7 @@ describe("streams trimming", () => {
     // 5 entries in one transaction, keeping only the last: the blocked reader wakes up after
     // EXEC, when the 4 others are already gone
     const burst = control.multi();
-    for (let i = 0; i < 5; i++) {
-      burst.addCommand([
-        "XADD",
-        "socket.io",
-        "MAXLEN",
-        "1",
-        "*",
-        "uid",
-        "x",
-        "nsp",
-        "/",
-        "v",
-        String(i),
-      ]);
-    }
+    for (let i = 0; i < 5; i++) burst.addCommand(trimmedXadd(1, String(i)));
     await burst.exec();
     await waitUntil(() => losses.length === 1, { timeout: 8000, what: "a stream-loss event" });
     expect(losses[0].lost).toBe(4);
