@@ -110,6 +110,10 @@ fn closed() -> RedisError {
 }
 
 /// Errors after which the command most likely did not run and Redis may come back.
+/// "Most likely": when the connection drops after Redis applied an XADD but before its reply
+/// arrived, the retry writes the entry a second time, and readers deliver it twice. The
+/// official entry format has no field for a client-chosen id to deduplicate on, and an
+/// explicit XADD id cannot be chosen by several writers safely (README, streams section).
 fn retryable(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
