@@ -3,11 +3,14 @@
 // Streams adapter on a 6-node Redis Cluster (3 masters + 3 replicas): ours with node-redis
 // createCluster and ioredis Cluster clients, mixed with an official 0.3.1 node (node-redis
 // createCluster). Each stream key lives on the master owning its slot; with streamCount 3 the
-// streams land on different shards, and requests go over classic or sharded pub/sub.
+// streams land on different shards, and requests go over classic or sharded pub/sub. A session
+// persisted by our node is restored by the official one.
 
 const { startCluster, cli, waitUntil } = require("./helpers/redis");
 const {
   createStreamsCluster,
+  connectClient,
+  expectRecovered,
   expectEachNamespaceReached,
   record,
   waitForCount,
@@ -113,5 +116,37 @@ describe.each([
     const perMaster = await streamKeysPerMaster("socket.io-*");
     expect(perMaster.flat().sort()).toEqual(["socket.io-0", "socket.io-1", "socket.io-2"]);
     expect(perMaster.filter((keys) => keys.length > 0).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("restores on the official node a session persisted by ours (missed packets from both kinds, in order)", async () => {
+    c = await createStreamsCluster({
+      redis: cluster,
+      nodes: MIXED,
+      opts: { useShardedPubSub, blockTimeInMs: 1000 },
+      serverOpts: {
+        connectionStateRecovery: { maxDisconnectionDuration: 10000, skipMiddlewares: true },
+      },
+    });
+    const client = await connectClient(c.ports[0]);
+    c.servers[0].of("/").sockets.get(client.id).join("room1");
+    const got = record([client], "ev")[0];
+    c.servers[2].emit("ev", 0);
+    await waitForCount(got, 1);
+    const sid = client.id;
+    client.io.engine.close();
+    await sleep(300);
+    for (let i = 1; i <= 4; i++) {
+      const io = c.servers[i % 2 === 1 ? 1 : 2];
+      (i === 2 ? io.to("room1") : io).emit("ev", i);
+      await sleep(20);
+    }
+    await sleep(300);
+    const { again } = await expectRecovered({
+      client,
+      sid,
+      port: c.ports[1],
+      expected: [1, 2, 3, 4],
+    });
+    again.disconnect();
   });
 });

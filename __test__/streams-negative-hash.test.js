@@ -11,7 +11,7 @@ const { startRedis, waitUntil } = require("./helpers/redis");
 const {
   createStreamsCluster,
   connectClient,
-  reconnectWithSession,
+  expectRecovered,
   expectEachNamespaceReached,
   record,
   waitForCount,
@@ -159,15 +159,13 @@ describe("a namespace with a negative hash: session restore", () => {
       expect(await xlen(redis, "socket.io--2")).toBeGreaterThanOrEqual(3);
       expect(await xlen(redis, "socket.io-1")).toBeGreaterThanOrEqual(2);
 
-      let missed;
-      again = await reconnectWithSession(client, c.ports[2], NEGATIVE, (socket) => {
-        missed = record([socket], "ev")[0];
-      });
-      expect(again.recovered).toBe(true);
-      expect(again.id).toBe(sid);
-      await waitForCount(missed, 4);
-      await sleep(200);
-      expect(missed.map((a) => a[0])).toEqual([1, 2, 3, 4]);
+      ({ again } = await expectRecovered({
+        client,
+        sid,
+        port: c.ports[2],
+        nsp: NEGATIVE,
+        expected: [1, 2, 3, 4],
+      }));
     } finally {
       if (again) again.disconnect();
       if (c) await c.closeAll();

@@ -151,6 +151,30 @@ function reconnectWithSession(client, port, nsp = "/", onEvents = () => {}) {
 }
 
 /**
+ * Reconnects `client` (whose socket `sid` left with its session persisted) to the server on
+ * `port` and asserts the recovery: `recovered`, the same id, and exactly `expected` as the
+ * first arguments of the missed "ev" events, in order. Resolves with the new client and the
+ * array that keeps recording its "ev" events; the caller disconnects it (done here on failure).
+ */
+async function expectRecovered({ client, sid, port, nsp = "/", expected }) {
+  let missed;
+  const again = await reconnectWithSession(client, port, nsp, (socket) => {
+    missed = record([socket], "ev")[0];
+  });
+  try {
+    expect(again.recovered).toBe(true);
+    expect(again.id).toBe(sid);
+    await waitForCount(missed, expected.length);
+    await sleep(200);
+    expect(missed.map((a) => a[0])).toEqual(expected);
+  } catch (e) {
+    again.disconnect();
+    throw e;
+  }
+  return { again, missed };
+}
+
+/**
  * Every server emits once in each of `namespaces`; asserts that every client of each namespace
  * got exactly the emits of its own namespace, one from each server.
  */
@@ -173,6 +197,7 @@ module.exports = {
   createStreamsCluster,
   connectClient,
   reconnectWithSession,
+  expectRecovered,
   expectEachNamespaceReached,
   record,
   waitForCount,
