@@ -102,8 +102,8 @@ describe.each([
     for (const s of c.serverSockets["/"]) expect(s.rooms.has("joined")).toBe(true);
   });
 
-  it("spreads namespaces over 3 streams on different shards", async () => {
-    const namespaces = ["/", "/a", "/b", "/chat"];
+  it("spreads namespaces over 3 streams on different shards (and a negative hash)", async () => {
+    const namespaces = ["/", "/a", "/b", "/chat", "/notifications"];
     c = await createStreamsCluster({
       redis: cluster,
       nodes: MIXED,
@@ -113,8 +113,15 @@ describe.each([
     await expectEachNamespaceReached(c, namespaces);
     // "/", "/a", "/b", "/chat" go to streams 2, 0, 1, 1 (hashCode % 3); the keys socket.io-0
     // (slot 1330) and socket.io-1 (5395) live on one master, socket.io-2 (9584) on another.
+    // "/notifications" (hash % 3 = -2) goes to socket.io-1 from our nodes and to socket.io--2
+    // from the official one, which our nodes read too.
     const perMaster = await streamKeysPerMaster("socket.io-*");
-    expect(perMaster.flat().sort()).toEqual(["socket.io-0", "socket.io-1", "socket.io-2"]);
+    expect(perMaster.flat().sort()).toEqual([
+      "socket.io--2",
+      "socket.io-0",
+      "socket.io-1",
+      "socket.io-2",
+    ]);
     expect(perMaster.filter((keys) => keys.length > 0).length).toBeGreaterThanOrEqual(2);
   });
 

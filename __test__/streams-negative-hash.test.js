@@ -7,7 +7,7 @@
 // hash keep the official naming (see lib/emitter-wire.js).
 
 const { hashCode: officialHashCode } = require("@socket.io/redis-streams-adapter/dist/util");
-const { startRedis, waitUntil } = require("./helpers/redis");
+const { startRedis } = require("./helpers/redis");
 const {
   createStreamsCluster,
   connectClient,
@@ -16,7 +16,6 @@ const {
   record,
   waitForCount,
   sleep,
-  xreadClients,
 } = require("./helpers/streams-cluster");
 const { streamNameFor, officialOnlyStreamFor } = require("../lib/emitter-wire");
 
@@ -26,15 +25,6 @@ const ORDINARY = ["/", "/a", "/b", "/chat"];
 
 const officialStreamOf = (nsp) => `socket.io-${officialHashCode(nsp) % STREAM_COUNT}`;
 const xlen = async (redis, stream) => Number(await redis.cli(["XLEN", stream]));
-
-/** Every node reads its streams, and our nodes the official "--k" stream of NEGATIVE too. */
-async function waitForReaders(redis, nodes) {
-  const native = nodes.filter((n) => n === "native").length;
-  const expected = nodes.length * STREAM_COUNT + native;
-  await waitUntil(async () => (await xreadClients(redis)) >= expected, {
-    what: `${expected} blocked XREAD readers`,
-  });
-}
 
 describe("stream naming", () => {
   it("keeps the official name for non-negative hashes and fixes negative ones", () => {
@@ -88,7 +78,6 @@ describe.each([
       namespaces,
       opts: { streamCount: STREAM_COUNT },
     });
-    await waitForReaders(redis, nodes);
     await expectEachNamespaceReached(c, ORDINARY);
 
     // NEGATIVE: every client gets the emits of our nodes and of its own node; a client of an
@@ -141,7 +130,6 @@ describe("a namespace with a negative hash: session restore", () => {
           connectionStateRecovery: { maxDisconnectionDuration: 10000, skipMiddlewares: true },
         },
       });
-      await waitForReaders(redis, nodes);
       const client = await connectClient(c.ports[0], NEGATIVE);
       const got = record([client], "ev")[0];
       c.servers[1].of(NEGATIVE).emit("ev", 0);

@@ -9,6 +9,7 @@ const { Server } = require("socket.io");
 const { io: ioc } = require("socket.io-client");
 const { waitUntil, cli } = require("./redis");
 const { clientMakers } = require("./cluster");
+const { officialOnlyStreamFor } = require("../../lib/emitter-wire");
 
 /** Redis handle → what the client makers take: a URL, or the URLs of a cluster. */
 const targetOf = (redis) => redis.urls || redis.url;
@@ -92,7 +93,13 @@ async function createStreamsCluster(o) {
       { what: `NUMSUB of ${nsp}` },
     );
   }
-  const readers = ctx.servers.length * streamCount;
+  // our nodes also read the official stream of each namespace with a negative hash
+  const streamName = (o.opts && o.opts.streamName) || "socket.io";
+  const officialOnly = new Set(
+    namespaces.map((nsp) => officialOnlyStreamFor(nsp, streamName, streamCount)).filter(Boolean),
+  );
+  const natives = o.nodes.filter((spec) => toSpec(spec, o.redis).type === "native").length;
+  const readers = ctx.servers.length * streamCount + natives * officialOnly.size;
   await waitUntil(async () => (await xreadClients(o.redis)) >= readers, {
     what: `${readers} blocked XREAD readers`,
   });
