@@ -1,25 +1,25 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
+use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_reader::{
-    encode_entries, parse_entries, ReaderSettings, StreamReader,
+    encode_entries, parse_entries, Loss, ReaderSettings, StreamReader,
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
-use crate::connection::{
-    CommandConnection, ConnectionEvent, ConnectionOptions, MessageHandler, PublishKind, Publisher,
-    Subscriber, Subscription,
-};
+use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
+use crate::transport::{EitherTransport, Transport};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
 use redis::{Msg, Value};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Frame kind of a batch of stream entries (namespace field = index of the stream).
 const STREAM_ENTRIES: u8 = 6;
+/// Frame kind of a detected loss: JSON `{stream, after, firstAvailable, lost}`.
+const STREAM_LOSS: u8 = 7;
 
 #[napi(object)]
 pub struct StreamsOptions {
@@ -31,6 +31,8 @@ pub struct StreamsOptions {
     pub block_time_in_ms: u32,
     /// How long an XADD may wait for Redis to come back before it fails (ms).
     pub max_retry_ms: Option<u32>,
+    /// `useShardedPubSub`: requests and responses over SPUBLISH/SSUBSCRIBE/SHARDNUMSUB.
+    pub sharded_pub_sub: bool,
 }
 
 /// Pub/sub messages go to JS as they are (MessagePack); JS routes them by namespace.
@@ -59,23 +61,83 @@ impl MessageHandler for PubSubHandler {
     }
 }
 
+/// One frame of a stream-specific kind (same layout as protocol::delivery frames), the
+/// namespace field carrying the index of the stream.
+fn stream_frame(kind: u8, index: usize, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(9 + payload.len());
+    frame.push(kind);
+    frame.extend_from_slice(&(index as u32).to_le_bytes());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// What a stream reader needs; kept to start more readers later (see `read_stream`).
+struct ReaderContext {
+    connection: ConnectionOptions,
+    sink: Arc<dyn DeliverySink>,
+    report: ProblemReporter,
+    read_count: u32,
+    block_ms: u32,
+}
+
+impl ReaderContext {
+    /// Must run inside a tokio runtime. `index` names the stream in the delivered frames.
+    fn spawn(&self, index: usize, stream: &str) -> StreamReader {
+        let sink = self.sink.clone();
+        StreamReader::spawn(
+            self.connection.clone(),
+            ReaderSettings {
+                stream: stream.to_string(),
+                read_count: self.read_count.max(1),
+                block_ms: self.block_ms,
+            },
+            Arc::new(move |entries| {
+                // One hand-over per XREAD reply. Entries without `nsp` are skipped as by the
+                // official reader (the offset still moves past them).
+                let useful: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.has_field(b"nsp"))
+                    .cloned()
+                    .collect();
+                if useful.is_empty() {
+                    return;
+                }
+                sink.deliver(stream_frame(
+                    STREAM_ENTRIES,
+                    index,
+                    &encode_entries(&useful),
+                ));
+            }),
+            Arc::new({
+                let sink = self.sink.clone();
+                move |loss: &Loss| {
+                    let json = serde_json::json!({
+                        "stream": loss.stream,
+                        "after": loss.after,
+                        "firstAvailable": loss.first_available,
+                        "lost": loss.lost,
+                    })
+                    .to_string();
+                    sink.deliver(stream_frame(STREAM_LOSS, index, json.as_bytes()));
+                }
+            }),
+            self.report.clone(),
+        )
+    }
+}
+
 /// The Rust side of one streams `createAdapter()` call: stream readers, the XADD queue, the
 /// pub/sub subscriber and publisher, shared by the adapters of every namespace.
 #[napi]
 pub struct StreamsDriver {
-    commands: CommandConnection,
-    publisher: Publisher,
-    subscriber: Subscriber,
+    /// Requests and responses: the classic or the sharded pub/sub transport (the same ones as
+    /// createAdapter and createShardedAdapter), whose command connection also runs XADD & co.
+    pubsub: EitherTransport,
     writer: StreamWriter,
-    readers: Vec<StreamReader>,
-}
-
-fn kind(sharded: bool) -> PublishKind {
-    if sharded {
-        PublishKind::SPublish
-    } else {
-        PublishKind::Publish
-    }
+    reader_context: ReaderContext,
+    /// (stream name, its reader), in start order.
+    readers: Mutex<Vec<(String, StreamReader)>>,
 }
 
 #[napi]
@@ -87,57 +149,48 @@ impl StreamsDriver {
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
-            let commands = CommandConnection::new(&connection).map_err(to_napi)?;
-            let publisher =
-                Publisher::spawn(commands.clone(), PublisherLimits::default(), report.clone());
-            let subscriber = Subscriber::spawn(
-                connection.clone(),
+            let pubsub = EitherTransport::start(
+                options.sharded_pub_sub,
+                &connection,
                 Arc::new(PubSubHandler { sink: sink.clone() }),
-            );
-            let writer = StreamWriter::spawn(commands.clone(), max_retry, report.clone());
+                PublisherLimits::default(),
+                report.clone(),
+            )
+            .map_err(to_napi)?;
+            let writer = StreamWriter::spawn(pubsub.commands().clone(), max_retry, report.clone());
+            let reader_context = ReaderContext {
+                connection,
+                sink,
+                report,
+                read_count: options.read_count,
+                block_ms: options.block_time_in_ms,
+            };
             let readers = options
                 .streams
                 .iter()
                 .enumerate()
-                .map(|(index, stream)| {
-                    let sink = sink.clone();
-                    StreamReader::spawn(
-                        connection.clone(),
-                        ReaderSettings {
-                            stream: stream.clone(),
-                            read_count: options.read_count.max(1),
-                            block_ms: options.block_time_in_ms,
-                        },
-                        Arc::new(move |entries| {
-                            // One hand-over per XREAD reply. Entries without `nsp` are skipped
-                            // as by the official reader (the offset still moves past them).
-                            let useful: Vec<_> = entries
-                                .iter()
-                                .filter(|e| e.has_field(b"nsp"))
-                                .cloned()
-                                .collect();
-                            if useful.is_empty() {
-                                return;
-                            }
-                            let mut frame = vec![STREAM_ENTRIES];
-                            let payload = encode_entries(&useful);
-                            frame.extend_from_slice(&(index as u32).to_le_bytes());
-                            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-                            frame.extend_from_slice(&payload);
-                            sink.deliver(frame);
-                        }),
-                        report.clone(),
-                    )
-                })
+                .map(|(index, stream)| (stream.clone(), reader_context.spawn(index, stream)))
                 .collect();
             Ok(Self {
-                commands,
-                publisher,
-                subscriber,
+                pubsub,
                 writer,
-                readers,
+                reader_context,
+                readers: Mutex::new(readers),
             })
         })
+    }
+
+    /// Starts reading one more stream (from its last entry), unless it is read already. Used
+    /// for the stream official nodes write a namespace with a negative hash to.
+    #[napi]
+    pub fn read_stream(&self, stream: String) {
+        let mut readers = self.readers.lock().unwrap();
+        if readers.iter().any(|(name, _)| *name == stream) {
+            return;
+        }
+        let index = readers.len();
+        let reader = within_runtime_if_available(|| self.reader_context.spawn(index, &stream));
+        readers.push((stream, reader));
     }
 
     /// `XADD stream MAXLEN ~ maxLen * field value ...`, queued now (entries keep call order)
@@ -151,7 +204,7 @@ impl StreamsDriver {
         fields: Vec<String>,
     ) -> Result<PromiseRaw<'env, String>> {
         let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
-        let reply = self.writer.queue(cmd);
+        let reply = self.writer.queue(&stream, cmd);
         env.spawn_future(async move {
             let value = reply.await.map_err(to_napi)?;
             redis::from_redis_value::<String>(value).map_err(to_napi)
@@ -163,8 +216,8 @@ impl StreamsDriver {
     #[napi]
     pub fn set_px(&self, key: String, value: String, ttl_ms: i64) {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("PX").arg(ttl_ms.max(1));
-        let reply = self.writer.queue(cmd);
+        cmd.arg(&key).arg(value).arg("PX").arg(ttl_ms.max(1));
+        let reply = self.writer.queue(&key, cmd);
         within_runtime_if_available(|| {
             tokio::spawn(async move {
                 let _ = reply.await;
@@ -177,8 +230,12 @@ impl StreamsDriver {
     pub async fn get_del(&self, key: String) -> Result<Option<String>> {
         let mut pipe = redis::pipe();
         pipe.atomic().get(&key).del(&key).ignore();
-        let (value,): (Option<String>,) =
-            self.commands.pipeline_query(&pipe).await.map_err(to_napi)?;
+        let (value,): (Option<String>,) = self
+            .pubsub
+            .commands()
+            .pipeline_query(&pipe)
+            .await
+            .map_err(to_napi)?;
         Ok(value)
     }
 
@@ -196,31 +253,30 @@ impl StreamsDriver {
         if let Some(n) = count {
             cmd.arg("COUNT").arg(n);
         }
-        let value: Value = self.commands.query(&cmd).await.map_err(to_napi)?;
+        let value: Value = self.pubsub.commands().query(&cmd).await.map_err(to_napi)?;
         let entries = parse_entries(&value).map_err(to_napi)?;
         Ok(Buffer::from(encode_entries(&entries)))
     }
 
-    /// Fire and forget (kept and retried while Redis is away). False when refused.
+    /// PUBLISH (or SPUBLISH), fire and forget (kept and retried while Redis is away). False
+    /// when refused.
     #[napi]
-    pub fn publish(&self, channel: String, payload: Buffer, sharded: bool) -> bool {
-        self.publisher
-            .publish(kind(sharded), channel, payload.to_vec())
+    pub fn publish(&self, channel: String, payload: Buffer) -> bool {
+        self.pubsub.publish(channel, payload.to_vec())
     }
 
+    /// SUBSCRIBE (or SSUBSCRIBE, each channel on the shard owning its slot); kept and replayed
+    /// after reconnections.
     #[napi]
     pub async fn subscribe(&self, channels: Vec<String>) -> Result<()> {
         let subs = channels.into_iter().map(Subscription::Channel).collect();
-        self.subscriber.subscribe(subs).await.map_err(to_napi)
+        self.pubsub.subscribe(subs).await.map_err(to_napi)
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
     #[napi]
-    pub async fn count_listeners(&self, channel: String, sharded: bool) -> Result<i64> {
-        self.commands
-            .num_sub(&channel, sharded)
-            .await
-            .map_err(to_napi)
+    pub async fn count_listeners(&self, channel: String) -> Result<i64> {
+        self.pubsub.count_listeners(&channel).await.map_err(to_napi)
     }
 
     /// Counters as JSON.
@@ -230,13 +286,17 @@ impl StreamsDriver {
         let w = &self.writer.stats;
         let readers: Vec<_> = self
             .readers
+            .lock()
+            .unwrap()
             .iter()
-            .map(|r| {
+            .map(|(stream, r)| {
                 serde_json::json!({
+                    "stream": stream,
                     "entries": load(&r.stats.entries),
                     "errors": load(&r.stats.errors),
                     "reconnects": load(&r.stats.reconnects),
                     "losses": load(&r.stats.losses),
+                    "lostEntries": load(&r.stats.lost_entries),
                 })
             })
             .collect();
@@ -252,11 +312,10 @@ impl StreamsDriver {
     /// Stops the readers and drops the connections; called when the last adapter closes.
     #[napi]
     pub fn shutdown(&self) {
-        for r in &self.readers {
+        for (_, r) in self.readers.lock().unwrap().iter() {
             r.shutdown();
         }
         self.writer.shutdown();
-        self.publisher.shutdown();
-        self.subscriber.shutdown();
+        self.pubsub.shutdown();
     }
 }

@@ -49,6 +49,10 @@ impl ShardedTransport {
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
     }
+
+    pub fn commands(&self) -> &CommandConnection {
+        &self.commands
+    }
 }
 
 impl Transport for ShardedTransport {
