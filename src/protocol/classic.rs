@@ -197,6 +197,10 @@ impl ClassicRouter {
             return;
         }
         if self.settings.default_parser {
+            if msgpack::peek_envelope_uid(payload) == Some(self.settings.uid.as_str()) {
+                bump(&self.stats.skipped_own);
+                return;
+            }
             match msgpack::read_broadcast_envelope(payload) {
                 Ok(env) => {
                     if env.uid == self.settings.uid {

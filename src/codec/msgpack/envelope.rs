@@ -144,6 +144,20 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
     })
 }
 
+/// The sender uid of a broadcast envelope (`[uid, packet, opts]`), read without looking at the
+/// rest: a node receives its own broadcasts through its pattern subscription, and this lets it
+/// drop them before validating anything else. `None` when the envelope does not start with a
+/// 3-element array and a UTF-8 str.
+pub fn peek_envelope_uid(buf: &[u8]) -> Option<&str> {
+    if buf.first() != Some(&0x93) {
+        return None;
+    }
+    match super::reader::read_head(buf, 1).ok()? {
+        (super::reader::Head::Str(n), p) => std::str::from_utf8(buf.get(p..p + n)?).ok(),
+        _ => None,
+    }
+}
+
 /// Top-level routing fields of a MessagePack request/response map: classic types 7 and
 /// 9 (PROTOCOL.md 2.5) and cluster-adapter messages `{type, data, uid, nsp}` (3.1).
 #[derive(Debug, Clone, Copy, PartialEq)]
