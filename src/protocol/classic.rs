@@ -256,7 +256,7 @@ impl ClassicRouter {
             return false;
         }
         let limits = msgpack::Limits::default();
-        let Some(text) = msgpack::event_wire_string(env.packet, nsp, &limits) else {
+        let Some(text) = env.event_wire_text(nsp) else {
             return false;
         };
         // Mode 0: no rooms, no except, no flags: JS needs no options at all.

@@ -7,41 +7,50 @@
 //! result is certain to be the same string: otherwise [`event_wire_string`] returns `None` and
 //! the message takes the ordinary JS path.
 
-use super::reader::{read_head, Head};
-use super::{msgpack_to_json, read_value, DecodeError, Limits, ValueRef};
-use std::collections::HashSet;
+use super::reader::{read_head, skip_at, Head};
+use super::transcode::msgpack_to_json_validated;
+use super::{validate, DecodeError, Limits};
 
 /// `Some(text)` when `packet` (one MessagePack map) is an EVENT that socket.io-parser would
-/// encode as a single text packet and [`msgpack_to_json`] gives exactly `JSON.stringify` of
-/// what notepack decodes. `None` for: other packet types, an ack id, binary content (bin,
-/// ArrayBuffer or unknown ext: socket.io would send a BINARY_EVENT), map keys JS would
-/// reorder (integer-like), merge (duplicates) or treat specially (`__proto__`), non-string
-/// or non-UTF-8 keys and strings, and anything malformed.
+/// encode as a single text packet and [`msgpack_to_json`](super::msgpack_to_json) gives exactly
+/// `JSON.stringify` of what notepack decodes. `None` for: other packet types, an ack id, binary
+/// content (bin, ArrayBuffer or unknown ext: socket.io would send a BINARY_EVENT), map keys JS
+/// would reorder (integer-like), merge (duplicates) or treat specially (`__proto__`),
+/// non-string or non-UTF-8 keys and strings, and anything malformed.
 pub fn event_wire_string(packet: &[u8], nsp: &str, limits: &Limits) -> Option<String> {
-    let (value, end) = read_value(packet).ok()?;
-    if end != packet.len() {
+    validate(packet, limits).ok()?;
+    text_of_validated_packet(packet, nsp)
+}
+
+/// [`event_wire_string`] for a packet validated already (as part of its envelope). Three walks
+/// over the data at most: the key scan, the plain-JSON check, the JSON writer.
+pub(super) fn text_of_validated_packet(packet: &[u8], nsp: &str) -> Option<String> {
+    let (Head::Map(n), mut pos) = read_head(packet, 0).ok()? else {
         return None;
-    }
-    let map = value.as_map()?;
+    };
     let mut data = None;
     let mut is_event = false;
-    let mut seen = 0usize;
-    for (k, v) in map.iter() {
-        seen += 1;
-        match k.as_str()? {
-            "type" => is_event = matches!(v, ValueRef::UInt(2) | ValueRef::Int(2)),
-            "data" => data = v.as_array().map(|a| a.body()),
-            "id" | "attachments" => return None,
+    let mut keys = KeySet::default();
+    for _ in 0..n {
+        let (key, value) = str_at(packet, pos)?;
+        let end = skip_at(packet, value, &Limits::UNLIMITED).ok()?;
+        // A duplicated key would make "which one wins" a JS question.
+        if !keys.insert(key) {
+            return None;
+        }
+        match key {
+            b"type" => is_event = matches!(read_head(packet, value).ok()?.0, Head::UInt(2)),
+            b"data" => data = Some(&packet[value..end]),
+            b"id" | b"attachments" => return None,
             _ => {}
         }
-    }
-    // A duplicated top-level key would make "which one wins" a JS question.
-    if !is_event || seen != distinct_keys(map.body(), map.len())? {
-        return None;
+        pos = end;
     }
     let data = data?;
-    let data = array_bytes(packet, data)?;
-    if !is_plain_json(data, limits).ok()? {
+    if !is_event || !matches!(read_head(data, 0).ok()?.0, Head::Array(_)) {
+        return None;
+    }
+    if !is_plain_json(data).ok()? {
         return None;
     }
     let mut out = String::with_capacity(data.len() + nsp.len() + 8);
@@ -50,33 +59,25 @@ pub fn event_wire_string(packet: &[u8], nsp: &str, limits: &Limits) -> Option<St
         out.push_str(nsp);
         out.push(',');
     }
-    msgpack_to_json(data, limits, &mut out).ok()?;
+    msgpack_to_json_validated(data, &mut out).ok()?;
     Some(out)
 }
 
-/// The encoded array (marker included) whose elements are `body`, a sub-slice of `packet`.
-fn array_bytes<'a>(packet: &'a [u8], body: &'a [u8]) -> Option<&'a [u8]> {
-    let body_start = body.as_ptr() as usize - packet.as_ptr() as usize;
-    let body_end = body_start + body.len();
-    // The marker sits right before the body: 1 byte (fixarray), 3 (array16) or 5 (array32).
-    [1usize, 3, 5].into_iter().find_map(|marker| {
-        let start = body_start.checked_sub(marker)?;
-        match read_head(packet, start).ok()? {
-            (Head::Array(_), p) if p == body_start => Some(&packet[start..body_end]),
-            _ => None,
-        }
-    })
+/// Keys of one map. Maps in events are small: a linear scan beats hashing until they are not.
+#[derive(Default)]
+struct KeySet<'a> {
+    keys: Vec<&'a [u8]>,
 }
 
-fn distinct_keys(body: &[u8], len: usize) -> Option<usize> {
-    let mut keys = HashSet::with_capacity(len);
-    let mut pos = 0;
-    for _ in 0..len {
-        let (key, after_key) = str_at(body, pos)?;
-        keys.insert(key);
-        pos = super::reader::skip_at(body, after_key, &Limits::UNLIMITED).ok()?;
+impl<'a> KeySet<'a> {
+    /// False when `key` was there already.
+    fn insert(&mut self, key: &'a [u8]) -> bool {
+        if self.keys.contains(&key) {
+            return false;
+        }
+        self.keys.push(key);
+        true
     }
-    Some(keys.len())
 }
 
 /// The bytes of the str at `pos` and the position after it.
@@ -104,13 +105,13 @@ fn is_array_index(key: &[u8]) -> bool {
 
 struct Level<'a> {
     left: usize,
-    /// Keys of an open map (None for arrays); at most a few per level in practice.
-    keys: Option<HashSet<&'a [u8]>>,
+    /// Keys of an open map (None for arrays).
+    keys: Option<KeySet<'a>>,
 }
 
-/// Whether every value in `buf` is one that JSON text represents exactly as JS would see it.
-fn is_plain_json(buf: &[u8], limits: &Limits) -> Result<bool, DecodeError> {
-    super::validate(buf, limits)?;
+/// Whether every value in the (validated) `buf` is one that JSON text represents exactly as
+/// JS would see it.
+fn is_plain_json(buf: &[u8]) -> Result<bool, DecodeError> {
     let mut stack: Vec<Level<'_>> = Vec::new();
     let mut pos = 0;
     loop {
@@ -144,7 +145,7 @@ fn is_plain_json(buf: &[u8], limits: &Limits) -> Result<bool, DecodeError> {
                 let is_map = matches!(head, Head::Map(_));
                 stack.push(Level {
                     left: n,
-                    keys: is_map.then(HashSet::new),
+                    keys: is_map.then(KeySet::default),
                 });
                 pos = after;
                 continue;
@@ -244,6 +245,7 @@ mod tests {
             r#"2["ev",{"b":1,"a":2,"01":3,"4294967295":4}]"#
         );
         assert!(is_array_index(b"4294967294") && !is_array_index(b"4294967295"));
+        assert!(!is_array_index(b"01") && !is_array_index(b"1a") && is_array_index(b"0"));
     }
 
     #[test]
