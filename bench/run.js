@@ -9,9 +9,9 @@
 //   npm run bench -- --memory          RSS over 1,000,000 broadcasts (ours; --both adds official)
 //   npm run bench -- --profile         --cpu-prof of a receiving node of each adapter
 //   npm run bench -- --kind sharded    adapters compared (with any mode above; default classic):
-//       classic  @socket.io/redis-adapter createAdapter     vs ours createAdapter
-//       sharded  @socket.io/redis-adapter createShardedAdapter vs ours createShardedAdapter
-//       streams  @socket.io/redis-streams-adapter createAdapter vs ours createStreamsAdapter
+//       classic  @socket.io/redis-adapter createAdapter          vs ours createAdapter
+//       sharded  @socket.io/redis-adapter createShardedAdapter   vs ours createShardedAdapter
+//       streams  @socket.io/redis-streams-adapter createAdapter  vs ours createStreamsAdapter
 //   options: --rounds N --duration S --only REGEX --out FILE --messages N (memory mode)
 
 const fs = require("fs");
