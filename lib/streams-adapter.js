@@ -102,6 +102,33 @@ function nextOffset(offset) {
 }
 
 /** One createAdapter() call: the native driver and the adapters of its namespaces. */
+/** Frames of StreamsDriver.xaddBatch: stream, maxLen u32, field count u32, fields (u32 LE lengths). */
+function encodeXaddFrames(entries) {
+  const parts = entries.map((e) => ({
+    stream: Buffer.from(e.stream),
+    maxLen: e.maxLen,
+    fields: e.fields.map((f) => Buffer.from(f)),
+  }));
+  let size = 0;
+  for (const p of parts) {
+    size += 12 + p.stream.length;
+    for (const f of p.fields) size += 4 + f.length;
+  }
+  const frames = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const p of parts) {
+    offset = frames.writeUInt32LE(p.stream.length, offset);
+    offset += p.stream.copy(frames, offset);
+    offset = frames.writeUInt32LE(p.maxLen, offset);
+    offset = frames.writeUInt32LE(p.fields.length, offset);
+    for (const f of p.fields) {
+      offset = frames.writeUInt32LE(f.length, offset);
+      offset += f.copy(frames, offset);
+    }
+  }
+  return frames;
+}
+
 class StreamsNode {
   constructor(redisClient, options) {
     this.adapters = new Map(); // namespace name -> adapter
@@ -120,6 +147,39 @@ class StreamsNode {
         shardedPubSub: Boolean(options.useShardedPubSub),
       },
       (batch) => this.onDeliver(batch),
+    );
+  }
+
+  /**
+   * XADDs of one JS tick go to Rust in one call (one native promise for all), still queued in
+   * call order; each caller gets its entry id (the offset ClusterAdapter needs) or its error.
+   */
+  queueXadd(stream, maxLen, fields) {
+    if (!this.xadds) {
+      this.xadds = [];
+      queueMicrotask(() => this.flushXadds());
+    }
+    return new Promise((resolve, reject) =>
+      this.xadds.push({ stream, maxLen, fields, resolve, reject }),
+    );
+  }
+
+  flushXadds() {
+    const batch = this.xadds;
+    this.xadds = null;
+    let outcomes;
+    try {
+      outcomes = this.driver.xaddBatch(encodeXaddFrames(batch));
+    } catch (err) {
+      for (const entry of batch) entry.reject(err);
+      return;
+    }
+    outcomes.then(
+      (results) =>
+        results.forEach((r, i) =>
+          r.error == null ? batch[i].resolve(r.id) : batch[i].reject(new Error(r.error)),
+        ),
+      (err) => batch.forEach((entry) => entry.reject(err)),
     );
   }
 
@@ -202,7 +262,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
       }
       return Promise.resolve("");
     }
-    return this.driver.xadd(this.streamName, this.opts.maxLen, this.encode(message));
+    return this.node.queueXadd(this.streamName, this.opts.maxLen, this.encode(message));
   }
 
   doPublishResponse(requesterUid, response) {

@@ -193,21 +193,43 @@ impl StreamsDriver {
         readers.push((stream, reader));
     }
 
-    /// `XADD stream MAXLEN ~ maxLen * field value ...`, queued now (entries keep call order)
-    /// and retried while Redis is away; resolves with the entry id.
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn xadd<'env>(
+    /// `XADD stream MAXLEN ~ maxLen * field value ...` for the entries of one JS tick, in one
+    /// call; retried while Redis is away. `frames` is, per entry,
+    /// `stream, max_len: u32 LE, field count: u32 LE, fields`, each string as `u32 LE length +
+    /// UTF-8`. All are queued before this returns (call order kept); resolves with one outcome
+    /// per entry, in order.
+    #[napi(ts_return_type = "Promise<Array<XaddOutcome>>")]
+    pub fn xadd_batch<'env>(
         &self,
         env: &'env Env,
-        stream: String,
-        max_len: u32,
-        fields: Vec<String>,
-    ) -> Result<PromiseRaw<'env, String>> {
-        let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
-        let reply = self.writer.queue(&stream, cmd);
+        frames: Buffer,
+    ) -> Result<PromiseRaw<'env, Vec<XaddOutcome>>> {
+        let entries = parse_xadd_frames(&frames).map_err(to_napi)?;
+        let mut replies = Vec::with_capacity(entries.len());
+        for (stream, max_len, fields) in entries {
+            let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
+            replies.push(self.writer.queue(&stream, cmd));
+        }
         env.spawn_future(async move {
-            let value = reply.await.map_err(to_napi)?;
-            redis::from_redis_value::<String>(value).map_err(to_napi)
+            let results = futures_util::future::join_all(replies).await;
+            Ok(results
+                .into_iter()
+                .map(|r| {
+                    let id = r.map_err(|e| e.to_string()).and_then(|v| {
+                        redis::from_redis_value::<String>(v).map_err(|e| e.to_string())
+                    });
+                    match id {
+                        Ok(id) => XaddOutcome {
+                            id: Some(id),
+                            error: None,
+                        },
+                        Err(error) => XaddOutcome {
+                            id: None,
+                            error: Some(error),
+                        },
+                    }
+                })
+                .collect())
         })
     }
 
@@ -318,4 +340,46 @@ impl StreamsDriver {
         self.writer.shutdown();
         self.pubsub.shutdown();
     }
+}
+
+/// One entry of `xadd_batch`: the entry id, or why it failed.
+#[napi(object)]
+pub struct XaddOutcome {
+    pub id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One entry of an `xadd_batch` call: stream, MAXLEN, field/value strings.
+type BatchedXadd = (String, u32, Vec<String>);
+
+/// Splits the frames of [`StreamsDriver::xadd_batch`].
+fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd>, &'static str> {
+    fn u32_at(buf: &mut &[u8]) -> std::result::Result<u32, &'static str> {
+        let (head, rest) = buf.split_first_chunk::<4>().ok_or("truncated xadd batch")?;
+        *buf = rest;
+        Ok(u32::from_le_bytes(*head))
+    }
+    fn string_at(buf: &mut &[u8]) -> std::result::Result<String, &'static str> {
+        let len = u32_at(buf)? as usize;
+        if buf.len() < len {
+            return Err("truncated xadd batch");
+        }
+        let (head, rest) = buf.split_at(len);
+        *buf = rest;
+        String::from_utf8(head.to_vec()).map_err(|_| "xadd batch: a string is not UTF-8")
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let stream = string_at(&mut buf)?;
+        let max_len = u32_at(&mut buf)?;
+        let count = u32_at(&mut buf)? as usize;
+        if count > buf.len() / 4 {
+            return Err("xadd batch: impossible field count");
+        }
+        let fields = (0..count)
+            .map(|_| string_at(&mut buf))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        out.push((stream, max_len, fields));
+    }
+    Ok(out)
 }
