@@ -585,20 +585,19 @@ impl<T: Transport> ClassicCore<T> {
         timeout: Duration,
     ) -> RedisResult<Outcome> {
         let channels = self.channels(id).ok_or_else(|| Self::unknown(id))?;
-        // The official adapter counts the nodes (PUBSUB NUMSUB), then publishes: two round
-        // trips before any answer can come. Here both go out at once, answers are collected
-        // from the start, and the count is applied when it arrives.
-        let waiter = self.registry().register(request_id, usize::MAX);
-        let (listeners, published) = tokio::join!(
-            self.transport().count_listeners(&channels.request),
-            self.transport()
-                .publish_confirmed(channels.request.clone(), payload),
-        );
-        let listeners = listeners?;
-        published?;
-        // Every node subscribes once per namespace, this one included.
+        let listeners = self.transport().count_listeners(&channels.request).await?;
         let expected = (listeners - 1).max(0) as usize;
-        self.registry().set_expected(request_id, expected);
+        if expected == 0 {
+            return Ok(Outcome {
+                expected: 0,
+                responses: Vec::new(),
+                timed_out: false,
+            });
+        }
+        let waiter = self.registry().register(request_id, expected);
+        self.transport()
+            .publish_confirmed(channels.request, payload)
+            .await?;
         Ok(waiter.wait(timeout).await)
     }
 
