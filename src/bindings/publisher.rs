@@ -56,29 +56,27 @@ impl NativePublisher {
 
     /// Many publishes in one call (the emitter batches the writes of one JS tick): `frames` is
     /// `sharded: u8, channel_len: u32 LE, channel, payload_len: u32 LE, payload`, repeated.
-    /// Resolves with one entry per message, in order: `null` once Redis accepted it, else the
-    /// error text. All are queued before this returns, so call order is kept.
-    #[napi(ts_return_type = "Promise<Array<string | null>>")]
+    /// All are queued before this returns, so call order is kept. Resolves once Redis accepted
+    /// the last one: the publisher sends in queue order and drops nothing silently before it,
+    /// so one confirmation covers the batch (the emitter gives its writes one shared promise).
+    #[napi(ts_return_type = "Promise<void>")]
     pub fn publish_batch<'env>(
         &self,
         env: &'env Env,
         frames: Buffer,
-    ) -> Result<PromiseRaw<'env, Vec<Option<String>>>> {
-        let messages = parse_publish_frames(&frames).map_err(to_napi)?;
-        let confirmations: Vec<_> = messages
-            .into_iter()
-            .map(|(sharded, channel, payload)| {
-                self.publisher
-                    .queue_confirmed(kind(sharded), channel, payload.to_vec())
-            })
-            .collect();
-        env.spawn_future(async move {
-            let results = futures_util::future::join_all(confirmations).await;
-            Ok(results
-                .into_iter()
-                .map(|r| r.err().map(|e| e.to_string()))
-                .collect())
-        })
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let mut messages = parse_publish_frames(&frames).map_err(to_napi)?;
+        let Some((sharded, channel, payload)) = messages.pop() else {
+            return env.spawn_future(async { Ok(()) });
+        };
+        for (sharded, channel, payload) in messages {
+            self.publisher
+                .publish_deferred(kind(sharded), channel, payload.to_vec());
+        }
+        let confirmed = self
+            .publisher
+            .queue_confirmed(kind(sharded), channel, payload.to_vec());
+        env.spawn_future(async move { confirmed.await.map_err(to_napi) })
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
