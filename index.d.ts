@@ -36,6 +36,23 @@ export interface RedisAdapterOptions {
    * @default notepack.io
    */
   parser: Parser;
+  /**
+   * Milliseconds between two self-pings of the subscription connection; a ping not seen back
+   * within one more interval makes the subscriber reconnect and resubscribe. 0 disables it.
+   * (Not in the official package.)
+   * @default 5000
+   */
+  healthCheckInterval: number;
+}
+
+/** The subscription connection of a native node (not in the official packages). */
+export interface SubscriberMetrics {
+  /** Times every subscription was made again on a new connection. */
+  resubscribes: number;
+  pingsSent: number;
+  pingsReceived: number;
+  /** Self-pings Redis accepted that never came back (each one triggered a resubscription). */
+  pingFailures: number;
 }
 
 /**
@@ -57,6 +74,7 @@ export interface AdapterMetrics {
   responsesMatched: number;
   reconnects: number;
   pendingRequests: number;
+  subscriber: SubscriberMetrics;
 }
 
 export declare function createAdapter(
@@ -111,6 +129,8 @@ export interface ShardedRedisAdapterOptions {
    * @default "dynamic"
    */
   subscriptionMode?: "static" | "dynamic" | "dynamic-private";
+  /** See {@link RedisAdapterOptions.healthCheckInterval}. @default 5000 */
+  healthCheckInterval?: number;
 }
 
 /** Counters of the native node shared by the adapters of one createShardedAdapter() call. */
@@ -122,6 +142,7 @@ export interface ShardedAdapterMetrics {
   skippedForeign: number;
   decodeErrors: number;
   reconnects: number;
+  subscriber: SubscriberMetrics;
 }
 
 /**

@@ -1,5 +1,6 @@
 // Typings of socket.io-redis-native/streams: the shapes of @socket.io/redis-streams-adapter 0.3.
 import { ClusterAdapter, ClusterMessage, ClusterResponse, Offset } from "socket.io-adapter";
+import { SubscriberMetrics } from "./index";
 
 export interface RedisStreamsAdapterOptions {
   /** @default "socket.io" */
@@ -24,6 +25,11 @@ export interface RedisStreamsAdapterOptions {
   heartbeatTimeout: number;
   /** @default false */
   onlyPlaintext: boolean;
+  /**
+   * Self-ping period of the pub/sub connection used for requests (ms, 0 = off). Not in the
+   * official package. @default 5000
+   */
+  healthCheckInterval: number;
 }
 
 /** Counters of the native node shared by the adapters of one createAdapter() call. */
@@ -32,6 +38,8 @@ export interface StreamsAdapterMetrics {
   writeRetries: number;
   writeFailures: number;
   readers: { entries: number; errors: number; reconnects: number; losses: number }[];
+  /** The pub/sub connection of requests and responses. */
+  subscriber: SubscriberMetrics;
 }
 
 export declare function createAdapter(

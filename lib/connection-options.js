@@ -200,4 +200,16 @@ function connectionOptionsFrom(client) {
   return definedOnly(settings);
 }
 
-module.exports = { connectionOptionsFrom, InvalidRedisClientError };
+/**
+ * The JSON handed to a native driver: the client's settings plus the adapter options that act
+ * on connections (`healthCheckInterval`: period of the subscriber's self-ping, ms, 0 = off).
+ */
+function nativeConnectionJson(client, opts) {
+  const settings = connectionOptionsFrom(client);
+  if (opts && opts.healthCheckInterval !== undefined) {
+    settings.healthCheckIntervalMs = opts.healthCheckInterval;
+  }
+  return JSON.stringify(settings);
+}
+
+module.exports = { connectionOptionsFrom, nativeConnectionJson, InvalidRedisClientError };

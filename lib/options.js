@@ -32,12 +32,19 @@ function validateClassicOptions(opts) {
   check(opts, "requestsTimeout", isNonNegativeInt, "a non-negative integer (milliseconds)");
   check(opts, "publishOnSpecificResponseChannel", isBoolean, "a boolean");
   check(opts, "parser", isParser, "an object with encode() and decode()");
+  checkReliabilityOptions(opts);
   return opts;
+}
+
+/** Options every adapter accepts beyond upstream's (README "Reliability and observability"). */
+function checkReliabilityOptions(opts) {
+  check(opts, "healthCheckInterval", isNonNegativeInt, "a non-negative integer (milliseconds)");
 }
 
 module.exports = {
   InvalidOptionError,
   validateClassicOptions,
+  checkReliabilityOptions,
   check,
   isString,
   isNonNegativeInt,

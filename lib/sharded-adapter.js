@@ -8,8 +8,8 @@ const { ClusterAdapter, MessageType } = require("socket.io-adapter");
 const notepack = require("notepack.io");
 const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
-const { connectionOptionsFrom } = require("./connection-options");
-const { InvalidOptionError, check, isString } = require("./options");
+const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
+const { InvalidOptionError, check, checkReliabilityOptions, isString } = require("./options");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
@@ -71,6 +71,7 @@ function validateShardedOptions(opts) {
     (v) => SUBSCRIPTION_MODES.includes(v),
     `one of ${SUBSCRIPTION_MODES.join(", ")}`,
   );
+  checkReliabilityOptions(opts);
   return opts;
 }
 
@@ -252,7 +253,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
 }
 
 function createNode(pubClient, opts) {
-  const connection = JSON.stringify(connectionOptionsFrom(pubClient));
+  const connection = nativeConnectionJson(pubClient, opts);
   return new NativeNode(
     (onDeliver) =>
       new native.ShardedDriver(

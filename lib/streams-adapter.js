@@ -8,7 +8,8 @@ const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
 const { DeliveryKind, forEachFrame } = require("./frames");
-const { connectionOptionsFrom } = require("./connection-options");
+const { nativeConnectionJson } = require("./connection-options");
+const { checkReliabilityOptions } = require("./options");
 const { hasBinary, streamNameFor } = require("./emitter-wire");
 
 /** Frame kind of a batch of stream entries (src/bindings/streams.rs). */
@@ -102,7 +103,7 @@ class StreamsNode {
         : Array.from({ length: options.streamCount }, (_, i) => `${options.streamName}-${i}`);
     this.driver = new native.StreamsDriver(
       {
-        connection: JSON.stringify(connectionOptionsFrom(redisClient)),
+        connection: nativeConnectionJson(redisClient, options),
         streams,
         readCount: options.readCount,
         blockTimeInMs: options.blockTimeInMs,
@@ -286,6 +287,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
  */
 function createStreamsAdapter(redisClient, opts) {
   const options = Object.assign({}, DEFAULTS, opts);
+  checkReliabilityOptions(options);
   if (options.useShardedPubSub) {
     // The native subscriber has no SSUBSCRIBE yet: refusing beats silently missing messages.
     throw new Error("socket.io-redis-native: useShardedPubSub is not supported yet (streams)");

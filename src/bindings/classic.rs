@@ -1,9 +1,10 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::PublisherLimits;
-use crate::connection::ConnectionOptions;
+use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
+use crate::protocol::metrics::subscriber_json;
 use crate::protocol::requests::uid2;
 use crate::transport::PubSubTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -34,6 +35,7 @@ pub struct RequestOutcome {
 #[napi]
 pub struct ClassicDriver {
     core: Arc<ClassicCore<PubSubTransport>>,
+    health: Arc<SubscriberStats>,
 }
 
 #[napi]
@@ -58,8 +60,9 @@ impl ClassicDriver {
             )
         })
         .map_err(to_napi)?;
+        let health = transport.health();
         core.attach(transport);
-        Ok(Self { core })
+        Ok(Self { core, health })
     }
 
     #[napi(getter)]
@@ -192,6 +195,7 @@ impl ClassicDriver {
             "responsesMatched": load(&s.responses_matched),
             "reconnects": load(&s.reconnects),
             "pendingRequests": self.core.registry().pending_count(),
+            "subscriber": subscriber_json(&self.health),
         })
         .to_string()
     }

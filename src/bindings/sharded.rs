@@ -1,8 +1,9 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::PublisherLimits;
-use crate::connection::ConnectionOptions;
+use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
+use crate::protocol::metrics::subscriber_json;
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -24,6 +25,7 @@ pub struct ShardedOptions {
 #[napi]
 pub struct ShardedDriver {
     core: Arc<ShardedCore<ShardedTransport>>,
+    health: Arc<SubscriberStats>,
 }
 
 #[napi]
@@ -43,8 +45,9 @@ impl ShardedDriver {
             )
         })
         .map_err(to_napi)?;
+        let health = transport.health();
         core.attach(transport);
-        Ok(Self { core })
+        Ok(Self { core, health })
     }
 
     /// Registers a namespace adapter (its uid names its response channel) and queues the
@@ -112,6 +115,7 @@ impl ShardedDriver {
             "skippedForeign": load(&s.skipped_foreign),
             "decodeErrors": load(&s.decode_errors),
             "reconnects": load(&s.reconnects),
+            "subscriber": subscriber_json(&self.health),
         })
         .to_string()
     }

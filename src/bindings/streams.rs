@@ -6,10 +6,11 @@ use crate::connection::stream_reader::{
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
 use crate::connection::{
-    CommandConnection, ConnectionEvent, ConnectionOptions, MessageHandler, PublishKind, Publisher,
-    Subscriber, Subscription,
+    CommandConnection, ConnectionEvent, ConnectionOptions, HealthCheck, MessageHandler,
+    PublishKind, Publisher, Subscriber, SubscriberStats, Subscription,
 };
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::metrics::subscriber_json;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -68,6 +69,7 @@ pub struct StreamsDriver {
     subscriber: Subscriber,
     writer: StreamWriter,
     readers: Vec<StreamReader>,
+    health: Arc<SubscriberStats>,
 }
 
 fn kind(sharded: bool) -> PublishKind {
@@ -90,9 +92,11 @@ impl StreamsDriver {
             let commands = CommandConnection::new(&connection).map_err(to_napi)?;
             let publisher =
                 Publisher::spawn(commands.clone(), PublisherLimits::default(), report.clone());
-            let subscriber = Subscriber::spawn(
+            let (check, health) = HealthCheck::for_subscriber(&commands, &connection, false);
+            let subscriber = Subscriber::spawn_with_health(
                 connection.clone(),
                 Arc::new(PubSubHandler { sink: sink.clone() }),
+                check,
             );
             let writer = StreamWriter::spawn(commands.clone(), max_retry, report.clone());
             let readers = options
@@ -136,6 +140,7 @@ impl StreamsDriver {
                 subscriber,
                 writer,
                 readers,
+                health,
             })
         })
     }
@@ -245,6 +250,7 @@ impl StreamsDriver {
             "writeRetries": load(&w.retries),
             "writeFailures": load(&w.failed),
             "readers": readers,
+            "subscriber": subscriber_json(&self.health),
         })
         .to_string()
     }

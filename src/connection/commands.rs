@@ -30,7 +30,7 @@ enum Inner {
     },
     /// The master is looked up through the sentinels on first use.
     Sentinel {
-        options: ConnectionOptions,
+        options: Box<ConnectionOptions>,
         conn: OnceCell<ConnectionManager>,
     },
 }
@@ -76,7 +76,7 @@ impl CommandConnection {
                 }
             }
             Topology::Sentinel => Inner::Sentinel {
-                options: opts.clone(),
+                options: Box::new(opts.clone()),
                 conn: OnceCell::new(),
             },
         };

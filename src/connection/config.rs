@@ -54,6 +54,9 @@ pub struct ConnectionOptions {
     pub sentinel_password: Option<String>,
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
+    /// Period of the subscribers' self-ping (`healthCheckInterval` option); 0 disables it.
+    #[serde(default)]
+    pub health_check_interval_ms: Option<u64>,
 }
 
 impl fmt::Debug for ConnectionOptions {
@@ -109,6 +112,12 @@ impl ConnectionOptions {
                 Ok(())
             }
         }
+    }
+
+    pub fn health_check_interval(&self) -> std::time::Duration {
+        self.health_check_interval_ms
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(super::health::DEFAULT_INTERVAL)
     }
 
     /// A human-readable target for logs and errors, without credentials.

@@ -6,6 +6,7 @@
 pub mod classic;
 pub mod delivery;
 pub mod header;
+pub mod metrics;
 pub mod requests;
 pub mod sharded;
 
