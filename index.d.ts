@@ -45,6 +45,33 @@ export interface RedisAdapterOptions {
   healthCheckInterval: number;
 }
 
+/** Cumulative counts per upper bound in ms ("0.5" ... "10000", "+Inf"), sum in ms, count. */
+export interface LatencyHistogram {
+  buckets: Record<string, number>;
+  sum: number;
+  count: number;
+}
+
+/** What the publisher of a native node sent, refused and retried. */
+export interface PublisherMetrics {
+  messages: number;
+  bytes: number;
+  failed: number;
+  droppedOverflow: number;
+  retries: number;
+  bufferedBytes: number;
+}
+
+/** Requests of one type (sockets, allRooms, fetchSockets, serverSideEmit, other). */
+export interface RequestTypeMetrics {
+  sent: number;
+  timedOut: number;
+  failed: number;
+  answers: number;
+  missingAnswers: number;
+  roundTripMs: LatencyHistogram;
+}
+
 /** The subscription connection of a native node (not in the official packages). */
 export interface SubscriberMetrics {
   /** Times every subscription was made again on a new connection. */
@@ -75,6 +102,8 @@ export interface AdapterMetrics {
   reconnects: number;
   pendingRequests: number;
   subscriber: SubscriberMetrics;
+  published: PublisherMetrics;
+  requests: Record<string, RequestTypeMetrics>;
 }
 
 export declare function createAdapter(
@@ -143,6 +172,7 @@ export interface ShardedAdapterMetrics {
   decodeErrors: number;
   reconnects: number;
   subscriber: SubscriberMetrics;
+  published: PublisherMetrics;
 }
 
 /**
@@ -337,3 +367,16 @@ export declare class BroadcastOperator<EmitEvents extends EventsMap> {
 
 /** Streams adapter, as `createAdapter` of @socket.io/redis-streams-adapter 0.3 (also exported by `socket.io-redis-native/streams`). */
 export { createStreamsAdapter } from "./streams";
+
+/**
+ * `adapter.metrics()` in the Prometheus text exposition format: counters (`_total`), gauges,
+ * histograms (`_bucket{le=...}`, `_sum`, `_count`); `requests.<type>` and `readers[i]` become
+ * `type` and `reader` labels.
+ */
+export declare function toPrometheus(
+  metrics: object,
+  options?: { prefix?: string; labels?: Record<string, string> },
+): string;
+
+/** Content-Type of the text format: `text/plain; version=0.0.4; charset=utf-8`. */
+export declare const PROMETHEUS_CONTENT_TYPE: string;

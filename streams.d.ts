@@ -1,6 +1,6 @@
 // Typings of socket.io-redis-native/streams: the shapes of @socket.io/redis-streams-adapter 0.3.
 import { ClusterAdapter, ClusterMessage, ClusterResponse, Offset } from "socket.io-adapter";
-import { SubscriberMetrics } from "./index";
+import { LatencyHistogram, PublisherMetrics, SubscriberMetrics } from "./index";
 
 export interface RedisStreamsAdapterOptions {
   /** @default "socket.io" */
@@ -40,6 +40,10 @@ export interface StreamsAdapterMetrics {
   readers: { entries: number; errors: number; reconnects: number; losses: number }[];
   /** The pub/sub connection of requests and responses. */
   subscriber: SubscriberMetrics;
+  /** Pub/sub messages (requests and responses). */
+  published: PublisherMetrics;
+  /** Age of each stream entry when read: entry id time (set by Redis at XADD) to read time. */
+  streamLagMs: LatencyHistogram;
 }
 
 export declare function createAdapter(

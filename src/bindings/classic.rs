@@ -1,10 +1,10 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
+use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
-use crate::protocol::metrics::subscriber_json;
+use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
 use crate::protocol::requests::uid2;
 use crate::transport::PubSubTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -12,7 +12,7 @@ use napi::Result;
 use napi_derive::napi;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[napi(object)]
 pub struct ClassicOptions {
@@ -36,6 +36,8 @@ pub struct RequestOutcome {
 pub struct ClassicDriver {
     core: Arc<ClassicCore<PubSubTransport>>,
     health: Arc<SubscriberStats>,
+    published: Arc<PublisherStats>,
+    requests: Arc<RequestMetrics>,
 }
 
 #[napi]
@@ -61,8 +63,14 @@ impl ClassicDriver {
         })
         .map_err(to_napi)?;
         let health = transport.health();
+        let published = transport.publisher().shared_stats();
         core.attach(transport);
-        Ok(Self { core, health })
+        Ok(Self {
+            core,
+            health,
+            published,
+            requests: Arc::new(RequestMetrics::default()),
+        })
     }
 
     #[napi(getter)]
@@ -143,6 +151,8 @@ impl ClassicDriver {
         timeout_ms: u32,
     ) -> Result<RequestOutcome> {
         let payload = payload.to_vec();
+        let kind = RequestMetrics::kind_of(&payload);
+        let started = Instant::now();
         let outcome = self
             .core
             .request(
@@ -152,7 +162,23 @@ impl ClassicDriver {
                 Duration::from_millis(timeout_ms as u64),
             )
             .await
+            .inspect_err(|_| {
+                self.requests
+                    .kind(kind)
+                    .failed
+                    .fetch_add(1, Ordering::Relaxed);
+            })
             .map_err(to_napi)?;
+        // Not sent when no other node listens (expected == 0): nothing to time.
+        if outcome.expected > 0 {
+            self.requests.record(
+                kind,
+                started.elapsed(),
+                outcome.expected,
+                outcome.responses.len(),
+                outcome.timed_out,
+            );
+        }
         Ok(RequestOutcome {
             expected: outcome.expected as u32,
             timed_out: outcome.timed_out,
@@ -196,6 +222,8 @@ impl ClassicDriver {
             "reconnects": load(&s.reconnects),
             "pendingRequests": self.core.registry().pending_count(),
             "subscriber": subscriber_json(&self.health),
+            "published": publisher_json(&self.published),
+            "requests": self.requests.to_json(),
         })
         .to_string()
     }

@@ -1,9 +1,9 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
+use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
-use crate::protocol::metrics::subscriber_json;
+use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -26,6 +26,7 @@ pub struct ShardedOptions {
 pub struct ShardedDriver {
     core: Arc<ShardedCore<ShardedTransport>>,
     health: Arc<SubscriberStats>,
+    published: Arc<PublisherStats>,
 }
 
 #[napi]
@@ -46,8 +47,13 @@ impl ShardedDriver {
         })
         .map_err(to_napi)?;
         let health = transport.health();
+        let published = transport.publisher().shared_stats();
         core.attach(transport);
-        Ok(Self { core, health })
+        Ok(Self {
+            core,
+            health,
+            published,
+        })
     }
 
     /// Registers a namespace adapter (its uid names its response channel) and queues the
@@ -116,6 +122,7 @@ impl ShardedDriver {
             "decodeErrors": load(&s.decode_errors),
             "reconnects": load(&s.reconnects),
             "subscriber": subscriber_json(&self.health),
+            "published": publisher_json(&self.published),
         })
         .to_string()
     }

@@ -10,7 +10,7 @@ use crate::connection::{
     PublishKind, Publisher, Subscriber, SubscriberStats, Subscription,
 };
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
-use crate::protocol::metrics::subscriber_json;
+use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -70,6 +70,8 @@ pub struct StreamsDriver {
     writer: StreamWriter,
     readers: Vec<StreamReader>,
     health: Arc<SubscriberStats>,
+    /// How old entries are when read (entry id time to now).
+    stream_lag: Arc<Histogram>,
 }
 
 fn kind(sharded: bool) -> PublishKind {
@@ -99,12 +101,14 @@ impl StreamsDriver {
                 check,
             );
             let writer = StreamWriter::spawn(commands.clone(), max_retry, report.clone());
+            let stream_lag = Arc::new(Histogram::default());
             let readers = options
                 .streams
                 .iter()
                 .enumerate()
                 .map(|(index, stream)| {
                     let sink = sink.clone();
+                    let lag = stream_lag.clone();
                     StreamReader::spawn(
                         connection.clone(),
                         ReaderSettings {
@@ -113,6 +117,10 @@ impl StreamsDriver {
                             block_ms: options.block_time_in_ms,
                         },
                         Arc::new(move |entries| {
+                            let now = std::time::SystemTime::now();
+                            for age in entries.iter().filter_map(|e| stream_entry_age(&e.id, now)) {
+                                lag.observe(age);
+                            }
                             // One hand-over per XREAD reply. Entries without `nsp` are skipped
                             // as by the official reader (the offset still moves past them).
                             let useful: Vec<_> = entries
@@ -141,6 +149,7 @@ impl StreamsDriver {
                 writer,
                 readers,
                 health,
+                stream_lag,
             })
         })
     }
@@ -251,6 +260,8 @@ impl StreamsDriver {
             "writeFailures": load(&w.failed),
             "readers": readers,
             "subscriber": subscriber_json(&self.health),
+            "published": publisher_json(self.publisher.stats()),
+            "streamLagMs": self.stream_lag.to_json(),
         })
         .to_string()
     }
