@@ -42,6 +42,8 @@ export interface StreamsAdapterMetrics {
   subscriber: SubscriberMetrics;
   /** Pub/sub messages (requests and responses). */
   published: PublisherMetrics;
+  /** Stream entries and pub/sub messages skipped because they could not be decoded. */
+  decodeErrors: number;
   /** Age of each stream entry when read: entry id time (set by Redis at XADD) to read time. */
   streamLagMs: LatencyHistogram;
 }

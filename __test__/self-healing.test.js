@@ -11,43 +11,11 @@
 
 jest.retryTimes(1, { logErrorsBeforeRetry: true });
 
-const http = require("http");
-const { Server } = require("socket.io");
-const { io: ioc } = require("socket.io-client");
 const { startRedis, waitUntil, sleep } = require("./helpers/redis");
 const { startProxy } = require("./helpers/tcp-proxy");
+const { FACTORIES, startNode } = require("./helpers/single-node");
 
 const noop = () => {};
-
-const FACTORIES = {
-  classic: (url, opts) => require("..").createAdapter(url, undefined, opts),
-  sharded: (url, opts) => require("..").createShardedAdapter(url, undefined, opts),
-  streams: (url, opts) => require("../streams").createAdapter(url, opts),
-};
-
-async function startNode(kind, url, opts) {
-  const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter: FACTORIES[kind](url, opts) });
-  await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
-  const client = ioc(`http://127.0.0.1:${httpServer.address().port}`, {
-    forceNew: true,
-    transports: ["websocket"],
-    reconnection: false,
-  });
-  await new Promise((resolve, reject) => {
-    client.once("connect", resolve);
-    client.once("connect_error", reject);
-  });
-  return {
-    io,
-    client,
-    metrics: () => io.of("/").adapter.metrics(),
-    async close() {
-      client.disconnect();
-      await new Promise((resolve) => io.close(() => resolve()));
-    },
-  };
-}
 
 /** CLIENT LIST entries as objects (`addr`, `id`, `sub`, `psub`, `ssub`, ...). */
 async function clientList(redis) {

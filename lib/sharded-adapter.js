@@ -209,6 +209,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     try {
       message = decode(payload);
     } catch (e) {
+      this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);
     }
     const result = this.onMessage(message);
@@ -227,6 +228,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     try {
       response = decode(payload);
     } catch (e) {
+      this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);
     }
     this.onResponse(response);
@@ -239,7 +241,9 @@ class ShardedRedisAdapter extends ClusterAdapter {
 
   /** Counters of the shared native node (messages, skips, decode errors, reconnections). */
   metrics() {
-    return JSON.parse(this.driver.metrics());
+    const metrics = JSON.parse(this.driver.metrics());
+    metrics.decodeErrors += this.node.decodeErrors;
+    return metrics;
   }
 
   /** SUNSUBSCRIBE the main, response and room channels; resolves when done. */

@@ -97,6 +97,8 @@ class StreamsNode {
   constructor(redisClient, options) {
     this.adapters = new Map(); // namespace name -> adapter
     this.closed = false;
+    // Messages skipped because they could not be decoded (decoding happens in JS here).
+    this.decodeErrors = 0;
     const streams =
       options.streamCount === 1
         ? [options.streamName]
@@ -129,6 +131,7 @@ class StreamsNode {
         }
       } catch (e) {
         // One undecodable message must not break the others of the batch.
+        this.decodeErrors++;
         debug("invalid format: %s", e && e.message);
       }
     });
@@ -205,6 +208,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
     try {
       message = RedisStreamsAdapter.decode(rawMessage);
     } catch (e) {
+      this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);
     }
     this.onMessage(message, offset);
@@ -230,7 +234,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
 
   /** Counters of the shared native node (stream writes, retries, reader errors...). */
   metrics() {
-    return JSON.parse(this.driver.metrics());
+    return { ...JSON.parse(this.driver.metrics()), decodeErrors: this.node.decodeErrors };
   }
 
   persistSession(session) {
