@@ -1,0 +1,28 @@
+"use strict";
+
+// A Socket.IO node in its own process, driven over IPC by a test: `node-child.js <kind> <url>
+// <name> [adapterOptionsJson]`. It connects one client to itself, answers `whoami` server-side
+// emits with its name, and on `{ block: ms }` busy-waits (a stuck event loop) so that it can be
+// killed while a request waits for it.
+
+const { startNode } = require("./single-node");
+
+const [kind, url, name, optsJson] = process.argv.slice(2);
+
+startNode(kind, url, JSON.parse(optsJson || "{}")).then(
+  (node) => {
+    node.io.on("whoami", (cb) => cb(name));
+    process.on("message", (msg) => {
+      if (msg.block) {
+        process.send({ blocking: true });
+        const until = Date.now() + msg.block;
+        while (Date.now() < until); // deliberately stuck
+      }
+    });
+    process.send({ ready: true, sid: node.client.id });
+  },
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
