@@ -159,10 +159,15 @@ async fn apply(sink: &mut PubSubSink, subs: &[Subscription], subscribe: bool) ->
     Ok(())
 }
 
+/// Capped low: every moment the subscriber is away after Redis came back, broadcasts are lost
+/// (pub/sub keeps nothing), while the publisher already delivers what it queued during the
+/// outage. A reconnection attempt every ~half second to a Redis that is down costs nothing.
+const MAX_BACKOFF_MS: u64 = 400;
+
 fn backoff(failures: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << failures.min(6));
     let jitter = rand::random::<u64>() % 50;
-    Duration::from_millis(base.min(2000) + jitter)
+    Duration::from_millis(base.min(MAX_BACKOFF_MS) + jitter)
 }
 
 /// Keeps the wanted set in order (subscription order is visible to other tools) without dups.
