@@ -43,6 +43,12 @@ export interface RedisAdapterOptions {
    * @default 5000
    */
   healthCheckInterval: number;
+  /**
+   * Bytes of incoming messages that may wait for a busy JS thread; past it new ones are dropped
+   * and counted in `metrics().delivery`. 0: no limit. (Not in the official package.)
+   * @default 67108864 (64 MiB)
+   */
+  maxPendingDeliveryBytes: number;
 }
 
 /** Cumulative counts per upper bound in ms ("0.5" ... "10000", "+Inf"), sum in ms, count. */
@@ -70,6 +76,16 @@ export interface RequestTypeMetrics {
   answers: number;
   missingAnswers: number;
   roundTripMs: LatencyHistogram;
+}
+
+/** What waits for the JS thread (not in the official packages). */
+export interface DeliveryMetrics {
+  pendingBytes: number;
+  peakPendingBytes: number;
+  /** The bound (`maxPendingDeliveryBytes`), 0 when none. */
+  maxPendingBytes: number;
+  droppedMessages: number;
+  droppedBytes: number;
 }
 
 /** The subscription connection of a native node (not in the official packages). */
@@ -104,6 +120,7 @@ export interface AdapterMetrics {
   subscriber: SubscriberMetrics;
   published: PublisherMetrics;
   requests: Record<string, RequestTypeMetrics>;
+  delivery: DeliveryMetrics;
 }
 
 export declare function createAdapter(
@@ -160,6 +177,8 @@ export interface ShardedRedisAdapterOptions {
   subscriptionMode?: "static" | "dynamic" | "dynamic-private";
   /** See {@link RedisAdapterOptions.healthCheckInterval}. @default 5000 */
   healthCheckInterval?: number;
+  /** See {@link RedisAdapterOptions.maxPendingDeliveryBytes}. @default 67108864 */
+  maxPendingDeliveryBytes?: number;
 }
 
 /** Counters of the native node shared by the adapters of one createShardedAdapter() call. */
@@ -173,6 +192,7 @@ export interface ShardedAdapterMetrics {
   reconnects: number;
   subscriber: SubscriberMetrics;
   published: PublisherMetrics;
+  delivery: DeliveryMetrics;
 }
 
 /**

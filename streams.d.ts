@@ -1,6 +1,6 @@
 // Typings of socket.io-redis-native/streams: the shapes of @socket.io/redis-streams-adapter 0.3.
 import { ClusterAdapter, ClusterMessage, ClusterResponse, Offset } from "socket.io-adapter";
-import { LatencyHistogram, PublisherMetrics, SubscriberMetrics } from "./index";
+import { DeliveryMetrics, LatencyHistogram, PublisherMetrics, SubscriberMetrics } from "./index";
 
 export interface RedisStreamsAdapterOptions {
   /** @default "socket.io" */
@@ -46,6 +46,8 @@ export interface StreamsAdapterMetrics {
   decodeErrors: number;
   /** Age of each stream entry when read: entry id time (set by Redis at XADD) to read time. */
   streamLagMs: LatencyHistogram;
+  /** What waits for the JS thread (no bound for the streams adapter yet). */
+  delivery: DeliveryMetrics;
 }
 
 export declare function createAdapter(

@@ -406,6 +406,7 @@ function createNode(pubClient, subClient, opts) {
           key: opts.key || "socket.io",
           publishOnSpecificResponseChannel: !!opts.publishOnSpecificResponseChannel,
           defaultParser: !opts.parser || opts.parser === msgpack,
+          maxPendingDeliveryBytes: opts.maxPendingDeliveryBytes,
         },
         onDeliver,
       ),

@@ -39,6 +39,7 @@ function validateClassicOptions(opts) {
 /** Options every adapter accepts beyond upstream's (README "Reliability and observability"). */
 function checkReliabilityOptions(opts) {
   check(opts, "healthCheckInterval", isNonNegativeInt, "a non-negative integer (milliseconds)");
+  check(opts, "maxPendingDeliveryBytes", isNonNegativeInt, "a non-negative integer (bytes)");
 }
 
 module.exports = {

@@ -261,7 +261,11 @@ function createNode(pubClient, opts) {
   return new NativeNode(
     (onDeliver) =>
       new native.ShardedDriver(
-        { connection, channelPrefix: opts.channelPrefix || "socket.io" },
+        {
+          connection,
+          channelPrefix: opts.channelPrefix || "socket.io",
+          maxPendingDeliveryBytes: opts.maxPendingDeliveryBytes,
+        },
         onDeliver,
       ),
   );

@@ -2,6 +2,7 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
+use crate::protocol::backlog::DeliveryBacklog;
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
@@ -21,6 +22,9 @@ pub struct ClassicOptions {
     pub key: String,
     pub publish_on_specific_response_channel: bool,
     pub default_parser: bool,
+    /// Bytes of deliveries that may wait for the JS thread (`maxPendingDeliveryBytes`); past
+    /// it incoming messages are dropped and counted. 0: no limit. Default 64 MiB.
+    pub max_pending_delivery_bytes: Option<u32>,
 }
 
 #[napi(object)]
@@ -37,6 +41,7 @@ pub struct ClassicDriver {
     core: Arc<ClassicCore<PubSubTransport>>,
     health: Arc<SubscriberStats>,
     published: Arc<PublisherStats>,
+    delivery: Arc<DeliveryBacklog>,
     requests: Arc<RequestMetrics>,
 }
 
@@ -50,7 +55,9 @@ impl ClassicDriver {
             options.publish_on_specific_response_channel,
             options.default_parser,
         );
-        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
+        let delivery = js_sink.backlog();
+        let sink: Arc<dyn DeliverySink> = Arc::new(js_sink);
         let core = Arc::new(ClassicCore::new(settings, sink.clone()));
         let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
@@ -69,6 +76,7 @@ impl ClassicDriver {
             core,
             health,
             published,
+            delivery,
             requests: Arc::new(RequestMetrics::default()),
         })
     }
@@ -223,6 +231,7 @@ impl ClassicDriver {
             "pendingRequests": self.core.registry().pending_count(),
             "subscriber": subscriber_json(&self.health),
             "published": publisher_json(&self.published),
+            "delivery": self.delivery.to_json(),
             "requests": self.requests.to_json(),
         })
         .to_string()

@@ -2,6 +2,7 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
+use crate::protocol::backlog::DeliveryBacklog;
 use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
@@ -17,6 +18,9 @@ pub struct ShardedOptions {
     /// JSON of the connection settings read from the user's client (see connection::config).
     pub connection: String,
     pub channel_prefix: String,
+    /// Bytes of deliveries that may wait for the JS thread (`maxPendingDeliveryBytes`); past
+    /// it incoming messages are dropped and counted. 0: no limit. Default 64 MiB.
+    pub max_pending_delivery_bytes: Option<u32>,
 }
 
 /// The Rust side of one `createShardedAdapter()` call: its connections and shard-channel
@@ -27,6 +31,7 @@ pub struct ShardedDriver {
     core: Arc<ShardedCore<ShardedTransport>>,
     health: Arc<SubscriberStats>,
     published: Arc<PublisherStats>,
+    delivery: Arc<DeliveryBacklog>,
 }
 
 #[napi]
@@ -34,7 +39,9 @@ impl ShardedDriver {
     #[napi(constructor)]
     pub fn new(options: ShardedOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
+        let delivery = js_sink.backlog();
+        let sink: Arc<dyn DeliverySink> = Arc::new(js_sink);
         let core = Arc::new(ShardedCore::new(&options.channel_prefix, sink.clone()));
         let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
@@ -53,6 +60,7 @@ impl ShardedDriver {
             core,
             health,
             published,
+            delivery,
         })
     }
 
@@ -123,6 +131,7 @@ impl ShardedDriver {
             "reconnects": load(&s.reconnects),
             "subscriber": subscriber_json(&self.health),
             "published": publisher_json(&self.published),
+            "delivery": self.delivery.to_json(),
         })
         .to_string()
     }

@@ -9,6 +9,7 @@ use crate::connection::{
     CommandConnection, ConnectionEvent, ConnectionOptions, HealthCheck, MessageHandler,
     PublishKind, Publisher, Subscriber, SubscriberStats, Subscription,
 };
+use crate::protocol::backlog::DeliveryBacklog;
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
@@ -72,6 +73,7 @@ pub struct StreamsDriver {
     health: Arc<SubscriberStats>,
     /// How old entries are when read (entry id time to now).
     stream_lag: Arc<Histogram>,
+    delivery: Arc<DeliveryBacklog>,
 }
 
 fn kind(sharded: bool) -> PublishKind {
@@ -87,7 +89,10 @@ impl StreamsDriver {
     #[napi(constructor)]
     pub fn new(options: StreamsOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        // No limit: dropping stream entries would break the no-loss promise; see the README.
+        let js_sink = JsSink::new(on_deliver);
+        let delivery = js_sink.backlog();
+        let sink: Arc<dyn DeliverySink> = Arc::new(js_sink);
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
@@ -150,6 +155,7 @@ impl StreamsDriver {
                 readers,
                 health,
                 stream_lag,
+                delivery: delivery.clone(),
             })
         })
     }
@@ -262,6 +268,7 @@ impl StreamsDriver {
             "subscriber": subscriber_json(&self.health),
             "published": publisher_json(self.publisher.stats()),
             "streamLagMs": self.stream_lag.to_json(),
+            "delivery": self.delivery.to_json(),
         })
         .to_string()
     }

@@ -3,6 +3,7 @@
 //! Transport-agnostic: everything here talks to Redis only through [`crate::transport::Transport`]
 //! and to the JS layer only through [`DeliverySink`].
 
+pub mod backlog;
 pub mod classic;
 pub mod delivery;
 pub mod header;
