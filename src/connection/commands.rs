@@ -66,10 +66,13 @@ impl CommandConnection {
             }
             Topology::Cluster => {
                 let infos = opts.connection_infos().map_err(config_error)?;
-                let client = ClusterClient::builder(infos)
+                let mut builder = ClusterClient::builder(infos)
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .build()?;
+                    .response_timeout(RESPONSE_TIMEOUT);
+                if let Some(certs) = opts.tls_certificates() {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
                 Inner::Cluster {
                     client: Box::new(client),
                     conn: OnceCell::new(),

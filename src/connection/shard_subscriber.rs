@@ -169,12 +169,15 @@ impl Conn {
                     .into_iter()
                     .map(resp3)
                     .collect();
-                let client = ClusterClient::builder(infos)
+                let mut builder = ClusterClient::builder(infos)
                     .use_protocol(ProtocolVersion::RESP3)
                     .push_sender(push.clone())
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .build()?;
+                    .response_timeout(RESPONSE_TIMEOUT);
+                if let Some(certs) = options.tls_certificates() {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
                 let conn = tokio::time::timeout(CONNECT_TIMEOUT * 2, client.get_async_connection())
                     .await
                     .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
