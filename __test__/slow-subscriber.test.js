@@ -1,7 +1,7 @@
 "use strict";
 
-// A stuck subscriber: the receiving node (a child process) blocks its event loop for 4 s while
-// the sender broadcasts 20 000 packets of 1 KiB. The Rust core keeps receiving from Redis (so
+// A stuck subscriber: the receiving node (a child process) blocks its event loop while the
+// sender broadcasts 20 000 packets of 1 KiB (until they all left the sender, plus a second). The Rust core keeps receiving from Redis (so
 // Redis never cuts the connection for a full output buffer) but holds at most
 // `maxPendingDeliveryBytes` for the JS thread; the rest is dropped and counted. Checked:
 // delivered + dropped == sent exactly, the backlog never exceeded the bound, the receiver's RSS
@@ -10,6 +10,8 @@
 
 jest.retryTimes(1, { logErrorsBeforeRetry: true });
 
+const fs = require("fs");
+const os = require("os");
 const path = require("path");
 const { fork } = require("child_process");
 const { startRedis, waitUntil, sleep } = require("./helpers/redis");
@@ -81,14 +83,24 @@ describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
     const before = await receiver.report();
     const unblocked = receiver.next("unblocked");
     const blocking = receiver.next("blocking");
-    receiver.child.send({ block: 4000 });
+    // stuck until every packet was sent and had time to reach it (however slow this machine)
+    const flag = path.join(os.tmpdir(), `sio-unblock-${process.pid}-${Date.now()}`);
+    receiver.child.send({ block: 60000, untilFile: flag });
     await blocking;
     const filler = "x".repeat(1024);
     for (let i = 0; i < PACKETS; i++) {
       sender.io.emit("flood", i, filler);
       if (i % 500 === 499) await new Promise((r) => setImmediate(r)); // let the publisher flush
     }
+    // the sender's own published count tells when everything left it
+    await waitUntil(() => sender.metrics().published.messages >= PACKETS, {
+      timeout: 30000,
+      what: "the sender to publish everything",
+    });
+    await sleep(1000); // Redis to the receiver's Rust side
+    fs.writeFileSync(flag, "");
     const { rss: rssAtUnblock } = await unblocked;
+    fs.rmSync(flag, { force: true });
     let after;
     await waitUntil(
       async () => {
@@ -110,7 +122,7 @@ describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
     const delivered = after.received.flood || 0;
     const growth = Math.round((rssAtUnblock - before.rss) / MiB);
     console.log(
-      `[${kind}] ${PACKETS} x 1 KiB broadcasts while the receiver was stuck 4 s (bound ${BOUND / MiB} MiB): ` +
+      `[${kind}] ${PACKETS} x 1 KiB broadcasts while the receiver was stuck (bound ${BOUND / MiB} MiB): ` +
         `delivered ${delivered}, dropped ${d.droppedMessages} (${Math.round(d.droppedBytes / MiB)} MiB), ` +
         `peak backlog ${(d.peakPendingBytes / MiB).toFixed(1)} MiB, receiver RSS +${growth} MiB while stuck`,
     );

@@ -2,7 +2,6 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
-use crate::protocol::backlog::DeliveryBacklog;
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
@@ -41,7 +40,7 @@ pub struct ClassicDriver {
     core: Arc<ClassicCore<PubSubTransport>>,
     health: Arc<SubscriberStats>,
     published: Arc<PublisherStats>,
-    delivery: Arc<DeliveryBacklog>,
+    js_sink: Arc<JsSink>,
     requests: Arc<RequestMetrics>,
 }
 
@@ -56,8 +55,8 @@ impl ClassicDriver {
             options.default_parser,
         );
         let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
-        let delivery = js_sink.backlog();
-        let sink: Arc<dyn DeliverySink> = Arc::new(js_sink);
+        let js_sink = Arc::new(js_sink);
+        let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let core = Arc::new(ClassicCore::new(settings, sink.clone()));
         let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
@@ -76,7 +75,7 @@ impl ClassicDriver {
             core,
             health,
             published,
-            delivery,
+            js_sink,
             requests: Arc::new(RequestMetrics::default()),
         })
     }
@@ -231,7 +230,7 @@ impl ClassicDriver {
             "pendingRequests": self.core.registry().pending_count(),
             "subscriber": subscriber_json(&self.health),
             "published": publisher_json(&self.published),
-            "delivery": self.delivery.to_json(),
+            "delivery": self.js_sink.backlog().to_json(),
             "requests": self.requests.to_json(),
         })
         .to_string()
@@ -241,5 +240,6 @@ impl ClassicDriver {
     #[napi]
     pub fn shutdown(&self) {
         self.core.shutdown();
+        self.js_sink.close();
     }
 }

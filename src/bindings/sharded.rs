@@ -2,7 +2,6 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
-use crate::protocol::backlog::DeliveryBacklog;
 use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
@@ -31,7 +30,7 @@ pub struct ShardedDriver {
     core: Arc<ShardedCore<ShardedTransport>>,
     health: Arc<SubscriberStats>,
     published: Arc<PublisherStats>,
-    delivery: Arc<DeliveryBacklog>,
+    js_sink: Arc<JsSink>,
 }
 
 #[napi]
@@ -40,8 +39,8 @@ impl ShardedDriver {
     pub fn new(options: ShardedOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
         let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
-        let delivery = js_sink.backlog();
-        let sink: Arc<dyn DeliverySink> = Arc::new(js_sink);
+        let js_sink = Arc::new(js_sink);
+        let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let core = Arc::new(ShardedCore::new(&options.channel_prefix, sink.clone()));
         let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
@@ -60,7 +59,7 @@ impl ShardedDriver {
             core,
             health,
             published,
-            delivery,
+            js_sink,
         })
     }
 
@@ -131,7 +130,7 @@ impl ShardedDriver {
             "reconnects": load(&s.reconnects),
             "subscriber": subscriber_json(&self.health),
             "published": publisher_json(&self.published),
-            "delivery": self.delivery.to_json(),
+            "delivery": self.js_sink.backlog().to_json(),
         })
         .to_string()
     }
@@ -140,5 +139,6 @@ impl ShardedDriver {
     #[napi]
     pub fn shutdown(&self) {
         self.core.shutdown();
+        self.js_sink.close();
     }
 }

@@ -3,14 +3,16 @@ use crate::protocol::DeliverySink;
 use napi::bindgen_prelude::Buffer;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// `Weak = true`: the callback does not keep the Node process alive, so a script that is done
 /// exits even while the Redis connections are still open.
 pub type DeliveryCallback = ThreadsafeFunction<Buffer, (), Buffer, Status, false, true>;
 
 pub struct JsSink {
-    callback: DeliveryCallback,
+    /// None once closed: releasing the threadsafe function at shutdown (rather than when the
+    /// driver object is garbage collected) leaves no open handle behind `close()`.
+    callback: RwLock<Option<DeliveryCallback>>,
     /// Bytes handed to JS and not consumed yet, with a limit (see protocol::backlog).
     backlog: Arc<DeliveryBacklog>,
 }
@@ -24,7 +26,7 @@ impl JsSink {
     /// `max_pending_bytes`: past it, incoming batches are dropped and counted (0: no limit).
     pub fn with_limit(callback: DeliveryCallback, max_pending_bytes: usize) -> Self {
         Self {
-            callback,
+            callback: RwLock::new(Some(callback)),
             backlog: Arc::new(DeliveryBacklog::new(max_pending_bytes)),
         }
     }
@@ -40,10 +42,20 @@ impl JsSink {
     pub fn backlog(&self) -> Arc<DeliveryBacklog> {
         self.backlog.clone()
     }
+
+    /// Releases the JS callback; later deliveries are dropped. Called by the drivers' shutdown.
+    pub fn close(&self) {
+        let released = self.callback.write().map(|mut cb| cb.take());
+        drop(released);
+    }
 }
 
 impl DeliverySink for JsSink {
     fn deliver(&self, frames: Vec<u8>) {
+        let callback = self.callback.read();
+        let Some(callback) = callback.as_ref().ok().and_then(|cb| cb.as_ref()) else {
+            return; // closed
+        };
         let accounted = frames.len();
         let Some(frames) = self.backlog.admit(frames) else {
             return;
@@ -51,7 +63,7 @@ impl DeliverySink for JsSink {
         let backlog = self.backlog.clone();
         // Non-blocking: a tokio thread never waits on the JS thread. The completion runs on the
         // JS thread once the callback returned: that batch no longer waits.
-        let status = self.callback.call_with_return_value(
+        let status = callback.call_with_return_value(
             Buffer::from(frames),
             ThreadsafeFunctionCallMode::NonBlocking,
             move |_, _| {

@@ -9,7 +9,6 @@ use crate::connection::{
     CommandConnection, ConnectionEvent, ConnectionOptions, HealthCheck, MessageHandler,
     PublishKind, Publisher, Subscriber, SubscriberStats, Subscription,
 };
-use crate::protocol::backlog::DeliveryBacklog;
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
@@ -73,7 +72,7 @@ pub struct StreamsDriver {
     health: Arc<SubscriberStats>,
     /// How old entries are when read (entry id time to now).
     stream_lag: Arc<Histogram>,
-    delivery: Arc<DeliveryBacklog>,
+    js_sink: Arc<JsSink>,
 }
 
 fn kind(sharded: bool) -> PublishKind {
@@ -91,8 +90,8 @@ impl StreamsDriver {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
         // No limit: dropping stream entries would break the no-loss promise; see the README.
         let js_sink = JsSink::new(on_deliver);
-        let delivery = js_sink.backlog();
-        let sink: Arc<dyn DeliverySink> = Arc::new(js_sink);
+        let js_sink = Arc::new(js_sink);
+        let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
@@ -155,7 +154,7 @@ impl StreamsDriver {
                 readers,
                 health,
                 stream_lag,
-                delivery: delivery.clone(),
+                js_sink: js_sink.clone(),
             })
         })
     }
@@ -268,7 +267,7 @@ impl StreamsDriver {
             "subscriber": subscriber_json(&self.health),
             "published": publisher_json(self.publisher.stats()),
             "streamLagMs": self.stream_lag.to_json(),
-            "delivery": self.delivery.to_json(),
+            "delivery": self.js_sink.backlog().to_json(),
         })
         .to_string()
     }
@@ -282,5 +281,6 @@ impl StreamsDriver {
         self.writer.shutdown();
         self.publisher.shutdown();
         self.subscriber.shutdown();
+        self.js_sink.close();
     }
 }
