@@ -37,6 +37,13 @@ export interface RedisAdapterOptions {
    */
   parser: Parser;
   /**
+   * Not in the official package. Corks each client's TCP socket while engine.io flushes
+   * several packets to it, so they leave in one write instead of one syscall each (same
+   * bytes, same order). Installed once per Socket.IO server.
+   * @default true
+   */
+  coalesceWebSocketWrites: boolean;
+  /**
    * Milliseconds between two self-pings of the subscription connection; a ping not seen back
    * within one more interval makes the subscriber reconnect and resubscribe. 0 disables it.
    * (Not in the official package.)
@@ -110,6 +117,8 @@ export interface AdapterMetrics {
   received: number;
   receivedBytes: number;
   delivered: number;
+  /** Of `delivered`: broadcasts handed over as the text clients receive (no JS decode/encode). */
+  deliveredAsText: number;
   skippedNoLocalRoom: number;
   skippedOwn: number;
   skippedForeign: number;
@@ -179,6 +188,13 @@ export interface ShardedRedisAdapterOptions {
   healthCheckInterval?: number;
   /** See {@link RedisAdapterOptions.maxPendingDeliveryBytes}. @default 67108864 */
   maxPendingDeliveryBytes?: number;
+  /**
+   * Not in the official package. Corks each client's TCP socket while engine.io flushes
+   * several packets to it, so they leave in one write instead of one syscall each (same
+   * bytes, same order). Installed once per Socket.IO server.
+   * @default true
+   */
+  coalesceWebSocketWrites?: boolean;
 }
 
 /** Counters of the native node shared by the adapters of one createShardedAdapter() call. */

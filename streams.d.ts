@@ -9,7 +9,7 @@ export interface RedisStreamsAdapterOptions {
   streamCount: number;
   /** @default "socket.io" */
   channelPrefix: string;
-  /** Not supported yet by the native adapter (throws). @default false */
+  /** Requests and responses over SPUBLISH/SSUBSCRIBE/SHARDNUMSUB (Redis ≥ 7). @default false */
   useShardedPubSub: boolean;
   /** @default 10000 */
   maxLen: number;
@@ -26,6 +26,12 @@ export interface RedisStreamsAdapterOptions {
   /** @default false */
   onlyPlaintext: boolean;
   /**
+   * Not in the official package: one write per engine.io flush instead of one per packet
+   * (see RedisAdapterOptions.coalesceWebSocketWrites in the main typings).
+   * @default true
+   */
+  coalesceWebSocketWrites: boolean;
+  /**
    * Self-ping period of the pub/sub connection used for requests (ms, 0 = off). Not in the
    * official package. @default 5000
    */
@@ -37,7 +43,16 @@ export interface StreamsAdapterMetrics {
   written: number;
   writeRetries: number;
   writeFailures: number;
-  readers: { entries: number; errors: number; reconnects: number; losses: number }[];
+  readers: {
+    stream: string;
+    entries: number;
+    errors: number;
+    reconnects: number;
+    /** times entries were found trimmed before this node read them */
+    losses: number;
+    /** how many entries those were (Redis ≥ 7.0 tells; 0 when unknown) */
+    lostEntries: number;
+  }[];
   /** The pub/sub connection of requests and responses. */
   subscriber: SubscriberMetrics;
   /** Pub/sub messages (requests and responses). */
@@ -48,6 +63,17 @@ export interface StreamsAdapterMetrics {
   streamLagMs: LatencyHistogram;
   /** What waits for the JS thread (no bound for the streams adapter yet). */
   delivery: DeliveryMetrics;
+}
+
+/** Payload of the adapter's "stream-loss" event. */
+export interface StreamLoss {
+  stream: string;
+  /** the last entry this node had read */
+  after: string;
+  /** the stream's first entry when the loss was found */
+  firstAvailable: string;
+  /** how many entries were trimmed unread; null before Redis 7.0 */
+  lost: number | null;
 }
 
 export declare function createAdapter(
@@ -62,4 +88,7 @@ export declare class RedisStreamsAdapter extends ClusterAdapter {
   doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void>;
   serverCount(): Promise<number>;
   metrics(): StreamsAdapterMetrics;
+  /** Entries of this namespace's stream were trimmed (MAXLEN ~) before this node read them. */
+  on(event: "stream-loss", listener: (loss: StreamLoss) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
 }

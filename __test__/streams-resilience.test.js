@@ -6,9 +6,15 @@
 // Fault injection on a shared 2-core machine: one retry, with the first failure logged.
 jest.retryTimes(1, { logErrorsBeforeRetry: true });
 
-const { io: ioc } = require("socket.io-client");
 const { startRedis, waitUntil } = require("./helpers/redis");
-const { createStreamsCluster, record, waitForCount, sleep } = require("./helpers/streams-cluster");
+const {
+  createStreamsCluster,
+  connectClient,
+  expectRecovered,
+  record,
+  waitForCount,
+  sleep,
+} = require("./helpers/streams-cluster");
 
 describe("streams resilience", () => {
   let redis;
@@ -60,59 +66,59 @@ describe("streams resilience", () => {
     30000,
   );
 
-  it.each([["native"], ["official"]])(
-    "restores a session on another node (missed packets in order, sent by %s)",
-    async (senderKind) => {
+  // [name, nodes, node the client comes back to, nodes that emit while it is away]; the client
+  // always starts on node 0, and sessions persisted by one kind are restored by the other.
+  const RESTORE_CASES = [
+    ["native -> native, sent by native", ["native", "native", "native"], 2, [1]],
+    ["native -> native, sent by official", ["native", "official", "native"], 2, [1]],
+    ["native -> official, sent by both", ["native", "official", "native"], 1, [1, 2]],
+    ["official -> native, sent by both", ["official", "native", "official"], 1, [1, 2]],
+  ];
+
+  it.each(RESTORE_CASES)(
+    "restores a session on another node: %s (missed packets in order, rooms kept)",
+    async (_name, nodes, restoreOn, senders) => {
       c = await createStreamsCluster({
         redis,
-        nodes: ["native", senderKind === "native" ? "native" : "official", "native"],
+        nodes,
         serverOpts: {
           connectionStateRecovery: { maxDisconnectionDuration: 10000, skipMiddlewares: true },
         },
       });
-      const port = (i) => c.ports[i];
-      const client = ioc(`http://127.0.0.1:${port(0)}`, {
-        transports: ["websocket"],
-        forceNew: true,
-        reconnection: false,
-      });
-      await new Promise((r) => client.on("connect", r));
-      const serverSocket = [...c.servers[0].of("/").sockets.values()].find(
-        (s) => s.id === client.id,
-      );
-      serverSocket.join("room1");
-      const got = [];
-      client.on("ev", (...args) => got.push(args[0]));
-      c.servers[1].emit("ev", 0);
-      await waitUntil(() => got.length === 1, { what: "first packet" });
+      const client = await connectClient(c.ports[0]);
+      c.servers[0].of("/").sockets.get(client.id).join("room1");
+      const got = record([client], "ev")[0];
+      c.servers[senders[0]].emit("ev", 0);
+      await waitForCount(got, 1);
 
       // a recoverable disconnect: the server persists the session in Redis
       const sid = client.id;
       client.io.engine.close();
       await sleep(200);
-      c.servers[1].emit("ev", 1);
-      c.servers[1].to("room1").emit("ev", 2);
-      c.servers[1].to("other").emit("ev", "not-for-me");
-      c.servers[1].emit("ev", 3);
+      const sender = (i) => c.servers[senders[i % senders.length]];
+      sender(1).emit("ev", 1);
+      await sleep(20);
+      sender(2).to("room1").emit("ev", 2);
+      await sleep(20);
+      sender(3).to("other").emit("ev", "not-for-me");
+      sender(3).except("other").emit("ev", 3);
+      await sleep(20);
+      sender(4).to("room1").except(sid).emit("ev", "excluded");
+      sender(4).emit("ev", 4);
       await sleep(300);
 
-      // reconnect to another node with the saved pid and offset
-      const again = ioc(`http://127.0.0.1:${port(2)}`, {
-        transports: ["websocket"],
-        forceNew: true,
-        reconnection: false,
-        auth: client.auth,
+      const { again, missed } = await expectRecovered({
+        client,
+        sid,
+        port: c.ports[restoreOn],
+        expected: [1, 2, 3, 4],
       });
-      again._pid = client._pid;
-      again._lastOffset = client._lastOffset;
-      const missed = [];
-      again.on("ev", (...args) => missed.push(args[0]));
-      await new Promise((r) => again.on("connect", r));
       try {
-        expect(again.recovered).toBe(true);
-        expect(again.id).toBe(sid);
-        await waitUntil(() => missed.length === 3, { what: "missed packets" });
-        expect(missed).toEqual([1, 2, 3]);
+        const restored = c.servers[restoreOn].of("/").sockets.get(sid);
+        expect(restored.rooms.has("room1")).toBe(true);
+        c.servers[senders[0]].to("room1").emit("ev", "after");
+        await waitForCount(missed, 5);
+        expect(missed[4][0]).toBe("after");
       } finally {
         again.disconnect();
       }
@@ -122,48 +128,109 @@ describe("streams resilience", () => {
 });
 
 describe("streams trimming", () => {
-  it("reports a loss when entries past a reader's offset were trimmed while it was away", async () => {
-    const redis = await startRedis();
+  let redis;
+  let control;
+  let c;
+
+  beforeEach(async () => {
+    redis = await startRedis();
     const { createClient } = require("redis");
-    const control = createClient({ url: redis.url });
+    control = createClient({ url: redis.url });
     control.on("error", () => {});
     await control.connect();
-    let c;
-    try {
-      c = await createStreamsCluster({ redis, nodes: ["native"], opts: { maxLen: 1 } });
-      const got = record(c.clients["/"], "ev");
-      c.servers[0].emit("ev", "first");
-      await waitForCount(got[0], 1);
-      const adapter = c.servers[0].of("/").adapter;
-      // Keep the reader out: no new connection is accepted, then drop the reader's.
-      const clients = (await control.sendCommand(["CLIENT", "LIST"])).split("\n").filter(Boolean);
-      await control.sendCommand(["CONFIG", "SET", "maxclients", String(clients.length - 1)]);
-      const reader = clients.find((l) => /cmd=xread\b/.test(l));
-      const id = /\bid=(\d+)/.exec(reader)[1];
-      await control.sendCommand(["CLIENT", "KILL", "ID", id]);
-      // While it is away, other writers push the stream past its offset (MAXLEN = 1, exact).
-      for (let i = 0; i < 5; i++) {
-        await control.sendCommand([
-          "XADD",
-          "socket.io",
-          "MAXLEN",
-          "1",
-          "*",
-          "uid",
-          "x",
-          "nsp",
-          "/",
-        ]);
-      }
-      await control.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
-      await waitUntil(() => adapter.metrics().readers[0].losses === 1, {
-        timeout: 8000,
-        what: "a reported loss",
-      });
-    } finally {
-      if (c) await c.closeAll();
-      await control.quit().catch(() => {});
-      await redis.stop();
-    }
+    c = await createStreamsCluster({ redis, nodes: ["native"], opts: { blockTimeInMs: 1000 } });
+  });
+
+  afterEach(async () => {
+    if (c) await c.closeAll();
+    c = undefined;
+    await control.quit().catch(() => {});
+    await redis.stop();
+  });
+
+  /** XADD with an exact MAXLEN, as another writer would (arguments for sendCommand). */
+  const trimmedXadd = (maxLen, value) => [
+    ...["XADD", "socket.io", "MAXLEN", String(maxLen), "*"],
+    ...["uid", "x", "nsp", "/", "v", value],
+  ];
+  const xaddTrimmed = (maxLen, value) => control.sendCommand(trimmedXadd(maxLen, value));
+
+  /**
+   * Disconnects the node's reader and keeps it out (no new connection accepted) while
+   * `whileAway` runs, then lets it reconnect.
+   */
+  async function withReaderAway(whileAway) {
+    const clients = (await control.sendCommand(["CLIENT", "LIST"])).split("\n").filter(Boolean);
+    await control.sendCommand(["CONFIG", "SET", "maxclients", String(clients.length - 1)]);
+    const reader = clients.find((l) => /cmd=xread\b/.test(l));
+    await control.sendCommand(["CLIENT", "KILL", "ID", /\bid=(\d+)/.exec(reader)[1]]);
+    await whileAway();
+    await control.sendCommand(["CONFIG", "SET", "maxclients", "10000"]);
+  }
+
+  /** The node's adapter with its "stream-loss" events recorded, after it read one broadcast. */
+  async function readOneBroadcast() {
+    const adapter = c.servers[0].of("/").adapter;
+    const losses = [];
+    adapter.on("stream-loss", (loss) => losses.push(loss));
+    const got = record(c.clients["/"], "ev");
+    c.servers[0].emit("ev", "first");
+    await waitForCount(got[0], 1);
+    return { adapter, losses, got };
+  }
+
+  it("reports a loss (event, counters) when entries past the reader's offset were trimmed", async () => {
+    const { adapter, losses, got } = await readOneBroadcast();
+    const readUpTo = (await redis.cli(["XREVRANGE", "socket.io", "+", "-", "COUNT", "1"])).split(
+      "\n",
+    )[0];
+    // While it is away, another writer adds 5 entries, keeping only the last one.
+    await withReaderAway(async () => {
+      for (let i = 0; i < 5; i++) await xaddTrimmed(1, String(i));
+    });
+    await waitUntil(() => losses.length === 1, { timeout: 8000, what: "a stream-loss event" });
+    const firstAvailable = (await redis.cli(["XRANGE", "socket.io", "-", "+"])).split("\n")[0];
+    expect(losses[0]).toEqual({ stream: "socket.io", after: readUpTo, firstAvailable, lost: 4 });
+    const reader = adapter.metrics().readers[0];
+    expect(reader).toMatchObject({ stream: "socket.io", losses: 1, lostEntries: 4 });
+    expect(reader.reconnects).toBeGreaterThanOrEqual(1);
+    // reported once: later traffic does not repeat it
+    c.servers[0].emit("ev", "after");
+    await waitForCount(got[0], 2);
+    await sleep(300);
+    expect(losses).toHaveLength(1);
+  }, 30000);
+
+  it("reports a loss to a connected reader when a burst trims past its position", async () => {
+    const { adapter, losses } = await readOneBroadcast();
+    // 5 entries in one transaction, keeping only the last: the blocked reader wakes up after
+    // EXEC, when the 4 others are already gone
+    const burst = control.multi();
+    for (let i = 0; i < 5; i++) burst.addCommand(trimmedXadd(1, String(i)));
+    await burst.exec();
+    await waitUntil(() => losses.length === 1, { timeout: 8000, what: "a stream-loss event" });
+    expect(losses[0].lost).toBe(4);
+    expect(adapter.metrics().readers[0]).toMatchObject({
+      losses: 1,
+      lostEntries: 4,
+      reconnects: 0,
+    });
+  }, 30000);
+
+  it("reports no loss when the trim stopped right after the reader's entry", async () => {
+    const { adapter, losses, got } = await readOneBroadcast();
+    // While it is away, one entry is added and everything before it (the reader's own entry
+    // included) is trimmed: nothing it had not read is gone.
+    await withReaderAway(() => xaddTrimmed(1, "next"));
+    await waitUntil(() => adapter.metrics().readers[0].reconnects >= 1, {
+      timeout: 8000,
+      what: "the reader to reconnect",
+    });
+    // the reader is back and reading: a new broadcast arrives
+    c.servers[0].emit("ev", "after");
+    await waitForCount(got[0], 2);
+    await sleep(300);
+    expect(losses).toEqual([]);
+    expect(adapter.metrics().readers[0]).toMatchObject({ losses: 0, lostEntries: 0 });
   }, 30000);
 });

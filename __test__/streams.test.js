@@ -5,7 +5,13 @@
 // every node kind of the topology).
 
 const { startRedis } = require("./helpers/redis");
-const { createStreamsCluster, record, waitForCount, sleep } = require("./helpers/streams-cluster");
+const {
+  createStreamsCluster,
+  expectEachNamespaceReached,
+  record,
+  waitForCount,
+  sleep,
+} = require("./helpers/streams-cluster");
 
 const TOPOLOGIES = [
   ["native", "native", "native"],
@@ -101,18 +107,56 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, n
   it("spreads namespaces over 3 streams", async () => {
     const namespaces = ["/", "/a", "/b", "/chat"];
     await setup({ opts: { streamCount: 3 }, namespaces });
-    const got = {};
-    for (const nsp of namespaces) got[nsp] = record(c.clients[nsp], "ev");
-    for (const nsp of namespaces) c.servers.forEach((io, i) => io.of(nsp).emit("ev", nsp, i));
-    for (const nsp of namespaces) for (const g of got[nsp]) await waitForCount(g, 3);
-    await sleep(100);
-    for (const nsp of namespaces) {
-      for (const g of got[nsp]) {
-        expect(g.map((a) => a[0])).toEqual([nsp, nsp, nsp]);
-        expect(g.map((a) => a[1]).sort()).toEqual([0, 1, 2]);
-      }
-    }
+    await expectEachNamespaceReached(c, namespaces);
     const keys = (await redis.cli(["KEYS", "socket.io-*"])).split("\n").sort();
     expect(keys.every((k) => /^socket\.io-[0-2]$/.test(k))).toBe(true);
+  });
+});
+
+// useShardedPubSub: requests and responses over SSUBSCRIBE/SPUBLISH on the same channel names
+// as the official 0.3.1 adapter (a standalone Redis 7 serves shard channels too).
+describe.each([
+  ["native/official/native", ["native", "official", "native"]],
+  ["official/native/official", ["official", "native", "official"]],
+])("streams with useShardedPubSub [%s]", (_name, nodes) => {
+  let redis;
+  let c;
+
+  beforeEach(async () => {
+    redis = await startRedis();
+    c = await createStreamsCluster({ redis, nodes, opts: { useShardedPubSub: true } });
+  });
+
+  afterEach(async () => {
+    if (c) await c.closeAll();
+    c = undefined;
+    await redis.stop();
+  });
+
+  it("holds shard-channel subscriptions only", async () => {
+    const shard = await redis.cli(["PUBSUB", "SHARDNUMSUB", "socket.io#/#"]);
+    const classic = await redis.cli(["PUBSUB", "NUMSUB", "socket.io#/#"]);
+    expect(shard.split("\n")[1]).toBe("3");
+    expect(classic.split("\n")[1]).toBe("0");
+    const uid = c.servers[0].of("/").adapter.uid;
+    const own = await redis.cli(["PUBSUB", "SHARDNUMSUB", `socket.io#/#${uid}#`]);
+    expect(own.split("\n")[1]).toBe("1");
+  });
+
+  it("serverSideEmit with ack, fetchSockets and broadcast with acks from every node", async () => {
+    c.servers.forEach((io, i) => io.on("ping", (arg, cb) => cb(`s${i}:${arg}`)));
+    c.clients["/"].forEach((client, i) => client.on("ask", (cb) => cb(`c${i}`)));
+    const ids = c.serverSockets["/"].map((s) => s.id).sort();
+    for (let i = 0; i < c.servers.length; i++) {
+      const io = c.servers[i];
+      const replies = await io.serverSideEmitWithAck("ping", i);
+      expect(replies.sort()).toEqual(
+        ["s0", "s1", "s2"].filter((s) => s !== `s${i}`).map((s) => `${s}:${i}`),
+      );
+      const sockets = await io.fetchSockets();
+      expect(sockets.map((s) => s.id).sort()).toEqual(ids);
+      const answers = await io.timeout(3000).emitWithAck("ask");
+      expect(answers.sort()).toEqual(["c0", "c1", "c2"]);
+    }
   });
 });

@@ -12,7 +12,12 @@ const MiB = 1048576;
 const SAMPLE_MS = 500;
 
 async function measureMemory(adapter, ctx, { total, warmup, maxMs }) {
-  const cluster = await startCluster({ adapter, redisUrl: ctx.redisUrl, socketsPerNode: 1 });
+  const cluster = await startCluster({
+    kind: ctx.kind,
+    adapter,
+    redisUrl: ctx.redisUrl,
+    socketsPerNode: 1,
+  });
   const [sender] = cluster.nodes;
   let latest = [0, 0, 0];
   const minSeen = () => Math.min(...latest);
@@ -127,7 +132,7 @@ async function runMemory(args, ctx, meta) {
     });
   }
   const parts = [
-    `Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}`,
+    `Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}  \nAdapters: ${meta.adapters}`,
     `### Memory: RSS over ${fmtNum(total, 0)} broadcasts (100 B, to all, 3 nodes x 1 socket) after ${fmtNum(warmup, 0)} warmup broadcasts`,
     table(
       [

@@ -1,39 +1,18 @@
 "use strict";
 // One Socket.IO server of a bench cluster, in its own process, with either the official
-// @socket.io/redis-adapter (node-redis v5 clients) or socket.io-redis-native. Driven by the
+// adapter of its kind (node-redis v5 clients) or socket.io-redis-native (kinds.js). Driven by the
 // orchestrator over IPC: it broadcasts (credit-paced) or runs request/response operations,
 // and answers "mark" snapshots (CPU, RSS, counters, latency).
 //
-// argv[2]: JSON { adapter: "official" | "ours", redisUrl, key, name }
+// argv[2]: JSON { kind: "classic" | "sharded" | "streams", adapter: "official" | "ours", redisUrl, key, name }
 
 const http = require("http");
-const path = require("path");
 const { Server } = require("socket.io");
 const { runChild, send, CreditPump } = require("./child-common");
 const { Reservoir, nowUs } = require("./stats");
+const { makeAdapter } = require("./kinds");
 
 const cfg = JSON.parse(process.argv[2]);
-
-async function makeAdapter() {
-  if (cfg.adapter === "official") {
-    const { createAdapter } = require("@socket.io/redis-adapter");
-    const { createClient } = require("redis");
-    const pub = createClient({ url: cfg.redisUrl });
-    const sub = pub.duplicate();
-    pub.on("error", (e) => console.error(`[${cfg.name}] redis pub: ${e.message}`));
-    sub.on("error", (e) => console.error(`[${cfg.name}] redis sub: ${e.message}`));
-    await Promise.all([pub.connect(), sub.connect()]);
-    return {
-      adapter: createAdapter(pub, sub, { key: cfg.key }),
-      close: () => Promise.all([pub.quit(), sub.quit()]),
-    };
-  }
-  const { createAdapter } = require(path.join(__dirname, ".."));
-  return {
-    adapter: createAdapter(cfg.redisUrl, undefined, { key: cfg.key }),
-    close: async () => {},
-  };
-}
 
 function makePayload(spec) {
   const text = "x".repeat(spec.size);
@@ -42,7 +21,7 @@ function makePayload(spec) {
 }
 
 async function main() {
-  const { adapter, close } = await makeAdapter();
+  const { adapter, close = async () => {} } = await makeAdapter(cfg);
   const server = http.createServer();
   const io = new Server(server, { adapter, serveClient: false, transports: ["websocket"] });
   await io.of("/").adapter.init?.();
@@ -129,6 +108,16 @@ async function main() {
             sent: pump ? pump.sent : 0,
             stalls: pump ? pump.stalls : 0,
           });
+          break;
+        }
+        case "peers": {
+          // How many other nodes answer a serverSideEmit with ack: all of them once every
+          // node listens (and, for streams, reads the stream). Errors count as none.
+          const answered = await io.serverSideEmitWithAck("bench-sse", 0).then(
+            (responses) => responses.length,
+            () => 0,
+          );
+          send({ type: "ok", id: msg.id, answered });
           break;
         }
         case "req-start": {

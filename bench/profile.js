@@ -55,12 +55,15 @@ async function runProfile(args, ctx, meta) {
   fs.mkdirSync(dir, { recursive: true });
   const sc = { id: "bcast 1/node 100B all", kind: "broadcast", payload: "100B", room: null };
   const timing = { ...ctx.timing, warmupMs: 500, durationMs: (args.duration || 5) * 1000 };
-  const parts = [`Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}`];
+  const parts = [
+    `Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}  \nAdapters: ${meta.adapters}`,
+  ];
   const json = { meta, profiles: {} };
   for (const adapter of ["official", "ours"]) {
     const sub = path.join(dir, adapter);
     fs.mkdirSync(sub, { recursive: true });
     const cluster = await startCluster({
+      kind: ctx.kind,
       adapter,
       redisUrl: ctx.redisUrl,
       socketsPerNode: 1,

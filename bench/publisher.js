@@ -4,9 +4,10 @@
 //   raw-sub   a node-redis client SUBSCRIBEd to the same channel, counting (and timing)
 //   emitter   the official @socket.io/redis-emitter or ours, emitting to a cluster
 // Together raw-pub + raw-sub give the raw Redis pub/sub rate on this machine: the
-// physical limit for a cross-node broadcast.
+// physical limit for a cross-node broadcast. With `sharded`, raw-pub / raw-sub use
+// SPUBLISH / SSUBSCRIBE (the sharded adapter's commands) instead.
 //
-// argv[2]: JSON { role, redisUrl, channels? (raw-sub), channel? (raw-pub), key?, which? }
+// argv[2]: JSON { role, redisUrl, sharded?, channels? (raw-sub), channel? (raw-pub), key?, which? }
 
 const path = require("path");
 const { createClient } = require("redis");
@@ -22,7 +23,7 @@ async function rawSub() {
   const latency = new Reservoir(1 << 17);
   let received = 0;
   let dirty = false;
-  await client.subscribe(
+  await client[cfg.sharded ? "sSubscribe" : "subscribe"](
     cfg.channels,
     (message) => {
       // message: "<t>:<padding>" as a Buffer
@@ -75,8 +76,11 @@ async function makeEmitOne(payload) {
     const pad = ":" + text;
     // node-redis pipelines every command written in the same tick: one batch, one write.
     const onError = () => {};
+    const publish = cfg.sharded
+      ? (message) => client.sPublish(cfg.channel, message)
+      : (message) => client.publish(cfg.channel, message);
     return {
-      emitOne: () => client.publish(cfg.channel, nowUs() + pad).catch(onError),
+      emitOne: () => publish(nowUs() + pad).catch(onError),
       close: () => client.quit(),
     };
   }

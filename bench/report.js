@@ -101,6 +101,7 @@ function targets(results) {
   const get = (id) => results[id];
   const raw = Object.entries(results).find(([, r]) => r.raw);
   const rawRate = raw ? med(raw[1].raw.bcastRate) : null;
+  const rawCommand = raw && /sharded/.test(raw[0]) ? "SPUBLISH" : "PUBLISH";
   for (const [id, r] of Object.entries(results)) {
     if (!r.official || !r.ours || r.kind !== "broadcast") continue;
     const o = r.official;
@@ -122,7 +123,7 @@ function targets(results) {
       if (id.includes("100B all") && rawRate) {
         const rr = ratio(med(u.bcastRate), rawRate);
         out.push({
-          target: `${id}: ours ≥ ½ of raw pub/sub rate (${fmtNum(rawRate)} PUBLISH/s delivered)`,
+          target: `${id}: ours ≥ ½ of raw pub/sub rate (${fmtNum(rawRate)} ${rawCommand}/s delivered)`,
           measured: `${fmtNum(med(u.bcastRate))} bcast/s = ${fmtRatio(rr)} of raw`,
           met: rr !== null && rr >= 0.5,
         });
@@ -156,7 +157,7 @@ function targets(results) {
 function render({ results, meta }) {
   const parts = [];
   parts.push(
-    `Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}  \n${meta.timing}`,
+    `Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}  \nAdapters: ${meta.adapters}  \n${meta.timing}`,
   );
   if (meta.redisBenchmark)
     parts.push(`redis-benchmark PUBLISH (no subscribers): ${meta.redisBenchmark}`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 "use strict";
-// Bench orchestrator: @socket.io/redis-adapter 8.3 (official) vs socket.io-redis-native (ours),
+// Bench orchestrator: the official Socket.IO Redis adapter vs socket.io-redis-native (ours),
 // side by side in one run, alternating official / ours in every round, each Socket.IO server
 // in its own process, against a private redis-server started here.
 //
@@ -8,6 +8,10 @@
 //   npm run bench -- --quick           ~1 min
 //   npm run bench -- --memory          RSS over 1,000,000 broadcasts (ours; --both adds official)
 //   npm run bench -- --profile         --cpu-prof of a receiving node of each adapter
+//   npm run bench -- --kind sharded    adapters compared (with any mode above; default classic):
+//       classic  @socket.io/redis-adapter createAdapter          vs ours createAdapter
+//       sharded  @socket.io/redis-adapter createShardedAdapter   vs ours createShardedAdapter
+//       streams  @socket.io/redis-streams-adapter createAdapter  vs ours createStreamsAdapter
 //   options: --rounds N --duration S --only REGEX --out FILE --messages N (memory mode)
 
 const fs = require("fs");
@@ -27,6 +31,7 @@ const {
   summarize,
 } = require("./scenarios");
 const { render } = require("./report");
+const { KINDS, kindInfo } = require("./kinds");
 const { fmtNum } = require("./stats");
 
 function parseArgs(argv) {
@@ -37,6 +42,7 @@ function parseArgs(argv) {
     both: false,
     rounds: null,
     duration: null,
+    kind: "classic",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -45,6 +51,7 @@ function parseArgs(argv) {
     else if (a === "--memory") args.memory = true;
     else if (a === "--profile") args.profile = true;
     else if (a === "--both") args.both = true;
+    else if (a === "--kind") args.kind = val();
     else if (a === "--rounds") args.rounds = Number(val());
     else if (a === "--duration") args.duration = Number(val());
     else if (a === "--only") args.only = new RegExp(val());
@@ -53,6 +60,8 @@ function parseArgs(argv) {
     else if (a === "--help" || a === "-h") args.help = true;
     else throw new Error(`unknown option ${a}`);
   }
+  if (!KINDS[args.kind])
+    throw new Error(`--kind ${args.kind}: expected ${Object.keys(KINDS).join(", ")}`);
   return args;
 }
 
@@ -121,8 +130,11 @@ async function runMain(args, ctx, meta) {
     meta.notes.push(
       'emitter scenario skipped: require("socket.io-redis-native").Emitter is undefined',
     );
+  const skipped = Object.values(kindInfo(ctx.kind).skip);
+  for (const reason of skipped) console.log(`bench: ${reason}`);
+  meta.notes.push(...skipped);
   const rounds = {}; // id -> { kind, official: [], ours: [], raw: [] }
-  for (const group of scenarioGroups({ emitter })) {
+  for (const group of scenarioGroups({ emitter, kind: ctx.kind })) {
     const scenarios = group.scenarios.filter((s) =>
       args.only ? args.only.test(s.id) : !(args.quick && s.skipQuick),
     );
@@ -131,10 +143,14 @@ async function runMain(args, ctx, meta) {
     const clusters = {};
     let helpers = null;
     if (scenarios.some((s) => s.kind === "raw" || s.kind === "emitter"))
-      helpers = await startHelpers(ctx, { emitter });
+      helpers = await startHelpers(ctx, {
+        emitter,
+        sharded: scenarios.some((s) => s.kind === "raw" && s.sharded),
+      });
     if (scenarios.some((s) => s.kind === "broadcast" || s.kind === "request")) {
       for (const adapter of ["official", "ours"]) {
         clusters[adapter] = await startCluster({
+          kind: ctx.kind,
           adapter,
           redisUrl: ctx.redisUrl,
           socketsPerNode: group.socketsPerNode,
@@ -186,7 +202,7 @@ async function runMain(args, ctx, meta) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
-    console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(2, 12).join("\n"));
+    console.log(fs.readFileSync(__filename, "utf8").split("\n").slice(2, 16).join("\n"));
     return;
   }
   const started = Date.now();
@@ -202,19 +218,22 @@ async function main() {
   const client = createClient({ url: redis.url });
   await client.connect();
   const timing = timingFor(args);
-  const ctx = { redis: client, redisUrl: redis.url, timing };
+  const ctx = { redis: client, redisUrl: redis.url, timing, kind: args.kind };
+  const kind = kindInfo(args.kind);
   const meta = {
     command: `npm run bench${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`,
     date: new Date().toISOString(),
     machine: machineFacts(),
+    adapters: `--kind ${args.kind}: official = ${kind.official}; ours = ${kind.ours}; raw reference: ${kind.raw}`,
     timing: `${timing.rounds} rounds (official, ours alternating in each), warmup ${timing.warmupMs} ms + ${timing.durationMs} ms measured per run; sender window ${timing.pump.window} unconfirmed broadcasts, batches of ${timing.pump.batch}; cells are median [min–max] over rounds`,
     notes: [],
   };
   console.log(`bench: redis-server ${redis.url} (pid ${redis.pid}); ${meta.machine}`);
+  console.log(`bench: ${meta.adapters}`);
 
   let text;
   let json;
-  const mode = args.memory ? "memory" : args.profile ? "profile" : args.quick ? "quick" : "default";
+  const mode = `${args.kind}-${args.memory ? "memory" : args.profile ? "profile" : args.quick ? "quick" : "default"}`;
   try {
     if (args.memory) {
       const { runMemory } = require("./memory");
@@ -227,7 +246,7 @@ async function main() {
         meta.redisBenchmark = await redisBenchmark(redis.port, 100, args.quick);
       const { results, rounds } = await runMain(args, ctx, meta);
       meta.notes.push(
-        "client msg/s: events received per second by the clients of the receiving nodes (node 1 and 2 for `all`, node 1 for `room`); bcast/s: broadcasts per second reaching every receiving node; raw pub/sub: PUBLISH/s delivered to each of 2 subscribers",
+        "client msg/s: events received per second by the clients of the receiving nodes (node 1 and 2 for `all`, node 1 for `room`); bcast/s: broadcasts per second reaching every receiving node; raw pub/sub: messages per second delivered to each of 2 subscribers (PUBLISH; SPUBLISH with --kind sharded)",
         "CPU ms/1k: process.cpuUsage() delta of that process per 1,000 broadcasts (or operations) in the measured window; receiver = node 1, no-member node = node 2 (room scenarios)",
         "latency: send timestamp (CLOCK_MONOTONIC) in the payload, read by the receiving client; under full load it includes the sender's backlog (window)",
       );

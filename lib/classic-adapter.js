@@ -8,6 +8,14 @@ const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
 const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
 const { validateClassicOptions } = require("./options");
+const { coalesceWritesOnce } = require("./write-coalescing");
+const {
+  usesDefaultEncoder,
+  readEventText,
+  broadcastText,
+  isPlainJson,
+  hasTargets,
+} = require("./event-text");
 
 const RequestType = Object.freeze({
   SOCKETS: 0,
@@ -61,6 +69,7 @@ class RedisAdapter extends Adapter {
     this.requestsTimeout = opts.requestsTimeout || 5000;
     this.publishOnSpecificResponseChannel = !!opts.publishOnSpecificResponseChannel;
     this.parser = opts.parser || msgpack;
+    this.coalesceWebSocketWrites = opts.coalesceWebSocketWrites;
     this.ackRequests = new Map();
     this.node = node || createNode(pubClient, subClient, opts);
     this.driver = this.node.driver;
@@ -69,6 +78,10 @@ class RedisAdapter extends Adapter {
     // Rooms known to Rust let it drop broadcasts for rooms without local members.
     this.on("create-room", (room) => this.driver.addRoom(this.ns, String(room)));
     this.on("delete-room", (room) => this.driver.removeRoom(this.ns, String(room)));
+    // With both default parsers, Rust hands broadcasts over as the text clients receive.
+    this.wireText = this.parser === msgpack && usesDefaultEncoder(nsp.server);
+    this.wirePrefix = nsp.name === "/" ? "2" : `2${nsp.name},`;
+    if (this.wireText) this.driver.setWireText(this.ns, true);
     this.ready = this.driver.subscribeNamespace(this.ns).catch((e) => {
       debug("subscription for %s deferred: %s", nsp.name, e.message);
     });
@@ -86,25 +99,51 @@ class RedisAdapter extends Adapter {
   // ---- broadcasts ----
 
   broadcast(packet, opts) {
+    coalesceWritesOnce(this, this.coalesceWebSocketWrites);
     packet.nsp = this.nsp.name;
     const onlyLocal = opts && opts.flags && opts.flags.local;
-    if (!onlyLocal) {
-      try {
-        const msg = this.parser.encode([this.uid, packet, rawOptions(opts)]);
-        const room =
-          opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
-        if (!this.driver.broadcast(this.ns, room, Buffer.isBuffer(msg) ? msg : Buffer.from(msg))) {
-          debug("broadcast refused: outgoing buffer full or adapter closed");
-        }
-        this.node.scheduleFlush();
-      } catch (e) {
-        debug("could not publish a broadcast: %s", e.message);
-      }
+    // A plain-JSON EVENT is serialized once: that text is both the clients' wire text and,
+    // transcoded in Rust, the MessagePack envelope other nodes receive.
+    if (this.wireText && packet.type === 2 && packet.id === undefined && isPlainJson(packet.data)) {
+      const json = JSON.stringify(packet.data);
+      if (!onlyLocal) this.publishBroadcast(packet, opts, json);
+      broadcastText(this, this.wirePrefix + json, opts);
+      return;
     }
+    if (!onlyLocal) this.publishBroadcast(packet, opts);
     super.broadcast(packet, opts);
   }
 
+  /** `json`: JSON.stringify(packet.data) when the data is plain JSON (see isPlainJson). */
+  publishBroadcast(packet, opts, json) {
+    try {
+      const room =
+        opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
+      let queued;
+      if (json !== undefined) {
+        const options = hasTargets(opts) ? rawOptions(opts) : null;
+        if (options === null || isPlainJson(options)) {
+          const optionsJson = options && JSON.stringify(options);
+          queued = this.driver.broadcastJson(this.ns, room, json, optionsJson);
+        }
+      }
+      if (queued === undefined || queued === -1) {
+        const msg = this.parser.encode([this.uid, packet, rawOptions(opts)]);
+        queued = this.driver.broadcast(
+          this.ns,
+          room,
+          Buffer.isBuffer(msg) ? msg : Buffer.from(msg),
+        );
+      }
+      if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
+      this.node.scheduleFlush();
+    } catch (e) {
+      debug("could not publish a broadcast: %s", e.message);
+    }
+  }
+
   onBroadcast(payload) {
+    coalesceWritesOnce(this, this.coalesceWebSocketWrites);
     const [uid, packet, opts] = this.parser.decode(payload);
     if (uid === this.uid) return;
     if (packet.nsp === undefined) packet.nsp = "/";
@@ -112,6 +151,13 @@ class RedisAdapter extends Adapter {
     opts.rooms = new Set(opts.rooms);
     opts.except = new Set(opts.except);
     super.broadcast(packet, opts);
+  }
+
+  /** A broadcast already encoded by the Rust core (see lib/event-text.js). */
+  onEventText(payload) {
+    coalesceWritesOnce(this, this.coalesceWebSocketWrites);
+    const { opts, text } = readEventText(payload);
+    broadcastText(this, text, opts);
   }
 
   broadcastWithAck(packet, opts, clientCountCallback, ack) {

@@ -26,13 +26,8 @@ class EmitterConnection {
     return this.publisher;
   }
 
-  send(write) {
+  sendXadd(write) {
     const publisher = this.open();
-    if (write.publish) {
-      const { channel, payload, sharded } = write.publish;
-      debug("publishing %d bytes to %s%s", payload.length, sharded ? "(sharded) " : "", channel);
-      return publisher.publish(channel, payload, sharded);
-    }
     const { stream, maxLen, fields } = write.xadd;
     debug("XADD to %s (type %s)", stream, fields[5]);
     return publisher.xadd(stream, maxLen, fields);
@@ -43,19 +38,20 @@ class EmitterConnection {
    * it is already marked handled, so code that ignores it (as with the official emitter, whose
    * emit() returned a plain `true`) never gets an unhandled rejection.
    *
-   * Order: a native publish is queued before the call returns, so publishes keep their order
-   * with no waiting here. An XADD runs as its own native task, so XADDs are chained: each one is
+   * Order: publishes are batched in call order and a batch is queued in Rust at once, so
+   * publishes keep their order with no waiting here. An XADD runs as its own native task, so XADDs are chained: each one is
    * handed over once the previous one settled, or has been under way for ORDER_GAP_MS.
    */
   run(write) {
-    let result;
     if (this.closed) {
-      result = Promise.reject(new Error("socket.io-redis-native: the emitter is closed"));
-    } else if (write.publish) {
-      result = new Promise((resolve) => resolve(this.send(write))).then(() => true);
-    } else {
-      result = this.chained(write);
+      return this.track(Promise.reject(new Error("socket.io-redis-native: the emitter is closed")));
     }
+    if (write.publish) return this.queuePublish(write.publish);
+    return this.track(this.chained(write));
+  }
+
+  /** Marks `result` handled (failures go to `debug`) and lets close() wait for it. */
+  track(result) {
     this.pending.add(result);
     result
       .catch((err) => {
@@ -68,6 +64,43 @@ class EmitterConnection {
     return result;
   }
 
+  /**
+   * Publishes of one JS tick cross into Rust together (one native call) and share one promise:
+   * it resolves with `true` once Redis accepted every one of them, or rejects with the first
+   * error. Per write, that is one array push instead of a native call and three promises.
+   */
+  queuePublish(publish) {
+    if (!this.batch) {
+      let resolve, reject;
+      const promise = new Promise((res, rej) => ((resolve = res), (reject = rej)));
+      this.batch = { publishes: [], promise, resolve, reject };
+      this.track(promise);
+      queueMicrotask(() => this.flushPublishes());
+    }
+    const { channel, payload, sharded } = publish;
+    debug("publishing %d bytes to %s%s", payload.length, sharded ? "(sharded) " : "", channel);
+    this.batch.publishes.push(publish);
+    return this.batch.promise;
+  }
+
+  flushPublishes() {
+    const { publishes, resolve, reject } = this.batch;
+    this.batch = null;
+    let results;
+    try {
+      results = this.open().publishBatch(encodePublishFrames(publishes));
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    results.then((errors) => {
+      const failed = errors.filter((e) => e != null);
+      if (failed.length === 0) resolve(true);
+      else
+        reject(new Error(`${failed[0]} (${failed.length} of ${errors.length} publishes failed)`));
+    }, reject);
+  }
+
   chained(write) {
     const gate = this.gate;
     let release;
@@ -77,7 +110,7 @@ class EmitterConnection {
         // the first write also starts the native connection: nothing overtakes it
         const timer = this.warm ? setTimeout(release, ORDER_GAP_MS) : null;
         if (timer) timer.unref();
-        const sent = new Promise((resolve) => resolve(this.send(write)));
+        const sent = new Promise((resolve) => resolve(this.sendXadd(write)));
         const done = () => {
           this.warm = true;
           clearTimeout(timer);
@@ -101,6 +134,27 @@ class EmitterConnection {
       publisher.close();
     }
   }
+}
+
+/** Frames of NativePublisher.publishBatch: sharded u8, channel (u32 LE length), payload (idem). */
+function encodePublishFrames(publishes) {
+  const parts = publishes.map(({ channel, payload, sharded }) => ({
+    channel: Buffer.from(channel),
+    payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+    sharded,
+  }));
+  let size = 0;
+  for (const p of parts) size += 9 + p.channel.length + p.payload.length;
+  const frames = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const p of parts) {
+    frames[offset++] = p.sharded ? 1 : 0;
+    offset = frames.writeUInt32LE(p.channel.length, offset);
+    offset += p.channel.copy(frames, offset);
+    offset = frames.writeUInt32LE(p.payload.length, offset);
+    offset += p.payload.copy(frames, offset);
+  }
+  return frames;
 }
 
 module.exports = { EmitterConnection, debug };

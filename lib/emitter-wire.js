@@ -73,13 +73,37 @@ function hashCode(str) {
   return hash;
 }
 
-/**
- * The stream of a namespace (streams computeStreamName). A negative hash gives a negative index
- * ("socket.io--1"), exactly as the official adapter, which is where its nodes write and read.
+/*
+ * Stream naming with streamCount > 1 (PROTOCOL.md 5.2). The official 0.3.1 computeStreamName
+ * is `streamName + "-" + (hashCode(nsp) % streamCount)`; JS `%` keeps the sign, so a namespace
+ * whose hash is negative (e.g. "/abcdefgh": -2086307405 % 4 = -1) goes to `streamName--1`,
+ * a stream no official node reads (they read `-0` .. `-(streamCount - 1)`): such namespaces
+ * reach no other node. Our rule:
+ * - we WRITE a namespace to `streamName-i` with i = hashCode(nsp) mod streamCount taken
+ *   non-negative, ((h % n) + n) % n: the same stream as the official one whenever the hash is
+ *   not negative (byte-for-byte the same naming), and otherwise a stream every node, ours and
+ *   official, reads;
+ * - we also READ the stream official nodes write such a namespace to (`streamName--k`), from
+ *   the moment the namespace exists on our node, so official writers reach our nodes;
+ * - restoring a session of such a namespace reads both streams, merged by entry id.
+ * (-0 is not an issue: String(-0) is "0".)
  */
+
+/** The stream our writers use for namespace `nsp`. */
 function streamNameFor(nsp, streamName, streamCount) {
   if (streamCount === 1) return streamName;
-  return streamName + "-" + (hashCode(nsp) % streamCount);
+  const index = ((hashCode(nsp) % streamCount) + streamCount) % streamCount;
+  return streamName + "-" + index;
+}
+
+/**
+ * The stream official 0.3.1 nodes write `nsp` to when it differs from ours (negative hash:
+ * `streamName--k`), else null.
+ */
+function officialOnlyStreamFor(nsp, streamName, streamCount) {
+  if (streamCount === 1) return null;
+  const official = streamName + "-" + (hashCode(nsp) % streamCount);
+  return official === streamNameFor(nsp, streamName, streamCount) ? null : official;
 }
 
 const looksLikeASocketId = (room) => typeof room === "string" && room.length === 20;
@@ -230,4 +254,5 @@ module.exports = {
   hasBinary,
   hashCode,
   streamNameFor,
+  officialOnlyStreamFor,
 };

@@ -8,6 +8,7 @@ const DeliveryKind = Object.freeze({
   ACK_RESPONSE: 3,
   CONNECTION: 4,
   LOG: 5,
+  EVENT_TEXT: 6,
 });
 
 function forEachFrame(batch, onFrame) {

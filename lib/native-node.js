@@ -68,7 +68,8 @@ class NativeNode {
       const adapter = this.adapters.get(ns);
       if (!adapter) return;
       try {
-        if (kind === DeliveryKind.BROADCAST) adapter.onBroadcast(payload);
+        if (kind === DeliveryKind.EVENT_TEXT) adapter.onEventText(payload);
+        else if (kind === DeliveryKind.BROADCAST) adapter.onBroadcast(payload);
         else if (kind === DeliveryKind.REQUEST) adapter.onRequest(payload);
         else if (kind === DeliveryKind.ACK_RESPONSE) adapter.onAckResponse(payload);
       } catch (e) {

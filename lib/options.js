@@ -32,6 +32,7 @@ function validateClassicOptions(opts) {
   check(opts, "requestsTimeout", isNonNegativeInt, "a non-negative integer (milliseconds)");
   check(opts, "publishOnSpecificResponseChannel", isBoolean, "a boolean");
   check(opts, "parser", isParser, "an object with encode() and decode()");
+  check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
   checkReliabilityOptions(opts);
   return opts;
 }

@@ -9,7 +9,14 @@ const notepack = require("notepack.io");
 const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
 const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
-const { InvalidOptionError, check, checkReliabilityOptions, isString } = require("./options");
+const {
+  InvalidOptionError,
+  check,
+  checkReliabilityOptions,
+  isString,
+  isBoolean,
+} = require("./options");
+const { coalesceWritesOnce } = require("./write-coalescing");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
@@ -71,6 +78,7 @@ function validateShardedOptions(opts) {
     (v) => SUBSCRIPTION_MODES.includes(v),
     `one of ${SUBSCRIPTION_MODES.join(", ")}`,
   );
+  check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
   checkReliabilityOptions(opts);
   return opts;
 }
@@ -172,6 +180,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
   }
 
   doPublish(message) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     let payload;
     try {
       payload = encode(message);
@@ -179,7 +188,15 @@ class ShardedRedisAdapter extends ClusterAdapter {
       return Promise.reject(e);
     }
     debug("publishing message of type %s to %s", message.type, this.computeChannel(message));
-    if (!this.driver.publish(this.ns, this.computeRoom(message), payload)) {
+    // Broadcasts are queued and sent once per event-loop turn (one pipeline for a burst);
+    // requests go at once, as they are awaited.
+    const room = this.computeRoom(message);
+    const queued =
+      message.type === MessageType.BROADCAST
+        ? this.driver.publishDeferred(this.ns, room, payload)
+        : this.driver.publish(this.ns, room, payload);
+    if (message.type === MessageType.BROADCAST) this.node.scheduleFlush();
+    if (!queued) {
       return Promise.reject(
         new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
       );
@@ -205,6 +222,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
 
   /** A message of the main or a room channel (not our own: Rust filtered it by uid). */
   onBroadcast(payload) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     let message;
     try {
       message = decode(payload);

@@ -7,13 +7,15 @@ const { ClusterAdapter, MessageType } = require("socket.io-adapter");
 const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
+const { coalesceWritesOnce } = require("./write-coalescing");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
 const { checkReliabilityOptions } = require("./options");
-const { hasBinary, streamNameFor } = require("./emitter-wire");
+const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-wire");
 
-/** Frame kind of a batch of stream entries (src/bindings/streams.rs). */
+/** Frame kinds of src/bindings/streams.rs: a batch of stream entries, a detected loss. */
 const STREAM_ENTRIES = 6;
+const STREAM_LOSS = 7;
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
 const RESTORE_MAX_PAGES = 100;
@@ -42,6 +44,14 @@ const MAY_CONTAIN_BINARY = new Set([
 
 function toBuffer(bytes) {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Orders stream entry ids ("ms-seq") numerically. */
+function compareEntryIds(a, b) {
+  const [ams, aseq] = a.split("-").map(BigInt);
+  const [bms, bseq] = b.split("-").map(BigInt);
+  if (ams !== bms) return ams < bms ? -1 : 1;
+  return aseq === bseq ? 0 : aseq < bseq ? -1 : 1;
 }
 
 /** Entries as encoded by the Rust core: u32 count, then (u32 length, bytes) strings. */
@@ -93,6 +103,33 @@ function nextOffset(offset) {
 }
 
 /** One createAdapter() call: the native driver and the adapters of its namespaces. */
+/** Frames of StreamsDriver.xaddBatch: stream, maxLen u32, field count u32, fields (u32 LE lengths). */
+function encodeXaddFrames(entries) {
+  const parts = entries.map((e) => ({
+    stream: Buffer.from(e.stream),
+    maxLen: e.maxLen,
+    fields: e.fields.map((f) => Buffer.from(f)),
+  }));
+  let size = 0;
+  for (const p of parts) {
+    size += 12 + p.stream.length;
+    for (const f of p.fields) size += 4 + f.length;
+  }
+  const frames = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const p of parts) {
+    offset = frames.writeUInt32LE(p.stream.length, offset);
+    offset += p.stream.copy(frames, offset);
+    offset = frames.writeUInt32LE(p.maxLen, offset);
+    offset = frames.writeUInt32LE(p.fields.length, offset);
+    for (const f of p.fields) {
+      offset = frames.writeUInt32LE(f.length, offset);
+      offset += f.copy(frames, offset);
+    }
+  }
+  return frames;
+}
+
 class StreamsNode {
   constructor(redisClient, options) {
     this.adapters = new Map(); // namespace name -> adapter
@@ -109,8 +146,43 @@ class StreamsNode {
         streams,
         readCount: options.readCount,
         blockTimeInMs: options.blockTimeInMs,
+        // the same channels over SSUBSCRIBE/SPUBLISH/SHARDNUMSUB, as the official adapter
+        shardedPubSub: Boolean(options.useShardedPubSub),
       },
       (batch) => this.onDeliver(batch),
+    );
+  }
+
+  /**
+   * XADDs of one JS tick go to Rust in one call (one native promise for all), still queued in
+   * call order; each caller gets its entry id (the offset ClusterAdapter needs) or its error.
+   */
+  queueXadd(stream, maxLen, fields) {
+    if (!this.xadds) {
+      this.xadds = [];
+      queueMicrotask(() => this.flushXadds());
+    }
+    return new Promise((resolve, reject) =>
+      this.xadds.push({ stream, maxLen, fields, resolve, reject }),
+    );
+  }
+
+  flushXadds() {
+    const batch = this.xadds;
+    this.xadds = null;
+    let outcomes;
+    try {
+      outcomes = this.driver.xaddBatch(encodeXaddFrames(batch));
+    } catch (err) {
+      for (const entry of batch) entry.reject(err);
+      return;
+    }
+    outcomes.then(
+      (results) =>
+        results.forEach((r, i) =>
+          r.error == null ? batch[i].resolve(r.id) : batch[i].reject(new Error(r.error)),
+        ),
+      (err) => batch.forEach((entry) => entry.reject(err)),
     );
   }
 
@@ -121,6 +193,8 @@ class StreamsNode {
           for (const { id, message } of decodeEntries(payload)) {
             this.adapters.get(message.nsp)?.onRawMessage(message, id);
           }
+        } else if (kind === STREAM_LOSS) {
+          this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
           const message = msgpack.decode(payload);
           this.adapters.get(message && message.nsp)?.onMessage(message);
@@ -135,6 +209,18 @@ class StreamsNode {
         debug("invalid format: %s", e && e.message);
       }
     });
+  }
+
+  /**
+   * Entries of `loss.stream` were trimmed before this node read them: every adapter whose
+   * namespace is written to that stream emits "stream-loss" (README, streams section).
+   */
+  onLoss(loss) {
+    for (const adapter of this.adapters.values()) {
+      if (adapter.streamName === loss.stream || adapter.officialOnlyStream === loss.stream) {
+        adapter.emit("stream-loss", loss);
+      }
+    }
   }
 
   unregister(adapter) {
@@ -154,6 +240,10 @@ class RedisStreamsAdapter extends ClusterAdapter {
     this.opts = opts;
     // each namespace is routed to one stream, which keeps its messages in order
     this.streamName = streamNameFor(nsp.name, opts.streamName, opts.streamCount);
+    // a namespace with a negative hash: official nodes write it to a stream of their own
+    // (emitter-wire.js explains the rule); read it too, so their messages reach this node
+    this.officialOnlyStream = officialOnlyStreamFor(nsp.name, opts.streamName, opts.streamCount);
+    if (this.officialOnlyStream) this.driver.readStream(this.officialOnlyStream);
     this.publicChannel = `${opts.channelPrefix}#${nsp.name}#`;
     const privateChannel = `${opts.channelPrefix}#${nsp.name}#${this.uid}#`;
     this.ready = this.driver.subscribe([this.publicChannel, privateChannel]).catch((e) => {
@@ -167,21 +257,22 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   doPublish(message) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     if (isEphemeral(message)) {
       // ephemeral messages go through pub/sub, always @msgpack/msgpack
       const payload = toBuffer(msgpack.encode(message));
-      if (!this.driver.publish(this.publicChannel, payload, this.opts.useShardedPubSub)) {
+      if (!this.driver.publish(this.publicChannel, payload)) {
         debug("publish refused: outgoing buffer full or adapter closed");
       }
       return Promise.resolve("");
     }
-    return this.driver.xadd(this.streamName, this.opts.maxLen, this.encode(message));
+    return this.node.queueXadd(this.streamName, this.opts.maxLen, this.encode(message));
   }
 
   doPublishResponse(requesterUid, response) {
     const channel = `${this.opts.channelPrefix}#${this.nsp.name}#${requesterUid}#`;
     const payload = toBuffer(msgpack.encode(response));
-    if (!this.driver.publish(channel, payload, this.opts.useShardedPubSub)) {
+    if (!this.driver.publish(channel, payload)) {
       return Promise.reject(new Error("publish refused: outgoing buffer full or adapter closed"));
     }
     return Promise.resolve();
@@ -204,6 +295,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   onRawMessage(rawMessage, offset) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     let message;
     try {
       message = RedisStreamsAdapter.decode(rawMessage);
@@ -229,7 +321,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   async serverCount() {
-    return Number(await this.driver.countListeners(this.publicChannel, this.opts.useShardedPubSub));
+    return Number(await this.driver.countListeners(this.publicChannel));
   }
 
   /** Counters of the shared native node (stream writes, retries, reader errors...). */
@@ -249,32 +341,47 @@ class RedisStreamsAdapter extends ClusterAdapter {
       return Promise.reject("invalid offset");
     }
     const key = this.opts.sessionKeyPrefix + pid;
-    const [rawSession, offsetEntry] = await Promise.all([
+    // the packets of this namespace are in its stream and, with a negative hash, also in the
+    // stream official nodes write it to (the client's offset may come from either)
+    const streams = [this.streamName];
+    if (this.officialOnlyStream) streams.push(this.officialOnlyStream);
+    const [rawSession, ...offsetEntries] = await Promise.all([
       this.driver.getDel(key),
-      this.driver.xrange(this.streamName, offset, offset, 1),
+      ...streams.map((stream) => this.driver.xrange(stream, offset, offset, 1)),
     ]);
-    if (!rawSession || decodeEntries(offsetEntry).length === 0) {
+    if (!rawSession || offsetEntries.every((e) => decodeEntries(e).length === 0)) {
       return Promise.reject("session or offset not found");
     }
     const session = msgpack.decode(Buffer.from(rawSession, "base64"));
-    session.missedPackets = [];
+    const missed = [];
+    for (const stream of streams) {
+      missed.push(...(await this.missedPackets(stream, offset, session.rooms)));
+    }
+    if (streams.length > 1) missed.sort((a, b) => compareEntryIds(a.id, b.id));
+    session.missedPackets = missed.map((m) => m.data);
+    return session;
+  }
+
+  /** This namespace's broadcasts after `offset` in `stream` for a session in `rooms`. */
+  async missedPackets(stream, offset, rooms) {
+    const missed = [];
     for (let page = 0; page < RESTORE_MAX_PAGES; page++) {
       const entries = decodeEntries(
-        await this.driver.xrange(this.streamName, nextOffset(offset), "+", RESTORE_PAGE),
+        await this.driver.xrange(stream, nextOffset(offset), "+", RESTORE_PAGE),
       );
       for (const { id, message: raw } of entries) {
         if (raw.nsp === this.nsp.name && raw.type === "3") {
           const { packet, opts } = RedisStreamsAdapter.decode(raw).data;
-          if (shouldIncludePacket(session.rooms, opts)) {
+          if (shouldIncludePacket(rooms, opts)) {
             packet.data.push(id);
-            session.missedPackets.push(packet.data);
+            missed.push({ id, data: packet.data });
           }
         }
         offset = id;
       }
       if (entries.length < RESTORE_PAGE) break;
     }
-    return session;
+    return missed;
   }
 
   close() {
@@ -292,10 +399,6 @@ class RedisStreamsAdapter extends ClusterAdapter {
 function createStreamsAdapter(redisClient, opts) {
   const options = Object.assign({}, DEFAULTS, opts);
   checkReliabilityOptions(options);
-  if (options.useShardedPubSub) {
-    // The native subscriber has no SSUBSCRIBE yet: refusing beats silently missing messages.
-    throw new Error("socket.io-redis-native: useShardedPubSub is not supported yet (streams)");
-  }
   // As the official adapter, the readers start now, before any namespace exists.
   let node = new StreamsNode(redisClient, options);
   return function (nsp) {

@@ -99,17 +99,26 @@ import {
   createAdapter as createStreamsAdapter,
   RedisStreamsAdapter,
   RedisStreamsAdapterOptions,
+  StreamLoss,
 } from "socket.io-redis-native/streams";
 
 async function streamsUser(): Promise<void> {
   const redisClient = createClient({ url: "redis://localhost:6379" });
-  const options: Partial<RedisStreamsAdapterOptions> = { streamName: "app", streamCount: 3 };
+  const options: Partial<RedisStreamsAdapterOptions> = {
+    streamName: "app",
+    streamCount: 3,
+    useShardedPubSub: true,
+  };
   const io = new Server({
     adapter: createStreamsAdapter(redisClient, options),
     connectionStateRecovery: { maxDisconnectionDuration: 60_000 },
   });
   const adapter = io.of("/").adapter as RedisStreamsAdapter;
   const count: number = await adapter.serverCount();
-  console.log(count, adapter.metrics().written);
+  console.log(count, adapter.metrics().written, adapter.metrics().readers[0].lostEntries);
+  adapter.on("stream-loss", (loss: StreamLoss) => {
+    const lost: number | null = loss.lost;
+    console.log(loss.stream, loss.after, loss.firstAvailable, lost);
+  });
 }
 void streamsUser;

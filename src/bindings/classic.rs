@@ -106,6 +106,12 @@ impl ClassicDriver {
         self.core.remove_namespace(ns).await.map_err(to_napi)
     }
 
+    /// Hand broadcasts of this namespace over as socket.io wire text (default parser only).
+    #[napi]
+    pub fn set_wire_text(&self, ns: u32, enabled: bool) {
+        self.core.set_wire_text(ns, enabled);
+    }
+
     #[napi]
     pub fn add_room(&self, ns: u32, room: String) {
         self.core.add_room(ns, &room);
@@ -119,6 +125,25 @@ impl ClassicDriver {
     #[napi]
     pub fn broadcast(&self, ns: u32, room: Option<String>, payload: Buffer) -> bool {
         self.core.broadcast(ns, room.as_deref(), payload.to_vec())
+    }
+
+    /// See `ClassicCore::broadcast_json`: 1 queued, 0 refused, -1 not transcodable (the
+    /// caller then encodes the envelope itself).
+    #[napi]
+    pub fn broadcast_json(
+        &self,
+        ns: u32,
+        room: Option<String>,
+        data_json: String,
+        opts_json: Option<String>,
+    ) -> i32 {
+        match self
+            .core
+            .broadcast_json(ns, room.as_deref(), &data_json, opts_json.as_deref())
+        {
+            Ok(queued) => i32::from(queued),
+            Err(_) => -1,
+        }
     }
 
     /// Sends the broadcasts queued since the last flush.
@@ -221,6 +246,7 @@ impl ClassicDriver {
             "received": load(&s.received),
             "receivedBytes": load(&s.received_bytes),
             "delivered": load(&s.delivered),
+            "deliveredAsText": load(&s.delivered_as_text),
             "skippedNoLocalRoom": load(&s.skipped_no_local_room),
             "skippedOwn": load(&s.skipped_own),
             "skippedForeign": load(&s.skipped_foreign),

@@ -54,20 +54,31 @@ impl NativePublisher {
         })
     }
 
-    /// Resolves once Redis accepted the message; rejects with the Redis error. The message is
-    /// queued before this returns, so successive calls reach Redis in call order.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn publish<'env>(
+    /// Many publishes in one call (the emitter batches the writes of one JS tick): `frames` is
+    /// `sharded: u8, channel_len: u32 LE, channel, payload_len: u32 LE, payload`, repeated.
+    /// Resolves with one entry per message, in order: `null` once Redis accepted it, else the
+    /// error text. All are queued before this returns, so call order is kept.
+    #[napi(ts_return_type = "Promise<Array<string | null>>")]
+    pub fn publish_batch<'env>(
         &self,
         env: &'env Env,
-        channel: String,
-        payload: Buffer,
-        sharded: bool,
-    ) -> Result<PromiseRaw<'env, ()>> {
-        let confirmed = self
-            .publisher
-            .queue_confirmed(kind(sharded), channel, payload.to_vec());
-        env.spawn_future(async move { confirmed.await.map_err(to_napi) })
+        frames: Buffer,
+    ) -> Result<PromiseRaw<'env, Vec<Option<String>>>> {
+        let messages = parse_publish_frames(&frames).map_err(to_napi)?;
+        let confirmations: Vec<_> = messages
+            .into_iter()
+            .map(|(sharded, channel, payload)| {
+                self.publisher
+                    .queue_confirmed(kind(sharded), channel, payload.to_vec())
+            })
+            .collect();
+        env.spawn_future(async move {
+            let results = futures_util::future::join_all(confirmations).await;
+            Ok(results
+                .into_iter()
+                .map(|r| r.err().map(|e| e.to_string()))
+                .collect())
+        })
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
@@ -96,4 +107,34 @@ impl NativePublisher {
     pub fn close(&self) {
         self.publisher.shutdown();
     }
+}
+
+/// One message of a publish batch: sharded, channel, payload.
+type BatchedPublish<'a> = (bool, String, &'a [u8]);
+
+/// Splits the frames of [`NativePublisher::publish_batch`].
+fn parse_publish_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedPublish<'_>>, String> {
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], String> {
+        if buf.len() < n {
+            return Err("truncated publish batch".into());
+        }
+        let (head, rest) = buf.split_at(n);
+        *buf = rest;
+        Ok(head)
+    }
+    fn len(buf: &mut &[u8]) -> std::result::Result<usize, String> {
+        let bytes = take(buf, 4)?;
+        Ok(u32::from_le_bytes(bytes.try_into().unwrap()) as usize)
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let sharded = take(&mut buf, 1)?[0] != 0;
+        let n = len(&mut buf)?;
+        let channel = std::str::from_utf8(take(&mut buf, n)?)
+            .map_err(|_| "publish batch: channel is not UTF-8".to_string())?
+            .to_string();
+        let n = len(&mut buf)?;
+        out.push((sharded, channel, take(&mut buf, n)?));
+    }
+    Ok(out)
 }

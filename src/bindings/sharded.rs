@@ -103,6 +103,19 @@ impl ShardedDriver {
         self.core.publish(ns, room.as_deref(), payload.to_vec())
     }
 
+    /// Queued only; sent by the next `flush()` (the JS layer calls it once per turn).
+    #[napi]
+    pub fn publish_deferred(&self, ns: u32, room: Option<String>, payload: Buffer) -> bool {
+        self.core
+            .publish_deferred(ns, room.as_deref(), payload.to_vec())
+    }
+
+    /// Sends what `publish_deferred` queued.
+    #[napi]
+    pub fn flush(&self) {
+        self.core.send_queued();
+    }
+
     #[napi]
     pub fn publish_response(&self, ns: u32, requester_uid: String, payload: Buffer) -> bool {
         self.core

@@ -1,26 +1,26 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
+use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_reader::{
-    encode_entries, parse_entries, ReaderSettings, StreamReader,
+    encode_entries, parse_entries, Loss, ReaderSettings, StreamReader,
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
-use crate::connection::{
-    CommandConnection, ConnectionEvent, ConnectionOptions, HealthCheck, MessageHandler,
-    PublishKind, Publisher, Subscriber, SubscriberStats, Subscription,
-};
+use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
+use crate::transport::{EitherTransport, Transport};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
 use redis::{Msg, Value};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Frame kind of a batch of stream entries (namespace field = index of the stream).
 const STREAM_ENTRIES: u8 = 6;
+/// Frame kind of a detected loss: JSON `{stream, after, firstAvailable, lost}`.
+const STREAM_LOSS: u8 = 7;
 
 #[napi(object)]
 pub struct StreamsOptions {
@@ -32,6 +32,8 @@ pub struct StreamsOptions {
     pub block_time_in_ms: u32,
     /// How long an XADD may wait for Redis to come back before it fails (ms).
     pub max_retry_ms: Option<u32>,
+    /// `useShardedPubSub`: requests and responses over SPUBLISH/SSUBSCRIBE/SHARDNUMSUB.
+    pub sharded_pub_sub: bool,
 }
 
 /// Pub/sub messages go to JS as they are (MessagePack); JS routes them by namespace.
@@ -60,27 +62,93 @@ impl MessageHandler for PubSubHandler {
     }
 }
 
+/// One frame of a stream-specific kind (same layout as protocol::delivery frames), the
+/// namespace field carrying the index of the stream.
+fn stream_frame(kind: u8, index: usize, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(9 + payload.len());
+    frame.push(kind);
+    frame.extend_from_slice(&(index as u32).to_le_bytes());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// What a stream reader needs; kept to start more readers later (see `read_stream`).
+struct ReaderContext {
+    connection: ConnectionOptions,
+    sink: Arc<dyn DeliverySink>,
+    report: ProblemReporter,
+    read_count: u32,
+    block_ms: u32,
+    /// How old entries are when read (entry id time to now), over every reader.
+    lag: Arc<Histogram>,
+}
+
+impl ReaderContext {
+    /// Must run inside a tokio runtime. `index` names the stream in the delivered frames.
+    fn spawn(&self, index: usize, stream: &str) -> StreamReader {
+        let sink = self.sink.clone();
+        let lag = self.lag.clone();
+        StreamReader::spawn(
+            self.connection.clone(),
+            ReaderSettings {
+                stream: stream.to_string(),
+                read_count: self.read_count.max(1),
+                block_ms: self.block_ms,
+            },
+            Arc::new(move |entries| {
+                let now = std::time::SystemTime::now();
+                for age in entries.iter().filter_map(|e| stream_entry_age(&e.id, now)) {
+                    lag.observe(age);
+                }
+                // One hand-over per XREAD reply. Entries without `nsp` are skipped as by the
+                // official reader (the offset still moves past them).
+                let useful: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.has_field(b"nsp"))
+                    .cloned()
+                    .collect();
+                if useful.is_empty() {
+                    return;
+                }
+                sink.deliver(stream_frame(
+                    STREAM_ENTRIES,
+                    index,
+                    &encode_entries(&useful),
+                ));
+            }),
+            Arc::new({
+                let sink = self.sink.clone();
+                move |loss: &Loss| {
+                    let json = serde_json::json!({
+                        "stream": loss.stream,
+                        "after": loss.after,
+                        "firstAvailable": loss.first_available,
+                        "lost": loss.lost,
+                    })
+                    .to_string();
+                    sink.deliver(stream_frame(STREAM_LOSS, index, json.as_bytes()));
+                }
+            }),
+            self.report.clone(),
+        )
+    }
+}
+
 /// The Rust side of one streams `createAdapter()` call: stream readers, the XADD queue, the
 /// pub/sub subscriber and publisher, shared by the adapters of every namespace.
 #[napi]
 pub struct StreamsDriver {
-    commands: CommandConnection,
-    publisher: Publisher,
-    subscriber: Subscriber,
+    /// Requests and responses: the classic or the sharded pub/sub transport (the same ones as
+    /// createAdapter and createShardedAdapter), whose command connection also runs XADD & co.
+    pubsub: EitherTransport,
     writer: StreamWriter,
-    readers: Vec<StreamReader>,
-    health: Arc<SubscriberStats>,
-    /// How old entries are when read (entry id time to now).
-    stream_lag: Arc<Histogram>,
+    reader_context: ReaderContext,
+    /// (stream name, its reader), in start order.
+    readers: Mutex<Vec<(String, StreamReader)>>,
+    /// No limit on what waits for JS: dropping stream entries would break the no-loss
+    /// promise (see the README); kept to release the callback at shutdown and for metrics.
     js_sink: Arc<JsSink>,
-}
-
-fn kind(sharded: bool) -> PublishKind {
-    if sharded {
-        PublishKind::SPublish
-    } else {
-        PublishKind::Publish
-    }
 }
 
 #[napi]
@@ -88,92 +156,94 @@ impl StreamsDriver {
     #[napi(constructor)]
     pub fn new(options: StreamsOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        // No limit: dropping stream entries would break the no-loss promise; see the README.
-        let js_sink = JsSink::new(on_deliver);
-        let js_sink = Arc::new(js_sink);
+        let js_sink = Arc::new(JsSink::new(on_deliver));
         let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
-            let commands = CommandConnection::new(&connection).map_err(to_napi)?;
-            let publisher =
-                Publisher::spawn(commands.clone(), PublisherLimits::default(), report.clone());
-            let (check, health) = HealthCheck::for_subscriber(&commands, &connection, false);
-            let subscriber = Subscriber::spawn_with_health(
-                connection.clone(),
+            let pubsub = EitherTransport::start(
+                options.sharded_pub_sub,
+                &connection,
                 Arc::new(PubSubHandler { sink: sink.clone() }),
-                check,
-            );
-            let writer = StreamWriter::spawn(commands.clone(), max_retry, report.clone());
-            let stream_lag = Arc::new(Histogram::default());
+                PublisherLimits::default(),
+                report.clone(),
+            )
+            .map_err(to_napi)?;
+            let writer = StreamWriter::spawn(pubsub.commands().clone(), max_retry, report.clone());
+            let reader_context = ReaderContext {
+                connection,
+                sink,
+                report,
+                read_count: options.read_count,
+                block_ms: options.block_time_in_ms,
+                lag: Arc::new(Histogram::default()),
+            };
             let readers = options
                 .streams
                 .iter()
                 .enumerate()
-                .map(|(index, stream)| {
-                    let sink = sink.clone();
-                    let lag = stream_lag.clone();
-                    StreamReader::spawn(
-                        connection.clone(),
-                        ReaderSettings {
-                            stream: stream.clone(),
-                            read_count: options.read_count.max(1),
-                            block_ms: options.block_time_in_ms,
-                        },
-                        Arc::new(move |entries| {
-                            let now = std::time::SystemTime::now();
-                            for age in entries.iter().filter_map(|e| stream_entry_age(&e.id, now)) {
-                                lag.observe(age);
-                            }
-                            // One hand-over per XREAD reply. Entries without `nsp` are skipped
-                            // as by the official reader (the offset still moves past them).
-                            let useful: Vec<_> = entries
-                                .iter()
-                                .filter(|e| e.has_field(b"nsp"))
-                                .cloned()
-                                .collect();
-                            if useful.is_empty() {
-                                return;
-                            }
-                            let mut frame = vec![STREAM_ENTRIES];
-                            let payload = encode_entries(&useful);
-                            frame.extend_from_slice(&(index as u32).to_le_bytes());
-                            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-                            frame.extend_from_slice(&payload);
-                            sink.deliver(frame);
-                        }),
-                        report.clone(),
-                    )
-                })
+                .map(|(index, stream)| (stream.clone(), reader_context.spawn(index, stream)))
                 .collect();
             Ok(Self {
-                commands,
-                publisher,
-                subscriber,
+                pubsub,
                 writer,
-                readers,
-                health,
-                stream_lag,
-                js_sink: js_sink.clone(),
+                reader_context,
+                readers: Mutex::new(readers),
+                js_sink,
             })
         })
     }
 
-    /// `XADD stream MAXLEN ~ maxLen * field value ...`, queued now (entries keep call order)
-    /// and retried while Redis is away; resolves with the entry id.
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn xadd<'env>(
+    /// Starts reading one more stream (from its last entry), unless it is read already. Used
+    /// for the stream official nodes write a namespace with a negative hash to.
+    #[napi]
+    pub fn read_stream(&self, stream: String) {
+        let mut readers = self.readers.lock().unwrap();
+        if readers.iter().any(|(name, _)| *name == stream) {
+            return;
+        }
+        let index = readers.len();
+        let reader = within_runtime_if_available(|| self.reader_context.spawn(index, &stream));
+        readers.push((stream, reader));
+    }
+
+    /// `XADD stream MAXLEN ~ maxLen * field value ...` for the entries of one JS tick, in one
+    /// call; retried while Redis is away. `frames` is, per entry,
+    /// `stream, max_len: u32 LE, field count: u32 LE, fields`, each string as `u32 LE length +
+    /// UTF-8`. All are queued before this returns (call order kept); resolves with one outcome
+    /// per entry, in order.
+    #[napi(ts_return_type = "Promise<Array<XaddOutcome>>")]
+    pub fn xadd_batch<'env>(
         &self,
         env: &'env Env,
-        stream: String,
-        max_len: u32,
-        fields: Vec<String>,
-    ) -> Result<PromiseRaw<'env, String>> {
-        let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
-        let reply = self.writer.queue(cmd);
+        frames: Buffer,
+    ) -> Result<PromiseRaw<'env, Vec<XaddOutcome>>> {
+        let entries = parse_xadd_frames(&frames).map_err(to_napi)?;
+        let mut replies = Vec::with_capacity(entries.len());
+        for (stream, max_len, fields) in entries {
+            let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
+            replies.push(self.writer.queue(&stream, cmd));
+        }
         env.spawn_future(async move {
-            let value = reply.await.map_err(to_napi)?;
-            redis::from_redis_value::<String>(value).map_err(to_napi)
+            let results = futures_util::future::join_all(replies).await;
+            Ok(results
+                .into_iter()
+                .map(|r| {
+                    let id = r.map_err(|e| e.to_string()).and_then(|v| {
+                        redis::from_redis_value::<String>(v).map_err(|e| e.to_string())
+                    });
+                    match id {
+                        Ok(id) => XaddOutcome {
+                            id: Some(id),
+                            error: None,
+                        },
+                        Err(error) => XaddOutcome {
+                            id: None,
+                            error: Some(error),
+                        },
+                    }
+                })
+                .collect())
         })
     }
 
@@ -182,8 +252,8 @@ impl StreamsDriver {
     #[napi]
     pub fn set_px(&self, key: String, value: String, ttl_ms: i64) {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("PX").arg(ttl_ms.max(1));
-        let reply = self.writer.queue(cmd);
+        cmd.arg(&key).arg(value).arg("PX").arg(ttl_ms.max(1));
+        let reply = self.writer.queue(&key, cmd);
         within_runtime_if_available(|| {
             tokio::spawn(async move {
                 let _ = reply.await;
@@ -196,8 +266,12 @@ impl StreamsDriver {
     pub async fn get_del(&self, key: String) -> Result<Option<String>> {
         let mut pipe = redis::pipe();
         pipe.atomic().get(&key).del(&key).ignore();
-        let (value,): (Option<String>,) =
-            self.commands.pipeline_query(&pipe).await.map_err(to_napi)?;
+        let (value,): (Option<String>,) = self
+            .pubsub
+            .commands()
+            .pipeline_query(&pipe)
+            .await
+            .map_err(to_napi)?;
         Ok(value)
     }
 
@@ -215,31 +289,30 @@ impl StreamsDriver {
         if let Some(n) = count {
             cmd.arg("COUNT").arg(n);
         }
-        let value: Value = self.commands.query(&cmd).await.map_err(to_napi)?;
+        let value: Value = self.pubsub.commands().query(&cmd).await.map_err(to_napi)?;
         let entries = parse_entries(&value).map_err(to_napi)?;
         Ok(Buffer::from(encode_entries(&entries)))
     }
 
-    /// Fire and forget (kept and retried while Redis is away). False when refused.
+    /// PUBLISH (or SPUBLISH), fire and forget (kept and retried while Redis is away). False
+    /// when refused.
     #[napi]
-    pub fn publish(&self, channel: String, payload: Buffer, sharded: bool) -> bool {
-        self.publisher
-            .publish(kind(sharded), channel, payload.to_vec())
+    pub fn publish(&self, channel: String, payload: Buffer) -> bool {
+        self.pubsub.publish(channel, payload.to_vec())
     }
 
+    /// SUBSCRIBE (or SSUBSCRIBE, each channel on the shard owning its slot); kept and replayed
+    /// after reconnections.
     #[napi]
     pub async fn subscribe(&self, channels: Vec<String>) -> Result<()> {
         let subs = channels.into_iter().map(Subscription::Channel).collect();
-        self.subscriber.subscribe(subs).await.map_err(to_napi)
+        self.pubsub.subscribe(subs).await.map_err(to_napi)
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
     #[napi]
-    pub async fn count_listeners(&self, channel: String, sharded: bool) -> Result<i64> {
-        self.commands
-            .num_sub(&channel, sharded)
-            .await
-            .map_err(to_napi)
+    pub async fn count_listeners(&self, channel: String) -> Result<i64> {
+        self.pubsub.count_listeners(&channel).await.map_err(to_napi)
     }
 
     /// Counters as JSON.
@@ -249,13 +322,17 @@ impl StreamsDriver {
         let w = &self.writer.stats;
         let readers: Vec<_> = self
             .readers
+            .lock()
+            .unwrap()
             .iter()
-            .map(|r| {
+            .map(|(stream, r)| {
                 serde_json::json!({
+                    "stream": stream,
                     "entries": load(&r.stats.entries),
                     "errors": load(&r.stats.errors),
                     "reconnects": load(&r.stats.reconnects),
                     "losses": load(&r.stats.losses),
+                    "lostEntries": load(&r.stats.lost_entries),
                 })
             })
             .collect();
@@ -264,9 +341,9 @@ impl StreamsDriver {
             "writeRetries": load(&w.retries),
             "writeFailures": load(&w.failed),
             "readers": readers,
-            "subscriber": subscriber_json(&self.health),
-            "published": publisher_json(self.publisher.stats()),
-            "streamLagMs": self.stream_lag.to_json(),
+            "subscriber": subscriber_json(&self.pubsub.health()),
+            "published": publisher_json(self.pubsub.publisher().stats()),
+            "streamLagMs": self.reader_context.lag.to_json(),
             "delivery": self.js_sink.backlog().to_json(),
         })
         .to_string()
@@ -275,12 +352,53 @@ impl StreamsDriver {
     /// Stops the readers and drops the connections; called when the last adapter closes.
     #[napi]
     pub fn shutdown(&self) {
-        for r in &self.readers {
+        for (_, r) in self.readers.lock().unwrap().iter() {
             r.shutdown();
         }
         self.writer.shutdown();
-        self.publisher.shutdown();
-        self.subscriber.shutdown();
+        self.pubsub.shutdown();
         self.js_sink.close();
     }
+}
+
+/// One entry of `xadd_batch`: the entry id, or why it failed.
+#[napi(object)]
+pub struct XaddOutcome {
+    pub id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One entry of an `xadd_batch` call: stream, MAXLEN, field/value strings.
+type BatchedXadd = (String, u32, Vec<String>);
+
+/// Splits the frames of [`StreamsDriver::xadd_batch`].
+fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd>, &'static str> {
+    fn u32_at(buf: &mut &[u8]) -> std::result::Result<u32, &'static str> {
+        let (head, rest) = buf.split_first_chunk::<4>().ok_or("truncated xadd batch")?;
+        *buf = rest;
+        Ok(u32::from_le_bytes(*head))
+    }
+    fn string_at(buf: &mut &[u8]) -> std::result::Result<String, &'static str> {
+        let len = u32_at(buf)? as usize;
+        if buf.len() < len {
+            return Err("truncated xadd batch");
+        }
+        let (head, rest) = buf.split_at(len);
+        *buf = rest;
+        String::from_utf8(head.to_vec()).map_err(|_| "xadd batch: a string is not UTF-8")
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let stream = string_at(&mut buf)?;
+        let max_len = u32_at(&mut buf)?;
+        let count = u32_at(&mut buf)? as usize;
+        if count > buf.len() / 4 {
+            return Err("xadd batch: impossible field count");
+        }
+        let fields = (0..count)
+            .map(|_| string_at(&mut buf))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        out.push((stream, max_len, fields));
+    }
+    Ok(out)
 }

@@ -9,15 +9,19 @@
 //! - [`read_broadcast_envelope`] and [`read_message_header`] extract the routing fields
 //!   of the classic broadcast envelope (PROTOCOL.md 2.3) and of request/response maps.
 //! - [`json_to_msgpack`] / [`msgpack_to_json`] transcode without an intermediate tree.
+//! - [`event_wire_string`] turns an EVENT packet into the text socket.io sends to clients.
 
 mod envelope;
+mod event_wire;
 mod reader;
 mod transcode;
 mod writer;
 
 pub use envelope::{
-    read_broadcast_envelope, read_message_header, BroadcastEnvelope, MessageHeader, RoomRef,
+    peek_envelope_uid, read_broadcast_envelope, read_message_header, BroadcastEnvelope,
+    MessageHeader, RoomRef,
 };
+pub use event_wire::event_wire_string;
 pub use reader::{
     read_value, read_value_with_limits, skip_value, validate, ArrayIter, ArrayRef, MapIter, MapRef,
     ValueRef,

@@ -8,6 +8,7 @@ pub mod publisher;
 pub mod sentinel;
 pub mod shard_subscriber;
 pub mod slot;
+pub mod stream_loss;
 pub mod stream_reader;
 pub mod stream_writer;
 pub mod subscriber;

@@ -5,14 +5,19 @@
 //! instead of spinning, and resolves its starting offset to a concrete entry id before the
 //! first XREAD, so entries added between two `XREAD ... $` calls are never skipped. The offset
 //! survives errors and reconnections: entries written while Redis was unreachable (from other
-//! nodes' retried XADDs) are read once it is back, unless trimmed by `MAXLEN ~`.
+//! nodes' retried XADDs) are read once it is back, unless trimmed by `MAXLEN ~`; such a loss is
+//! detected (after each reconnection, and after each full batch, when the reader may lag),
+//! counted and reported, never silent (see stream_loss). For that, entries are read in a
+//! MULTI together with `XINFO STREAM` (the stream's counters at the same instant); a blocking
+//! `XREAD COUNT 1` only waits for new entries when the reader has caught up.
 
 use super::config::{ConnectionOptions, Topology};
 use super::sentinel::resolve_master;
+use super::stream_loss::{parse_stream_info, HistoryPosition, StreamInfo, Verdict};
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisError, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,6 +171,13 @@ impl ReaderConn {
             Self::Cluster(c) => cmd.query_async(c).await,
         }
     }
+
+    async fn pipeline(&mut self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
+        match self {
+            Self::Single(c) => pipe.query_async(c).await,
+            Self::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,12 +192,28 @@ pub struct ReaderStats {
     pub entries: AtomicU64,
     pub errors: AtomicU64,
     pub reconnects: AtomicU64,
-    /// Reconnections after which entries past our offset had been trimmed (never read).
+    /// Times entries past our offset were found trimmed before we read them.
     pub losses: AtomicU64,
+    /// How many entries those losses were (where Redis ≥ 7.0 can tell).
+    pub lost_entries: AtomicU64,
+}
+
+/// Entries of a stream trimmed before this reader read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    pub stream: String,
+    /// The last entry the reader had read.
+    pub after: String,
+    /// The stream's first entry when the loss was found ("" when it is empty).
+    pub first_available: String,
+    /// How many entries were lost; `None` before Redis 7.0 (then it may also be a false alarm
+    /// when the trim stopped right after `after`).
+    pub lost: Option<u64>,
 }
 
 /// Receives each non-empty XREAD reply at once (one JS hand-over per reply).
 pub type EntriesHandler = Arc<dyn Fn(&[StreamEntry]) + Send + Sync>;
+pub type LossHandler = Arc<dyn Fn(&Loss) + Send + Sync>;
 pub type ReaderReport = Arc<dyn Fn(String) + Send + Sync>;
 
 pub struct StreamReader {
@@ -200,6 +228,7 @@ impl StreamReader {
         options: ConnectionOptions,
         settings: ReaderSettings,
         on_entries: EntriesHandler,
+        on_loss: LossHandler,
         report: ReaderReport,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -208,6 +237,7 @@ impl StreamReader {
             options,
             settings,
             on_entries,
+            on_loss,
             report,
             stop.clone(),
             stats.clone(),
@@ -222,17 +252,55 @@ impl StreamReader {
     }
 }
 
-/// The id of the last entry of `stream`, or "0-0" when it is empty or missing: reading after
-/// it returns exactly the entries added from now on, like "$", but as a concrete position.
-async fn current_offset(conn: &mut ReaderConn, stream: &str) -> RedisResult<String> {
-    let mut cmd = redis::cmd("XREVRANGE");
-    cmd.arg(stream).arg("+").arg("-").arg("COUNT").arg(1);
-    let last = parse_entries(&conn.query(&cmd).await?)?;
-    Ok(last
-        .into_iter()
-        .next()
-        .map(|e| e.id)
-        .unwrap_or_else(|| "0-0".to_string()))
+fn no_such_key(e: &RedisError) -> bool {
+    e.to_string().contains("no such key")
+}
+
+/// `XINFO STREAM`, or `None` when the stream does not exist.
+async fn stream_info(conn: &mut ReaderConn, stream: &str) -> RedisResult<Option<StreamInfo>> {
+    let mut cmd = redis::cmd("XINFO");
+    cmd.arg("STREAM").arg(stream);
+    match conn.query(&cmd).await {
+        Ok(value) => parse_stream_info(&value).map(Some),
+        Err(e) if no_such_key(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Up to `read_count` entries after `offset`, with the stream's counters taken at the same
+/// instant (MULTI: XINFO STREAM, non-blocking XREAD), so a gap before them is told exactly.
+async fn read_with_info(
+    conn: &mut ReaderConn,
+    settings: &ReaderSettings,
+    offset: &str,
+) -> RedisResult<(Option<StreamInfo>, Vec<StreamEntry>)> {
+    let mut pipe = redis::pipe();
+    pipe.atomic().ignore_errors();
+    pipe.cmd("XINFO").arg("STREAM").arg(&settings.stream);
+    pipe.cmd("XREAD")
+        .arg("COUNT")
+        .arg(settings.read_count)
+        .arg("STREAMS")
+        .arg(&settings.stream)
+        .arg(offset);
+    let replies = conn.pipeline(&pipe).await?;
+    let [info, entries] = replies.as_slice() else {
+        return Err(unexpected(
+            "MULTI XINFO/XREAD reply",
+            &Value::Array(replies),
+        ));
+    };
+    let info = match info {
+        Value::ServerError(e) => {
+            let e = RedisError::from(e.clone());
+            if !no_such_key(&e) {
+                return Err(e);
+            }
+            None
+        }
+        value => Some(parse_stream_info(value)?),
+    };
+    Ok((info, parse_xread(entries)?))
 }
 
 fn parse_id(id: &str) -> Option<(u64, u64)> {
@@ -240,13 +308,10 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-/// `Some(first entry id)` when entries after `offset` were probably trimmed before this reader
-/// saw them: the offset entry is gone and the stream now starts after it (trimming removes
-/// from the head, so what lay between them is gone too). Redis 7.0 leaves
-/// `max-deleted-entry-id` at 0-0 on trimming, so XINFO's first entry is used instead. It can
-/// report a loss that did not happen when the cut fell exactly after `offset`; it never fires
-/// when the stream is missing (a restart without persistence: nothing is left to miss).
-async fn trimmed_past(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
+/// Redis < 7.0 only (no `entries-added`): `Some(first entry id)` when the offset entry is gone
+/// and the stream now starts after it. It reports a loss that did not happen when the trim
+/// stopped exactly after `offset`.
+async fn trimmed_past_by_ids(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
     let mut exists = redis::cmd("XRANGE");
     exists.arg(stream).arg(offset).arg(offset);
     if !parse_entries(&conn.query(&exists).await.ok()?)
@@ -265,16 +330,73 @@ async fn trimmed_past(conn: &mut ReaderConn, stream: &str, offset: &str) -> Opti
     (parse_id(&first_id)? > parse_id(offset)?).then_some(first_id)
 }
 
+/// One read of new entries, and the loss found before them, if any.
+struct Read {
+    loss: Option<Loss>,
+    entries: Vec<StreamEntry>,
+}
+
+/// Waits (unless `more_waiting`) for entries after `offset`, then reads them with the loss
+/// check. `Ok(None)`: the wait timed out.
+async fn read_next(
+    conn: &mut ReaderConn,
+    settings: &ReaderSettings,
+    offset: &str,
+    position: &mut HistoryPosition,
+    more_waiting: bool,
+    reconnected: bool,
+) -> RedisResult<Option<Read>> {
+    if !more_waiting {
+        let mut wait = redis::cmd("XREAD");
+        wait.arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(settings.block_ms)
+            .arg("STREAMS")
+            .arg(&settings.stream)
+            .arg(offset);
+        if parse_xread(&conn.query(&wait).await?)?.is_empty() {
+            return Ok(None);
+        }
+    }
+    let (info, entries) = read_with_info(conn, settings, offset).await?;
+    let loss = |first_available: String, lost| Loss {
+        stream: settings.stream.clone(),
+        after: offset.to_string(),
+        first_available,
+        lost,
+    };
+    let loss = match position.check(info.as_ref()) {
+        Verdict::Intact => None,
+        Verdict::Lost(n) => Some(loss(
+            info.and_then(|i| i.first_entry_id).unwrap_or_default(),
+            Some(n),
+        )),
+        // Without the counters, compare ids, only after a reconnection (as before 7.0 there
+        // is nothing cheaper, and a connected reader rarely falls maxLen entries behind).
+        Verdict::Unknown if reconnected => trimmed_past_by_ids(conn, &settings.stream, offset)
+            .await
+            .map(|first| loss(first, None)),
+        Verdict::Unknown => None,
+    };
+    Ok(Some(Read { loss, entries }))
+}
+
 async fn run(
     options: ConnectionOptions,
     settings: ReaderSettings,
     on_entries: EntriesHandler,
+    on_loss: LossHandler,
     report: ReaderReport,
     stop: Arc<AtomicBool>,
     stats: Arc<ReaderStats>,
 ) {
     let block = Duration::from_millis(settings.block_ms as u64);
     let mut offset: Option<String> = None;
+    let mut position = HistoryPosition::at_end(None);
+    // The last read was full (or the connection was replaced): read again without waiting.
+    let mut more_waiting = false;
+    let mut reconnected = false;
     let mut conn: Option<ReaderConn> = None;
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
@@ -284,39 +406,44 @@ async fn run(
                 conn = Some(ReaderConn::open(&options, block, attempt).await?);
                 if attempt > 0 {
                     stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                    if let (Some(c), Some(from)) = (conn.as_mut(), offset.as_deref()) {
-                        if let Some(deleted) = trimmed_past(c, &settings.stream, from).await {
-                            stats.losses.fetch_add(1, Ordering::Relaxed);
-                            report(format!(
-                                "stream {}: possible loss: entries after {from} were trimmed (the stream \
-                                 now starts at {deleted}) before this node read them; raise \
-                                 maxLen",
-                                settings.stream
-                            ));
-                        }
-                    }
                 }
             }
             let c = conn.as_mut().expect("connected above");
-            if offset.is_none() {
-                offset = Some(current_offset(c, &settings.stream).await?);
-            }
-            let mut cmd = redis::cmd("XREAD");
-            cmd.arg("COUNT")
-                .arg(settings.read_count)
-                .arg("BLOCK")
-                .arg(settings.block_ms)
-                .arg("STREAMS")
-                .arg(&settings.stream)
-                .arg(offset.as_deref().unwrap_or("$"));
-            parse_xread(&c.query(&cmd).await?)
+            let Some(from) = offset.as_deref() else {
+                // Start at the end, as "$", but at a concrete id and history position.
+                let info = stream_info(c, &settings.stream).await?;
+                position = HistoryPosition::at_end(info.as_ref());
+                offset = Some(info.map_or_else(|| "0-0".to_string(), |i| i.last_generated_id));
+                return Ok(None);
+            };
+            read_next(c, &settings, from, &mut position, more_waiting, reconnected).await
         }
         .await;
         match result {
-            Ok(entries) => {
+            Ok(read) => {
                 backoff = MIN_BACKOFF;
+                reconnected = false;
+                more_waiting = false;
+                let Some(Read { loss, entries }) = read else {
+                    continue;
+                };
+                if let Some(loss) = loss {
+                    stats.losses.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .lost_entries
+                        .fetch_add(loss.lost.unwrap_or(0), Ordering::Relaxed);
+                    let count = loss.lost.map_or("some".to_string(), |n| n.to_string());
+                    report(format!(
+                        "stream {}: {count} entries after {} were trimmed (the stream now starts \
+                         at {}) before this node read them; raise maxLen",
+                        settings.stream, loss.after, loss.first_available
+                    ));
+                    on_loss(&loss);
+                }
+                more_waiting = entries.len() >= settings.read_count as usize;
                 if let Some(last) = entries.last() {
                     offset = Some(last.id.clone());
+                    position.advance(entries.len());
                     stats
                         .entries
                         .fetch_add(entries.len() as u64, Ordering::Relaxed);
@@ -330,8 +457,11 @@ async fn run(
                     settings.stream,
                     backoff.as_millis()
                 ));
-                // A broken connection is replaced; the offset is kept.
+                // A broken connection is replaced; the offset is kept, and what follows it is
+                // read (and checked) as soon as the new connection is up.
                 conn = None;
+                more_waiting = true;
+                reconnected = true;
                 attempt += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -4,8 +4,15 @@
 //! While Redis is unreachable the commands wait and are retried (bounded in age), so a
 //! broadcast made during an outage reaches the stream, and thus every node, once Redis is
 //! back; the official adapter fails the XADD and the message is lost for the other nodes.
+//!
+//! On a Redis Cluster one pipeline may only hold keys of one slot, so a batch is split by the
+//! slot of each command's key (streams of `streamCount > 1` and session keys land on different
+//! shards) and the groups are sent side by side; each stream keeps its order, as its commands
+//! share a group.
 
 use super::commands::CommandConnection;
+use super::slot::key_slot;
+use futures_util::future::join_all;
 use redis::{Cmd, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +26,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 struct Pending {
     cmd: Cmd,
+    /// The key's cluster slot; `None` off a cluster (one pipeline for everything).
+    slot: Option<u16>,
     queued_at: Instant,
     done: oneshot::Sender<RedisResult<Value>>,
 }
@@ -47,6 +56,7 @@ pub type WriterReport = Arc<dyn Fn(String) + Send + Sync>;
 
 pub struct StreamWriter {
     tx: mpsc::UnboundedSender<Pending>,
+    cluster: bool,
     task: JoinHandle<()>,
     pub stats: Arc<WriterStats>,
 }
@@ -56,13 +66,20 @@ impl StreamWriter {
     pub fn spawn(conn: CommandConnection, max_retry: Duration, report: WriterReport) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(WriterStats::default());
+        let cluster = conn.is_cluster();
         let task = tokio::spawn(drain(conn, rx, max_retry, stats.clone(), report));
-        Self { tx, task, stats }
+        Self {
+            tx,
+            cluster,
+            task,
+            stats,
+        }
     }
 
-    /// Queues now, resolves with the reply (the entry id for XADD).
+    /// Queues now, resolves with the reply (the entry id for XADD). `key` is the command's key.
     pub fn queue(
         &self,
+        key: &str,
         cmd: Cmd,
     ) -> impl std::future::Future<Output = RedisResult<Value>> + Send + 'static {
         let (done, rx) = oneshot::channel();
@@ -70,6 +87,7 @@ impl StreamWriter {
             .tx
             .send(Pending {
                 cmd,
+                slot: self.cluster.then(|| key_slot(key.as_bytes())),
                 queued_at: Instant::now(),
                 done,
             })
@@ -92,8 +110,71 @@ fn closed() -> RedisError {
 }
 
 /// Errors after which the command most likely did not run and Redis may come back.
+/// "Most likely": when the connection drops after Redis applied an XADD but before its reply
+/// arrived, the retry writes the entry a second time, and readers deliver it twice. The
+/// official entry format has no field for a client-chosen id to deduplicate on, and an
+/// explicit XADD id cannot be chosen by several writers safely (README, streams section).
 fn retryable(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+/// What became of one pipeline of a batch.
+enum GroupOutcome {
+    Done,
+    /// Redis unreachable: the commands are kept for the next attempt.
+    Retry(RedisError),
+}
+
+/// Sends the commands of one slot (or all of them off a cluster) as one pipeline and answers
+/// each of them, unless Redis could not be reached (then they stay in `group`).
+async fn send_group(
+    conn: &CommandConnection,
+    group: &mut Vec<Pending>,
+    stats: &WriterStats,
+) -> GroupOutcome {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for p in group.iter() {
+        pipe.add_command(p.cmd.clone());
+    }
+    match conn.pipeline_query::<Vec<RedisResult<Value>>>(&pipe).await {
+        Ok(replies) if replies.len() == group.len() => {
+            for (p, reply) in group.drain(..).zip(replies) {
+                match &reply {
+                    Ok(_) => stats.written.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => stats.failed.fetch_add(1, Ordering::Relaxed),
+                };
+                let _ = p.done.send(reply);
+            }
+            GroupOutcome::Done
+        }
+        Ok(replies) => {
+            let e = RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "pipeline reply count mismatch",
+                format!("{} for {}", replies.len(), group.len()),
+            ));
+            fail_all(group, &e, stats);
+            GroupOutcome::Done
+        }
+        Err(e) if retryable(&e) => GroupOutcome::Retry(e),
+        Err(e) => {
+            fail_all(group, &e, stats);
+            GroupOutcome::Done
+        }
+    }
+}
+
+/// Splits `batch` by slot, keeping the call order inside each group.
+fn group_by_slot(batch: Vec<Pending>) -> Vec<Vec<Pending>> {
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    for p in batch {
+        match groups.iter_mut().find(|g| g[0].slot == p.slot) {
+            Some(group) => group.push(p),
+            None => groups.push(vec![p]),
+        }
+    }
+    groups
 }
 
 async fn drain(
@@ -118,52 +199,40 @@ async fn drain(
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for p in &batch {
-            pipe.add_command(p.cmd.clone());
+        let mut groups = group_by_slot(std::mem::take(&mut batch));
+        let outcomes = join_all(
+            groups
+                .iter_mut()
+                .map(|group| send_group(&conn, group, &stats)),
+        )
+        .await;
+        // What is left in the groups could not be sent: keep it, in order, for a retry.
+        batch = groups.into_iter().flatten().collect();
+        let Some(e) = outcomes.into_iter().find_map(|o| match o {
+            GroupOutcome::Retry(e) => Some(e),
+            GroupOutcome::Done => None,
+        }) else {
+            backoff = MIN_BACKOFF;
+            continue;
+        };
+        // Keep the batch (order preserved), drop only what waited too long.
+        let now = Instant::now();
+        let (expired, kept): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .partition(|p| now.duration_since(p.queued_at) > max_retry);
+        batch = kept;
+        if !expired.is_empty() {
+            report(format!(
+                "{} stream writes dropped after {} ms without Redis: {e}",
+                expired.len(),
+                max_retry.as_millis()
+            ));
+            let mut expired = expired;
+            fail_all(&mut expired, &e, &stats);
         }
-        match conn.pipeline_query::<Vec<RedisResult<Value>>>(&pipe).await {
-            Ok(replies) if replies.len() == batch.len() => {
-                backoff = MIN_BACKOFF;
-                for (p, reply) in batch.drain(..).zip(replies) {
-                    match &reply {
-                        Ok(_) => stats.written.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => stats.failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    let _ = p.done.send(reply);
-                }
-            }
-            Ok(replies) => {
-                let e = RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "pipeline reply count mismatch",
-                    format!("{} for {}", replies.len(), batch.len()),
-                ));
-                fail_all(&mut batch, &e, &stats);
-            }
-            Err(e) if retryable(&e) => {
-                // Keep the batch (order preserved), drop only what waited too long.
-                let now = Instant::now();
-                let (expired, kept): (Vec<_>, Vec<_>) = batch
-                    .drain(..)
-                    .partition(|p| now.duration_since(p.queued_at) > max_retry);
-                batch = kept;
-                if !expired.is_empty() {
-                    report(format!(
-                        "{} stream writes dropped after {} ms without Redis: {e}",
-                        expired.len(),
-                        max_retry.as_millis()
-                    ));
-                    let mut expired = expired;
-                    fail_all(&mut expired, &e, &stats);
-                }
-                stats.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            Err(e) => fail_all(&mut batch, &e, &stats),
-        }
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -171,5 +240,47 @@ fn fail_all(batch: &mut Vec<Pending>, e: &RedisError, stats: &WriterStats) {
     for p in batch.drain(..) {
         stats.failed.fetch_add(1, Ordering::Relaxed);
         let _ = p.done.send(Err(e.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(key: &str, n: u32) -> Pending {
+        let (done, _) = oneshot::channel();
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(key).arg(n);
+        Pending {
+            cmd,
+            slot: Some(key_slot(key.as_bytes())),
+            queued_at: Instant::now(),
+            done,
+        }
+    }
+
+    #[test]
+    fn groups_a_batch_by_slot_keeping_each_streams_order() {
+        let batch = vec![
+            pending("socket.io-0", 1),
+            pending("socket.io-2", 2),
+            pending("socket.io-0", 3),
+            pending("sio:session:x", 4),
+            pending("socket.io-2", 5),
+        ];
+        let groups = group_by_slot(batch);
+        let shape: Vec<Vec<Vec<u8>>> = groups
+            .iter()
+            .map(|g| g.iter().map(|p| p.cmd.get_packed_command()).collect())
+            .collect();
+        let packed = |key: &str, n: u32| pending(key, n).cmd.get_packed_command();
+        assert_eq!(
+            shape,
+            vec![
+                vec![packed("socket.io-0", 1), packed("socket.io-0", 3)],
+                vec![packed("socket.io-2", 2), packed("socket.io-2", 5)],
+                vec![packed("sio:session:x", 4)],
+            ]
+        );
     }
 }

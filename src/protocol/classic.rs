@@ -95,6 +95,9 @@ struct Namespace {
     /// Local rooms, as `String(room)`: lets broadcasts for rooms without local members be
     /// dropped before any JS runs.
     rooms: HashSet<String>,
+    /// The Socket.IO server of this namespace encodes packets with the default
+    /// socket.io-parser, so broadcasts can be handed over as the text its clients receive.
+    wire_text: bool,
 }
 
 #[derive(Default)]
@@ -110,6 +113,8 @@ pub struct RouterStats {
     pub received: AtomicU64,
     pub received_bytes: AtomicU64,
     pub delivered: AtomicU64,
+    /// Of `delivered`: handed over as the text socket.io sends (no JS decode or encode).
+    pub delivered_as_text: AtomicU64,
     pub skipped_no_local_room: AtomicU64,
     pub skipped_own: AtomicU64,
     pub skipped_foreign: AtomicU64,
@@ -192,6 +197,10 @@ impl ClassicRouter {
             return;
         }
         if self.settings.default_parser {
+            if msgpack::peek_envelope_uid(payload) == Some(self.settings.uid.as_str()) {
+                bump(&self.stats.skipped_own);
+                return;
+            }
             match msgpack::read_broadcast_envelope(payload) {
                 Ok(env) => {
                     if env.uid == self.settings.uid {
@@ -213,6 +222,11 @@ impl ClassicRouter {
                         bump(&self.stats.skipped_no_local_room);
                         return;
                     }
+                    if ns.wire_text && Self::push_event_text(&env, &ns.name, id, batch) {
+                        bump(&self.stats.delivered);
+                        bump(&self.stats.delivered_as_text);
+                        return;
+                    }
                 }
                 Err(e) => {
                     bump(&self.stats.decode_errors);
@@ -227,6 +241,44 @@ impl ClassicRouter {
         }
         bump(&self.stats.delivered);
         batch.push(DeliveryKind::Broadcast, id, payload);
+    }
+
+    /// Frames a broadcast as `mode: u8, opts_len: u32 LE, opts JSON, wire text` (see
+    /// [`DeliveryKind::EventText`]); false when only JS can encode it.
+    fn push_event_text(
+        env: &msgpack::BroadcastEnvelope<'_>,
+        nsp: &str,
+        id: u32,
+        batch: &mut FrameBatch,
+    ) -> bool {
+        // A missing packet.nsp means "/" to a JS receiver, which drops it elsewhere.
+        if env.packet_nsp.unwrap_or("/") != nsp {
+            return false;
+        }
+        let limits = msgpack::Limits::default();
+        let Some(text) = env.event_wire_text(nsp) else {
+            return false;
+        };
+        // Mode 0: no rooms, no except, no flags: JS needs no options at all.
+        let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
+        let mut opts = String::new();
+        if !(env.rooms.is_empty() && env.except.is_empty() && no_flags)
+            && msgpack::msgpack_to_json(env.opts, &limits, &mut opts).is_err()
+        {
+            return false;
+        }
+        let mode = u8::from(!opts.is_empty());
+        batch.push_parts(
+            DeliveryKind::EventText,
+            id,
+            &[
+                &[mode],
+                &(opts.len() as u32).to_le_bytes(),
+                opts.as_bytes(),
+                text.as_bytes(),
+            ],
+        );
+        true
     }
 
     fn route_request(&self, id: u32, payload: &[u8], batch: &mut FrameBatch) {
@@ -367,9 +419,17 @@ impl<T: Transport> ClassicCore<T> {
                 name: name.to_string(),
                 channels,
                 rooms: HashSet::new(),
+                wire_text: false,
             },
         );
         id
+    }
+
+    /// See [`DeliveryKind::EventText`]: set by JS once it knows its server's encoder.
+    pub fn set_wire_text(&self, id: u32, enabled: bool) {
+        if let Some(ns) = self.router.routes.write().unwrap().namespaces.get_mut(&id) {
+            ns.wire_text = enabled;
+        }
     }
 
     fn channels(&self, id: u32) -> Option<NamespaceChannels> {
@@ -432,6 +492,48 @@ impl<T: Transport> ClassicCore<T> {
             }
         };
         self.transport().publish_deferred(channel, payload)
+    }
+
+    /// As [`ClassicCore::broadcast`] for an EVENT whose `data` JS serialized with
+    /// `JSON.stringify` (only plain JSON values, checked in JS): the envelope
+    /// `[uid, {type: 2, data, nsp}, opts]` is written here, byte-identical to notepack's.
+    /// `opts_json`: `{rooms, except, flags}` as JSON, `None` for no rooms, except or flags.
+    /// `Ok(false)`: refused (buffer full, unknown namespace); `Err`: not transcodable.
+    pub fn broadcast_json(
+        &self,
+        id: u32,
+        room: Option<&str>,
+        data_json: &str,
+        opts_json: Option<&str>,
+    ) -> Result<bool, msgpack::TranscodeError> {
+        /// `{rooms: [], except: [], flags: {}}` as notepack encodes it.
+        const NO_OPTS: &[u8] = b"\x83\xa5rooms\x90\xa6except\x90\xa5flags\x80";
+        let (channel, nsp) = {
+            let routes = self.router.routes.read().unwrap();
+            match routes.namespaces.get(&id) {
+                Some(ns) => (ns.channels.broadcast_channel(room), ns.name.clone()),
+                None => return Ok(false),
+            }
+        };
+        let uid = &self.settings().uid;
+        let mut w = msgpack::Writer::with_capacity(data_json.len() + nsp.len() + 64);
+        w.write_array_len(3);
+        w.write_str(uid);
+        w.write_map_len(3);
+        w.write_str("type");
+        w.write_u64(2);
+        w.write_str("data");
+        let mut buf = w.into_inner();
+        msgpack::json_to_msgpack(data_json, &mut buf)?;
+        let mut w = msgpack::Writer::from_vec(buf);
+        w.write_str("nsp");
+        w.write_str(&nsp);
+        let mut buf = w.into_inner();
+        match opts_json {
+            Some(json) => msgpack::json_to_msgpack(json, &mut buf)?,
+            None => buf.extend_from_slice(NO_OPTS),
+        }
+        Ok(self.transport().publish_deferred(channel, buf))
     }
 
     pub fn flush(&self) {

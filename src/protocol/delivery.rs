@@ -18,6 +18,10 @@ pub enum DeliveryKind {
     Connection = 4,
     /// Something was skipped or failed: a line for the `debug` logger (UTF-8 text).
     Log = 5,
+    /// A broadcast EVENT already turned into the text socket.io writes to its clients:
+    /// `mode: u8` (0: no rooms/except/flags, 1: options follow), `opts_len: u32 LE`, the
+    /// options as JSON (`{rooms, except, flags}`), then the text (UTF-8).
+    EventText = 6,
 }
 
 pub trait DeliverySink: Send + Sync + 'static {
@@ -32,12 +36,19 @@ pub struct FrameBatch {
 
 impl FrameBatch {
     pub fn push(&mut self, kind: DeliveryKind, namespace: u32, payload: &[u8]) {
-        self.buf.reserve(9 + payload.len());
+        self.push_parts(kind, namespace, &[payload]);
+    }
+
+    /// One frame whose payload is the concatenation of `parts` (no intermediate buffer).
+    pub fn push_parts(&mut self, kind: DeliveryKind, namespace: u32, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.buf.reserve(9 + len);
         self.buf.push(kind as u8);
         self.buf.extend_from_slice(&namespace.to_le_bytes());
-        self.buf
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(payload);
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -337,6 +337,22 @@ impl<T: Transport> ShardedCore<T> {
         }
     }
 
+    /// As [`ShardedCore::publish`], queued without waking the sender: the JS layer calls
+    /// [`ShardedCore::send_queued`] once per event-loop turn, so a burst of broadcasts is one
+    /// pipelined write per slot.
+    pub fn publish_deferred(&self, id: u32, room: Option<&str>, payload: Vec<u8>) -> bool {
+        match self.channels(id) {
+            Some(c) => self
+                .transport()
+                .publish_deferred(c.publish_channel(room), payload),
+            None => false,
+        }
+    }
+
+    pub fn send_queued(&self) {
+        self.transport().flush();
+    }
+
     /// SPUBLISH an answer on `P#N#<requester uid>#`.
     pub fn publish_response(&self, id: u32, requester_uid: &str, payload: Vec<u8>) -> bool {
         match self.channels(id) {

@@ -2,6 +2,7 @@
 //! small interface (modelled on socket.io-adapter's cluster-adapter `doPublish`/`onMessage`
 //! and socketioxide-redis's `Driver`): publish, subscribe, and count the servers listening.
 
+pub mod either;
 pub mod pubsub;
 pub mod sharded;
 
@@ -9,6 +10,7 @@ use crate::connection::Subscription;
 use redis::RedisResult;
 use std::future::Future;
 
+pub use either::EitherTransport;
 pub use pubsub::PubSubTransport;
 pub use sharded::ShardedTransport;
 

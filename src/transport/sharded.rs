@@ -58,12 +58,25 @@ impl ShardedTransport {
     pub fn health(&self) -> Arc<SubscriberStats> {
         self.health.clone()
     }
+
+    pub fn commands(&self) -> &CommandConnection {
+        &self.commands
+    }
 }
 
 impl Transport for ShardedTransport {
     fn publish(&self, channel: String, payload: Vec<u8>) -> bool {
         self.publisher
             .publish(PublishKind::SPublish, channel, payload)
+    }
+
+    fn publish_deferred(&self, channel: String, payload: Vec<u8>) -> bool {
+        self.publisher
+            .publish_deferred(PublishKind::SPublish, channel, payload)
+    }
+
+    fn flush(&self) {
+        self.publisher.flush();
     }
 
     async fn publish_confirmed(&self, channel: String, payload: Vec<u8>) -> RedisResult<()> {

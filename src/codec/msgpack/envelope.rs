@@ -2,8 +2,9 @@
 
 use std::borrow::Cow;
 
-use super::reader::{read_value, ArrayRef, MapRef, ValueRef};
+use super::reader::{decode_at, read_head, read_value, skip_at, skip_value, Head, ValueRef};
 use super::DecodeError;
+use super::Limits;
 use crate::codec::json::format_js_number;
 
 /// A room name as found on the wire: JS rooms are strings or numbers (PROTOCOL.md 1.2).
@@ -90,58 +91,112 @@ fn rooms_of<'a>(v: Option<ValueRef<'a>>) -> Result<Vec<RoomRef<'a>>, DecodeError
 /// present but non-string `packet.nsp` gives [`DecodeError::UnexpectedType`] (a JS node
 /// would drop such a message, since it cannot equal the namespace name).
 pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, DecodeError> {
-    let (top, end) = read_value(buf)?;
+    // One validation walk, then positions only: every part is visited once more at most
+    // (receivers run this for every broadcast).
+    let end = skip_value(buf, &Limits::default())?;
     if end != buf.len() {
         return Err(DecodeError::TrailingBytes(buf.len() - end));
     }
-    let arr: ArrayRef<'_> = top
-        .as_array()
-        .ok_or(DecodeError::UnexpectedType("envelope array"))?;
-    if arr.len() < 3 {
+    let (Head::Array(n), mut pos) = read_head(buf, 0)? else {
+        return Err(DecodeError::UnexpectedType("envelope array"));
+    };
+    if n < 3 {
         return Err(DecodeError::UnexpectedType("envelope [uid, packet, opts]"));
     }
-    let mut it = arr.iter();
-    let uid = match it.next() {
-        Some(ValueRef::Str(s)) => s,
-        Some(ValueRef::InvalidStr(_)) => return Err(DecodeError::InvalidUtf8),
+    let (uid, after_uid) = decode_at(buf, pos)?;
+    let uid = match uid {
+        ValueRef::Str(s) => s,
+        ValueRef::InvalidStr(_) => return Err(DecodeError::InvalidUtf8),
         _ => return Err(DecodeError::UnexpectedType("uid str")),
     };
-    let packet_raw = it.next_raw().ok_or(DecodeError::Truncated)?;
-    let opts_raw = it.next_raw().ok_or(DecodeError::Truncated)?;
-    let packet: MapRef<'_> = read_value(packet_raw)?
-        .0
-        .as_map()
-        .ok_or(DecodeError::UnexpectedType("packet map"))?;
-    let opts: MapRef<'_> = read_value(opts_raw)?
-        .0
-        .as_map()
-        .ok_or(DecodeError::UnexpectedType("opts map"))?;
+    pos = after_uid;
+    let packet_end = skip_at(buf, pos, &Limits::UNLIMITED)?;
+    let packet = &buf[pos..packet_end];
+    let opts_end = skip_at(buf, packet_end, &Limits::UNLIMITED)?;
+    let opts = &buf[packet_end..opts_end];
 
-    let mut packet_nsp = None;
-    let mut has_packet_id = false;
-    for (k, v) in packet {
-        match k.as_str() {
+    let mut env = BroadcastEnvelope {
+        uid,
+        packet_nsp: None,
+        rooms: Vec::new(),
+        except: Vec::new(),
+        has_packet_id: false,
+        packet,
+        opts,
+        flags: None,
+    };
+    // Later duplicates overwrite earlier ones, as JS property assignment does.
+    for_each_entry(packet, "packet map", |key, value| {
+        match key {
             Some("nsp") => {
-                packet_nsp = match v {
+                env.packet_nsp = match decode_at(value, 0)?.0 {
                     ValueRef::Str(s) => Some(s),
                     ValueRef::InvalidStr(_) => return Err(DecodeError::InvalidUtf8),
                     _ => return Err(DecodeError::UnexpectedType("packet.nsp str")),
                 }
             }
-            Some("id") => has_packet_id = true,
+            Some("id") => env.has_packet_id = true,
             _ => {}
         }
+        Ok(())
+    })?;
+    let (mut rooms, mut except) = (None, None);
+    for_each_entry(opts, "opts map", |key, value| {
+        match key {
+            Some("rooms") => rooms = Some(value),
+            Some("except") => except = Some(value),
+            Some("flags") => env.flags = Some(value),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    env.rooms = rooms_of(rooms.map(|v| decode_at(v, 0)).transpose()?.map(|(v, _)| v))?;
+    env.except = rooms_of(except.map(|v| decode_at(v, 0)).transpose()?.map(|(v, _)| v))?;
+    Ok(env)
+}
+
+/// Calls `f(key, raw value)` for each entry of the validated map `map` (key `None` when it is
+/// not a UTF-8 str), skipping each value once.
+fn for_each_entry<'a>(
+    map: &'a [u8],
+    what: &'static str,
+    mut f: impl FnMut(Option<&'a str>, &'a [u8]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let (Head::Map(n), mut pos) = read_head(map, 0)? else {
+        return Err(DecodeError::UnexpectedType(what));
+    };
+    for _ in 0..n {
+        let (key, value_pos) = match read_head(map, pos)? {
+            (Head::Str(len), p) => (std::str::from_utf8(&map[p..p + len]).ok(), p + len),
+            _ => (None, skip_at(map, pos, &Limits::UNLIMITED)?),
+        };
+        let value_end = skip_at(map, value_pos, &Limits::UNLIMITED)?;
+        f(key, &map[value_pos..value_end])?;
+        pos = value_end;
     }
-    Ok(BroadcastEnvelope {
-        uid,
-        packet_nsp,
-        rooms: rooms_of(opts.get("rooms"))?,
-        except: rooms_of(opts.get("except"))?,
-        has_packet_id,
-        packet: packet_raw,
-        opts: opts_raw,
-        flags: opts.get_raw("flags"),
-    })
+    Ok(())
+}
+
+/// The sender uid of a broadcast envelope (`[uid, packet, opts]`), read without looking at the
+/// rest: a node receives its own broadcasts through its pattern subscription, and this lets it
+/// drop them before validating anything else. `None` when the envelope does not start with a
+/// 3-element array and a UTF-8 str.
+pub fn peek_envelope_uid(buf: &[u8]) -> Option<&str> {
+    if buf.first() != Some(&0x93) {
+        return None;
+    }
+    match read_head(buf, 1).ok()? {
+        (Head::Str(n), p) => std::str::from_utf8(buf.get(p..p + n)?).ok(),
+        _ => None,
+    }
+}
+
+impl BroadcastEnvelope<'_> {
+    /// The text socket.io would send to clients for this envelope's packet, when it is certain
+    /// (see [`super::event_wire_string`]); the packet is known to be well-formed already.
+    pub fn event_wire_text(&self, nsp: &str) -> Option<String> {
+        super::event_wire::text_of_validated_packet(self.packet, nsp)
+    }
 }
 
 /// Top-level routing fields of a MessagePack request/response map: classic types 7 and

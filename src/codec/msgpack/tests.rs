@@ -518,3 +518,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn peek_envelope_uid_reads_only_the_sender() {
+    let mut w = Writer::new();
+    w.write_array_len(3);
+    w.write_str("abc123");
+    w.write_map_len(0);
+    w.write_map_len(0);
+    let env = w.into_inner();
+    assert_eq!(peek_envelope_uid(&env), Some("abc123"));
+    // Only the head is read: a damaged tail still yields the uid (the message is dropped as
+    // our own either way), while anything that is not `[str, ...]` yields None.
+    assert_eq!(peek_envelope_uid(&env[..env.len() - 1]), Some("abc123"));
+    assert_eq!(peek_envelope_uid(&env[..4]), None);
+    assert_eq!(peek_envelope_uid(b"\x92\xa1a\x80"), None);
+    assert_eq!(peek_envelope_uid(b"\x93\x01\x80\x80"), None);
+    assert_eq!(peek_envelope_uid(b""), None);
+}

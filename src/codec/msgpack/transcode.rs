@@ -422,6 +422,11 @@ struct Level {
 /// left unchanged on error.
 pub fn msgpack_to_json(buf: &[u8], limits: &Limits, out: &mut String) -> Result<(), DecodeError> {
     validate(buf, limits)?;
+    msgpack_to_json_validated(buf, out)
+}
+
+/// [`msgpack_to_json`] for a buffer already known to hold exactly one well-formed value.
+pub(super) fn msgpack_to_json_validated(buf: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let start = out.len();
     let res = write_json(buf, out);
     if res.is_err() {

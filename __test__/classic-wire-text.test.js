@@ -1,0 +1,138 @@
+"use strict";
+
+// The fast paths of the classic adapter (lib/event-text.js, src/codec/msgpack/event_wire.rs):
+// a native sender serializes plain-JSON events once and builds the MessagePack envelope in
+// Rust; a native receiver gets the text socket.io sends to clients straight from Rust. Both
+// must be invisible: the bytes on Redis equal notepack's, and the frames clients receive
+// equal those an official node sends, for every kind of payload (the ones the fast paths
+// refuse included).
+
+const notepack = require("notepack.io");
+const { startRedis } = require("./helpers/redis");
+const { createCluster, waitUntil } = require("./helpers/cluster");
+
+const NODES = ["official", "native", "official", "native"];
+
+class WithToJSON {
+  toJSON() {
+    return { converted: true };
+  }
+}
+
+/** [name, args] emitted as io.emit("ev", ...args). */
+const PAYLOADS = [
+  ["ascii", ["hello", 1, true, null]],
+  ["unicode and escapes", ["héllo ✓ 😀", '"\\\n\t\u0001\u007f\u2028</script>']],
+  ["numbers", [0, -0, 1.5, -1e-7, 1e21, 2 ** 53 + 2, 2 ** 64, 123456789.123, 5e-324, -(2 ** 31)]],
+  ["nested", [{ b: 1, a: [1, {}, []], c: { d: { e: "f" } } }, [], {}]],
+  ["integer-like keys", [{ b: 1, 2: "x", 10: "y", a: 3, "01": 4 }]],
+  ["a Date", [new Date(Date.UTC(2026, 10, 29, 12, 0, 0, 123))]],
+  ["undefined and holes", [[1, undefined, 3], { u: undefined, v: 1 }]],
+  ["non-finite numbers", [NaN, Infinity, -Infinity]],
+  ["toJSON", [new WithToJSON()]],
+  ["lone surrogate", ["a\ud800b"]],
+  ["binary", [Buffer.from([1, 2, 3]), { nested: Buffer.from("x") }]],
+  ["big string", ["x".repeat(70000)]],
+  ["__proto__ key", [JSON.parse('{"__proto__": {"p": 1}, "q": 2}')]],
+];
+
+describe("classic fast paths are byte-identical to the official adapter", () => {
+  let redis;
+  let c;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    c = await createCluster({ redis: redis.url, redisHandle: redis, nodes: NODES });
+  });
+
+  afterAll(async () => {
+    if (c) await c.closeAll();
+    await redis.stop();
+  });
+
+  /** Raw engine.io message packets ("2[...]") each client receives for event "ev". */
+  function captureFrames(clients) {
+    return clients.map((client) => {
+      const frames = [];
+      client.io.engine.on("packet", (p) => {
+        // EVENT ("2[...") or BINARY_EVENT with its attachment count ("51-[...").
+        if (p.type === "message" && typeof p.data === "string" && /^(2|5\d+-)\["ev"/.test(p.data))
+          frames.push(p.data);
+        else if (p.type === "message" && typeof p.data !== "string") frames.push(p.data);
+      });
+      return frames;
+    });
+  }
+
+  it.each([
+    [0, "an official sender"],
+    [1, "a native sender"],
+  ])("clients of every node receive identical frames from %s", async (from, _what) => {
+    const receivers = c.clients.map((client, i) => i).filter((i) => i !== from);
+    const frames = captureFrames(receivers.map((i) => c.clients[i]));
+    for (const [, args] of PAYLOADS) c.servers[from].emit("ev", ...args);
+    // Binary events arrive as a text header plus attachments; the rest as one text frame.
+    await waitUntil(
+      () => frames.every((f) => f.filter((x) => typeof x === "string").length >= PAYLOADS.length),
+      { timeout: 10000, what: "every payload on every client" },
+    );
+    await c.fence(from);
+    const [reference, ...others] = frames;
+    expect(reference.length).toBeGreaterThanOrEqual(PAYLOADS.length);
+    for (const other of others) expect(other).toEqual(reference);
+    // The official receivers define the expected text; spot-check a few against JSON.stringify.
+    expect(reference[0]).toBe(`2${JSON.stringify(["ev", ...PAYLOADS[0][1]])}`);
+    expect(reference).toContain(`2${JSON.stringify(["ev", ...PAYLOADS[4][1]])}`);
+  });
+
+  it("native receivers hand plain events over as text, and the rest through JS", async () => {
+    const before = c.servers[1].of("/").adapter.metrics();
+    for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);
+    await c.fence(0);
+    const after = c.servers[1].of("/").adapter.metrics();
+    const asText = after.deliveredAsText - before.deliveredAsText;
+    const delivered = after.delivered - before.delivered;
+    // Integer-like keys (JS reorders them), binary and an own "__proto__" key go through JS;
+    // the rest, the fence included, as text. (notepack writes the lone surrogate as valid
+    // UTF-8 of another character, which both paths then show alike.)
+    expect(delivered).toBe(PAYLOADS.length + 1);
+    expect(asText).toBe(delivered - 3);
+  });
+
+  it.each([
+    ["to all", (io) => io, { rooms: [], except: [], flags: {} }],
+    ["to a room", (io) => io.to("room1"), { rooms: ["room1"], except: [], flags: {} }],
+    [
+      "to rooms except one",
+      (io) => io.to(["room1", "room2"]).except("room3"),
+      { rooms: ["room1", "room2"], except: ["room3"], flags: {} },
+    ],
+    [
+      "volatile, uncompressed",
+      (io) => io.volatile.compress(false),
+      { rooms: [], except: [], flags: { volatile: true, compress: false } },
+    ],
+  ])("envelopes of a native sender equal notepack's (%s)", async (_what, target, opts) => {
+    const messages = await c.monitor();
+    const native = c.servers[1].of("/").adapter;
+    c.serverSockets[0].join("room1");
+    for (const [, args] of PAYLOADS) target(c.servers[1]).emit("ev", ...args);
+    await waitUntil(
+      () => messages.filter((m) => m.channel.startsWith(`${c.key}#`)).length >= PAYLOADS.length,
+      { timeout: 10000, what: "every envelope" },
+    );
+    const published = messages.filter((m) => m.channel.startsWith(`${c.key}#`));
+    expect(published).toHaveLength(PAYLOADS.length);
+    published.forEach((m, i) => {
+      const decoded = notepack.decode(m.message);
+      expect(decoded[0]).toBe(native.uid);
+      // What the official adapter publishes for the same emit: notepack of the same objects.
+      const expected = notepack.encode([
+        native.uid,
+        { type: 2, data: ["ev", ...PAYLOADS[i][1]], nsp: "/" },
+        opts,
+      ]);
+      expect(Buffer.from(m.message).equals(Buffer.from(expected))).toBe(true);
+    });
+  });
+});
