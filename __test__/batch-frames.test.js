@@ -1,0 +1,115 @@
+"use strict";
+
+// The framed batches JS hands to Rust (emitter publishes, streams XADDs) are built by our own
+// JS, but the native methods are reachable by anyone holding the binding: garbage must give a
+// clear error, never a crash or a partial write; well-formed batches are written in order.
+
+const native = require("../binding");
+const { startRedis } = require("./helpers/redis");
+
+const GARBAGE = [
+  Buffer.from([1]), // a flag and nothing else
+  Buffer.from([0, 5, 0, 0, 0, 0x61]), // channel length 5, one byte
+  Buffer.from([0, 1, 0, 0, 0, 0x61, 0xff, 0xff, 0xff, 0xff]), // payload length 4 GiB
+  Buffer.from([0, 2, 0, 0, 0, 0xc3, 0x28, 0, 0, 0, 0]), // channel not UTF-8
+];
+
+describe("framed batches from JS to Rust", () => {
+  let redis;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it("NativePublisher.publishBatch rejects malformed frames and publishes none of them", async () => {
+    const publisher = new native.NativePublisher(JSON.stringify({ url: redis.url }));
+    try {
+      const { createClient } = require("redis");
+      const subscriber = createClient({ url: redis.url });
+      await subscriber.connect();
+      const got = [];
+      // every channel: a malformed batch must publish nothing at all
+      await subscriber.pSubscribe("*", (message) => got.push(message));
+      for (const frames of GARBAGE) {
+        expect(() => publisher.publishBatch(frames)).toThrow(/publish batch/);
+      }
+      // a well-formed batch still goes out, in order
+      const frame = (channel, payload) => {
+        const c = Buffer.from(channel);
+        const p = Buffer.from(payload);
+        const head = Buffer.alloc(5);
+        head[0] = 0;
+        head.writeUInt32LE(c.length, 1);
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(p.length, 0);
+        return Buffer.concat([head, c, len, p]);
+      };
+      const results = await publisher.publishBatch(
+        Buffer.concat([frame("bf", "one"), frame("bf", "two")]),
+      );
+      expect(results).toEqual([null, null]);
+      const deadline = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await subscriber.quit();
+      expect(got).toEqual(["one", "two"]);
+    } finally {
+      publisher.close();
+    }
+  });
+
+  it("StreamsDriver.xaddBatch rejects malformed frames and adds no entry", async () => {
+    const driver = new native.StreamsDriver(
+      {
+        connection: JSON.stringify({ url: redis.url }),
+        streams: ["bf-stream"],
+        readCount: 100,
+        blockTimeInMs: 100,
+        shardedPubSub: false,
+      },
+      () => {},
+    );
+    try {
+      const u32 = (n) => {
+        const b = Buffer.alloc(4);
+        b.writeUInt32LE(n, 0);
+        return b;
+      };
+      const str = (s) => Buffer.concat([u32(Buffer.byteLength(s)), Buffer.from(s)]);
+      const bad = [
+        Buffer.from([1, 2, 3]),
+        Buffer.concat([str("bf-stream"), u32(100)]), // no field count
+        Buffer.concat([str("bf-stream"), u32(100), u32(0xffffffff)]), // impossible count
+        Buffer.concat([str("bf-stream"), u32(100), u32(1), str("odd")]), // one field, no value
+        Buffer.concat([
+          str("bf-stream"),
+          u32(100),
+          u32(2),
+          str("k"),
+          u32(3),
+          Buffer.from([0xc3, 0x28, 0x41]),
+        ]),
+      ];
+      for (const frames of bad) {
+        expect(() => driver.xaddBatch(frames)).toThrow(/xadd/);
+      }
+      expect(await redis.cli(["XLEN", "bf-stream"])).toBe("0");
+      const good = Buffer.concat([
+        ...[1, 2].map((i) =>
+          Buffer.concat([str("bf-stream"), u32(100), u32(2), str("n"), str(String(i))]),
+        ),
+      ]);
+      const outcomes = await driver.xaddBatch(good);
+      expect(outcomes).toHaveLength(2);
+      for (const o of outcomes) expect(o.id).toMatch(/^\d+-\d+$/);
+      const [a, b] = outcomes.map((o) => o.id.split("-").map(BigInt));
+      expect(a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])).toBe(true);
+      expect(await redis.cli(["XLEN", "bf-stream"])).toBe("2");
+    } finally {
+      driver.shutdown();
+    }
+  });
+});
