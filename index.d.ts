@@ -43,6 +43,66 @@ export interface RedisAdapterOptions {
    * @default true
    */
   coalesceWebSocketWrites: boolean;
+  /**
+   * Milliseconds between two self-pings of the subscription connection; a ping not seen back
+   * within one more interval makes the subscriber reconnect and resubscribe. 0 disables it.
+   * (Not in the official package.)
+   * @default 5000
+   */
+  healthCheckInterval: number;
+  /**
+   * Bytes of incoming messages that may wait for a busy JS thread; past it new ones are dropped
+   * and counted in `metrics().delivery`. 0: no limit. (Not in the official package.)
+   * @default 67108864 (64 MiB)
+   */
+  maxPendingDeliveryBytes: number;
+}
+
+/** Cumulative counts per upper bound in ms ("0.5" ... "10000", "+Inf"), sum in ms, count. */
+export interface LatencyHistogram {
+  buckets: Record<string, number>;
+  sum: number;
+  count: number;
+}
+
+/** What the publisher of a native node sent, refused and retried. */
+export interface PublisherMetrics {
+  messages: number;
+  bytes: number;
+  failed: number;
+  droppedOverflow: number;
+  retries: number;
+  bufferedBytes: number;
+}
+
+/** Requests of one type (sockets, allRooms, fetchSockets, serverSideEmit, other). */
+export interface RequestTypeMetrics {
+  sent: number;
+  timedOut: number;
+  failed: number;
+  answers: number;
+  missingAnswers: number;
+  roundTripMs: LatencyHistogram;
+}
+
+/** What waits for the JS thread (not in the official packages). */
+export interface DeliveryMetrics {
+  pendingBytes: number;
+  peakPendingBytes: number;
+  /** The bound (`maxPendingDeliveryBytes`), 0 when none. */
+  maxPendingBytes: number;
+  droppedMessages: number;
+  droppedBytes: number;
+}
+
+/** The subscription connection of a native node (not in the official packages). */
+export interface SubscriberMetrics {
+  /** Times every subscription was made again on a new connection. */
+  resubscribes: number;
+  pingsSent: number;
+  pingsReceived: number;
+  /** Self-pings Redis accepted that never came back (each one triggered a resubscription). */
+  pingFailures: number;
 }
 
 /**
@@ -66,6 +126,10 @@ export interface AdapterMetrics {
   responsesMatched: number;
   reconnects: number;
   pendingRequests: number;
+  subscriber: SubscriberMetrics;
+  published: PublisherMetrics;
+  requests: Record<string, RequestTypeMetrics>;
+  delivery: DeliveryMetrics;
 }
 
 export declare function createAdapter(
@@ -120,6 +184,10 @@ export interface ShardedRedisAdapterOptions {
    * @default "dynamic"
    */
   subscriptionMode?: "static" | "dynamic" | "dynamic-private";
+  /** See {@link RedisAdapterOptions.healthCheckInterval}. @default 5000 */
+  healthCheckInterval?: number;
+  /** See {@link RedisAdapterOptions.maxPendingDeliveryBytes}. @default 67108864 */
+  maxPendingDeliveryBytes?: number;
   /**
    * Not in the official package. Corks each client's TCP socket while engine.io flushes
    * several packets to it, so they leave in one write instead of one syscall each (same
@@ -138,6 +206,9 @@ export interface ShardedAdapterMetrics {
   skippedForeign: number;
   decodeErrors: number;
   reconnects: number;
+  subscriber: SubscriberMetrics;
+  published: PublisherMetrics;
+  delivery: DeliveryMetrics;
 }
 
 /**
@@ -332,3 +403,16 @@ export declare class BroadcastOperator<EmitEvents extends EventsMap> {
 
 /** Streams adapter, as `createAdapter` of @socket.io/redis-streams-adapter 0.3 (also exported by `socket.io-redis-native/streams`). */
 export { createStreamsAdapter } from "./streams";
+
+/**
+ * `adapter.metrics()` in the Prometheus text exposition format: counters (`_total`), gauges,
+ * histograms (`_bucket{le=...}`, `_sum`, `_count`); `requests.<type>` and `readers[i]` become
+ * `type` and `reader` labels.
+ */
+export declare function toPrometheus(
+  metrics: object,
+  options?: { prefix?: string; labels?: Record<string, string> },
+): string;
+
+/** Content-Type of the text format: `text/plain; version=0.0.4; charset=utf-8`. */
+export declare const PROMETHEUS_CONTENT_TYPE: string;

@@ -22,3 +22,7 @@ exports.createStreamsAdapter = require("./lib/streams-adapter").createStreamsAda
 
 // Sharded adapter (Redis >= 7 sharded pub/sub), as @socket.io/redis-adapter createShardedAdapter.
 exports.createShardedAdapter = require("./lib/sharded-adapter").createShardedAdapter;
+
+// adapter.metrics() in the Prometheus text format (not in the official packages).
+exports.toPrometheus = require("./lib/prometheus").toPrometheus;
+exports.PROMETHEUS_CONTENT_TYPE = require("./lib/prometheus").PROMETHEUS_CONTENT_TYPE;

@@ -1,5 +1,6 @@
 // Typings of socket.io-redis-native/streams: the shapes of @socket.io/redis-streams-adapter 0.3.
 import { ClusterAdapter, ClusterMessage, ClusterResponse, Offset } from "socket.io-adapter";
+import { DeliveryMetrics, LatencyHistogram, PublisherMetrics, SubscriberMetrics } from "./index";
 
 export interface RedisStreamsAdapterOptions {
   /** @default "socket.io" */
@@ -30,6 +31,11 @@ export interface RedisStreamsAdapterOptions {
    * @default true
    */
   coalesceWebSocketWrites: boolean;
+  /**
+   * Self-ping period of the pub/sub connection used for requests (ms, 0 = off). Not in the
+   * official package. @default 5000
+   */
+  healthCheckInterval: number;
 }
 
 /** Counters of the native node shared by the adapters of one createAdapter() call. */
@@ -47,6 +53,16 @@ export interface StreamsAdapterMetrics {
     /** how many entries those were (Redis ≥ 7.0 tells; 0 when unknown) */
     lostEntries: number;
   }[];
+  /** The pub/sub connection of requests and responses. */
+  subscriber: SubscriberMetrics;
+  /** Pub/sub messages (requests and responses). */
+  published: PublisherMetrics;
+  /** Stream entries and pub/sub messages skipped because they could not be decoded. */
+  decodeErrors: number;
+  /** Age of each stream entry when read: entry id time (set by Redis at XADD) to read time. */
+  streamLagMs: LatencyHistogram;
+  /** What waits for the JS thread (no bound for the streams adapter yet). */
+  delivery: DeliveryMetrics;
 }
 
 /** Payload of the adapter's "stream-loss" event. */

@@ -6,7 +6,7 @@ const { Adapter } = require("socket.io-adapter");
 const msgpack = require("notepack.io");
 const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
-const { connectionOptionsFrom } = require("./connection-options");
+const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
 const { validateClassicOptions } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
 const {
@@ -443,7 +443,7 @@ class RedisAdapter extends Adapter {
 }
 
 function createNode(pubClient, subClient, opts) {
-  const connection = JSON.stringify(connectionOptionsFrom(pubClient));
+  const connection = nativeConnectionJson(pubClient, opts);
   return new NativeNode(
     (onDeliver) =>
       new native.ClassicDriver(
@@ -452,6 +452,7 @@ function createNode(pubClient, subClient, opts) {
           key: opts.key || "socket.io",
           publishOnSpecificResponseChannel: !!opts.publishOnSpecificResponseChannel,
           defaultParser: !opts.parser || opts.parser === msgpack,
+          maxPendingDeliveryBytes: opts.maxPendingDeliveryBytes,
         },
         onDeliver,
       ),

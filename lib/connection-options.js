@@ -24,9 +24,27 @@ function parseHostPort(entry) {
   throw new InvalidRedisClientError(`cannot read a Redis node address from ${typeof entry}`);
 }
 
+/** A PEM option of Node's `tls.connect` (string, Buffer or an array of them) as one string. */
+function pem(value) {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) return value.map(pem).join("\n");
+  return Buffer.isBuffer(value) ? value.toString("utf8") : String(value);
+}
+
+/**
+ * `tls`: false, true, or an object with Node's TLS options (ioredis `tls`, node-redis `socket`):
+ * `ca`, `cert`, `key` (PEM) and `rejectUnauthorized` are carried to the Rust core.
+ */
 function tlsSettings(tls) {
   if (!tls) return { tls: false, tlsInsecure: false };
-  return { tls: true, tlsInsecure: typeof tls === "object" && tls.rejectUnauthorized === false };
+  const o = typeof tls === "object" ? tls : {};
+  return {
+    tls: true,
+    tlsInsecure: o.rejectUnauthorized === false,
+    tlsCa: pem(o.ca),
+    tlsCert: pem(o.cert),
+    tlsKey: pem(o.key),
+  };
 }
 
 function definedOnly(obj) {
@@ -45,11 +63,12 @@ function fromNodeRedisClient(options) {
     password: options.password,
     db: options.database,
     connectTimeoutMs: socket.connectTimeout,
-    ...tlsSettings(socket.tls ? { rejectUnauthorized: socket.rejectUnauthorized } : false),
+    ...tlsSettings(
+      socket.tls || (options.url && options.url.startsWith("rediss://")) ? socket : false,
+    ),
   };
   if (options.url) {
     out.url = options.url;
-    if (options.url.startsWith("rediss://")) out.tls = true;
   } else {
     out.nodes = [parseHostPort(socket)];
   }
@@ -73,11 +92,7 @@ function fromNodeRedisCluster(options) {
     nodes,
     username,
     password,
-    ...tlsSettings(
-      socket.tls || (firstUrl && firstUrl.startsWith("rediss://"))
-        ? { rejectUnauthorized: socket.rejectUnauthorized }
-        : false,
-    ),
+    ...tlsSettings(socket.tls || (firstUrl && firstUrl.startsWith("rediss://")) ? socket : false),
   };
 }
 
@@ -103,11 +118,7 @@ function fromNodeRedisV4Cluster(cluster) {
     nodes: masters.map((m) => ({ host: m.host, port: Number(m.port) })),
     username: clientOptions.username,
     password: clientOptions.password,
-    ...tlsSettings(
-      clientOptions.socket && clientOptions.socket.tls
-        ? { rejectUnauthorized: clientOptions.socket.rejectUnauthorized }
-        : false,
-    ),
+    ...tlsSettings(clientOptions.socket && clientOptions.socket.tls ? clientOptions.socket : false),
   };
 }
 
@@ -200,4 +211,16 @@ function connectionOptionsFrom(client) {
   return definedOnly(settings);
 }
 
-module.exports = { connectionOptionsFrom, InvalidRedisClientError };
+/**
+ * The JSON handed to a native driver: the client's settings plus the adapter options that act
+ * on connections (`healthCheckInterval`: period of the subscriber's self-ping, ms, 0 = off).
+ */
+function nativeConnectionJson(client, opts) {
+  const settings = connectionOptionsFrom(client);
+  if (opts && opts.healthCheckInterval !== undefined) {
+    settings.healthCheckIntervalMs = opts.healthCheckInterval;
+  }
+  return JSON.stringify(settings);
+}
+
+module.exports = { connectionOptionsFrom, nativeConnectionJson, InvalidRedisClientError };

@@ -13,6 +13,9 @@ class NativeNode {
   constructor(createDriver) {
     this.adapters = new Map();
     this.closed = false;
+    // Messages that passed the Rust filters but that JS could not decode (counted here, added
+    // to the Rust decodeErrors by the adapters' metrics()).
+    this.decodeErrors = 0;
     this.driver = createDriver((batch) => this.onDeliver(batch));
   }
 

@@ -33,12 +33,20 @@ function validateClassicOptions(opts) {
   check(opts, "publishOnSpecificResponseChannel", isBoolean, "a boolean");
   check(opts, "parser", isParser, "an object with encode() and decode()");
   check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
+  checkReliabilityOptions(opts);
   return opts;
+}
+
+/** Options every adapter accepts beyond upstream's (README "Reliability and observability"). */
+function checkReliabilityOptions(opts) {
+  check(opts, "healthCheckInterval", isNonNegativeInt, "a non-negative integer (milliseconds)");
+  check(opts, "maxPendingDeliveryBytes", isNonNegativeInt, "a non-negative integer (bytes)");
 }
 
 module.exports = {
   InvalidOptionError,
   validateClassicOptions,
+  checkReliabilityOptions,
   check,
   isString,
   isNonNegativeInt,

@@ -8,8 +8,14 @@ const { ClusterAdapter, MessageType } = require("socket.io-adapter");
 const notepack = require("notepack.io");
 const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
-const { connectionOptionsFrom } = require("./connection-options");
-const { InvalidOptionError, check, isString, isBoolean } = require("./options");
+const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
+const {
+  InvalidOptionError,
+  check,
+  checkReliabilityOptions,
+  isString,
+  isBoolean,
+} = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
@@ -73,6 +79,7 @@ function validateShardedOptions(opts) {
     `one of ${SUBSCRIPTION_MODES.join(", ")}`,
   );
   check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
+  checkReliabilityOptions(opts);
   return opts;
 }
 
@@ -220,6 +227,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     try {
       message = decode(payload);
     } catch (e) {
+      this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);
     }
     const result = this.onMessage(message);
@@ -238,6 +246,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     try {
       response = decode(payload);
     } catch (e) {
+      this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);
     }
     this.onResponse(response);
@@ -250,7 +259,9 @@ class ShardedRedisAdapter extends ClusterAdapter {
 
   /** Counters of the shared native node (messages, skips, decode errors, reconnections). */
   metrics() {
-    return JSON.parse(this.driver.metrics());
+    const metrics = JSON.parse(this.driver.metrics());
+    metrics.decodeErrors += this.node.decodeErrors;
+    return metrics;
   }
 
   /** SUNSUBSCRIBE the main, response and room channels; resolves when done. */
@@ -264,11 +275,15 @@ class ShardedRedisAdapter extends ClusterAdapter {
 }
 
 function createNode(pubClient, opts) {
-  const connection = JSON.stringify(connectionOptionsFrom(pubClient));
+  const connection = nativeConnectionJson(pubClient, opts);
   return new NativeNode(
     (onDeliver) =>
       new native.ShardedDriver(
-        { connection, channelPrefix: opts.channelPrefix || "socket.io" },
+        {
+          connection,
+          channelPrefix: opts.channelPrefix || "socket.io",
+          maxPendingDeliveryBytes: opts.maxPendingDeliveryBytes,
+        },
         onDeliver,
       ),
   );

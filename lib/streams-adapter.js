@@ -9,7 +9,8 @@ const native = require("../binding");
 const { debug } = require("./native-node");
 const { coalesceWritesOnce } = require("./write-coalescing");
 const { DeliveryKind, forEachFrame } = require("./frames");
-const { connectionOptionsFrom } = require("./connection-options");
+const { nativeConnectionJson } = require("./connection-options");
+const { checkReliabilityOptions } = require("./options");
 const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-wire");
 
 /** Frame kinds of src/bindings/streams.rs: a batch of stream entries, a detected loss. */
@@ -133,13 +134,15 @@ class StreamsNode {
   constructor(redisClient, options) {
     this.adapters = new Map(); // namespace name -> adapter
     this.closed = false;
+    // Messages skipped because they could not be decoded (decoding happens in JS here).
+    this.decodeErrors = 0;
     const streams =
       options.streamCount === 1
         ? [options.streamName]
         : Array.from({ length: options.streamCount }, (_, i) => `${options.streamName}-${i}`);
     this.driver = new native.StreamsDriver(
       {
-        connection: JSON.stringify(connectionOptionsFrom(redisClient)),
+        connection: nativeConnectionJson(redisClient, options),
         streams,
         readCount: options.readCount,
         blockTimeInMs: options.blockTimeInMs,
@@ -202,6 +205,7 @@ class StreamsNode {
         }
       } catch (e) {
         // One undecodable message must not break the others of the batch.
+        this.decodeErrors++;
         debug("invalid format: %s", e && e.message);
       }
     });
@@ -296,6 +300,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
     try {
       message = RedisStreamsAdapter.decode(rawMessage);
     } catch (e) {
+      this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);
     }
     this.onMessage(message, offset);
@@ -321,7 +326,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
 
   /** Counters of the shared native node (stream writes, retries, reader errors...). */
   metrics() {
-    return JSON.parse(this.driver.metrics());
+    return { ...JSON.parse(this.driver.metrics()), decodeErrors: this.node.decodeErrors };
   }
 
   persistSession(session) {
@@ -393,6 +398,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
  */
 function createStreamsAdapter(redisClient, opts) {
   const options = Object.assign({}, DEFAULTS, opts);
+  checkReliabilityOptions(options);
   // As the official adapter, the readers start now, before any namespace exists.
   let node = new StreamsNode(redisClient, options);
   return function (nsp) {

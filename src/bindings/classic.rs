@@ -1,9 +1,10 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
-use crate::connection::ConnectionOptions;
+use crate::connection::publisher::{PublisherLimits, PublisherStats};
+use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
+use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
 use crate::protocol::requests::uid2;
 use crate::transport::PubSubTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -11,7 +12,7 @@ use napi::Result;
 use napi_derive::napi;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[napi(object)]
 pub struct ClassicOptions {
@@ -20,6 +21,9 @@ pub struct ClassicOptions {
     pub key: String,
     pub publish_on_specific_response_channel: bool,
     pub default_parser: bool,
+    /// Bytes of deliveries that may wait for the JS thread (`maxPendingDeliveryBytes`); past
+    /// it incoming messages are dropped and counted. 0: no limit. Default 64 MiB.
+    pub max_pending_delivery_bytes: Option<u32>,
 }
 
 #[napi(object)]
@@ -34,6 +38,10 @@ pub struct RequestOutcome {
 #[napi]
 pub struct ClassicDriver {
     core: Arc<ClassicCore<PubSubTransport>>,
+    health: Arc<SubscriberStats>,
+    published: Arc<PublisherStats>,
+    js_sink: Arc<JsSink>,
+    requests: Arc<RequestMetrics>,
 }
 
 #[napi]
@@ -46,7 +54,9 @@ impl ClassicDriver {
             options.publish_on_specific_response_channel,
             options.default_parser,
         );
-        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
+        let js_sink = Arc::new(js_sink);
+        let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let core = Arc::new(ClassicCore::new(settings, sink.clone()));
         let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
@@ -58,8 +68,16 @@ impl ClassicDriver {
             )
         })
         .map_err(to_napi)?;
+        let health = transport.health();
+        let published = transport.publisher().shared_stats();
         core.attach(transport);
-        Ok(Self { core })
+        Ok(Self {
+            core,
+            health,
+            published,
+            js_sink,
+            requests: Arc::new(RequestMetrics::default()),
+        })
     }
 
     #[napi(getter)]
@@ -165,6 +183,8 @@ impl ClassicDriver {
         timeout_ms: u32,
     ) -> Result<RequestOutcome> {
         let payload = payload.to_vec();
+        let kind = RequestMetrics::kind_of(&payload);
+        let started = Instant::now();
         let outcome = self
             .core
             .request(
@@ -174,7 +194,23 @@ impl ClassicDriver {
                 Duration::from_millis(timeout_ms as u64),
             )
             .await
+            .inspect_err(|_| {
+                self.requests
+                    .kind(kind)
+                    .failed
+                    .fetch_add(1, Ordering::Relaxed);
+            })
             .map_err(to_napi)?;
+        // Not sent when no other node listens (expected == 0): nothing to time.
+        if outcome.expected > 0 {
+            self.requests.record(
+                kind,
+                started.elapsed(),
+                outcome.expected,
+                outcome.responses.len(),
+                outcome.timed_out,
+            );
+        }
         Ok(RequestOutcome {
             expected: outcome.expected as u32,
             timed_out: outcome.timed_out,
@@ -218,6 +254,10 @@ impl ClassicDriver {
             "responsesMatched": load(&s.responses_matched),
             "reconnects": load(&s.reconnects),
             "pendingRequests": self.core.registry().pending_count(),
+            "subscriber": subscriber_json(&self.health),
+            "published": publisher_json(&self.published),
+            "delivery": self.js_sink.backlog().to_json(),
+            "requests": self.requests.to_json(),
         })
         .to_string()
     }
@@ -226,5 +266,6 @@ impl ClassicDriver {
     #[napi]
     pub fn shutdown(&self) {
         self.core.shutdown();
+        self.js_sink.close();
     }
 }

@@ -1,8 +1,9 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
-use crate::connection::publisher::PublisherLimits;
-use crate::connection::ConnectionOptions;
+use crate::connection::publisher::{PublisherLimits, PublisherStats};
+use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
+use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
@@ -16,6 +17,9 @@ pub struct ShardedOptions {
     /// JSON of the connection settings read from the user's client (see connection::config).
     pub connection: String,
     pub channel_prefix: String,
+    /// Bytes of deliveries that may wait for the JS thread (`maxPendingDeliveryBytes`); past
+    /// it incoming messages are dropped and counted. 0: no limit. Default 64 MiB.
+    pub max_pending_delivery_bytes: Option<u32>,
 }
 
 /// The Rust side of one `createShardedAdapter()` call: its connections and shard-channel
@@ -24,6 +28,9 @@ pub struct ShardedOptions {
 #[napi]
 pub struct ShardedDriver {
     core: Arc<ShardedCore<ShardedTransport>>,
+    health: Arc<SubscriberStats>,
+    published: Arc<PublisherStats>,
+    js_sink: Arc<JsSink>,
 }
 
 #[napi]
@@ -31,7 +38,9 @@ impl ShardedDriver {
     #[napi(constructor)]
     pub fn new(options: ShardedOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
+        let js_sink = Arc::new(js_sink);
+        let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let core = Arc::new(ShardedCore::new(&options.channel_prefix, sink.clone()));
         let report = log_reporter(sink.clone());
         let transport = within_runtime_if_available(|| {
@@ -43,8 +52,15 @@ impl ShardedDriver {
             )
         })
         .map_err(to_napi)?;
+        let health = transport.health();
+        let published = transport.publisher().shared_stats();
         core.attach(transport);
-        Ok(Self { core })
+        Ok(Self {
+            core,
+            health,
+            published,
+            js_sink,
+        })
     }
 
     /// Registers a namespace adapter (its uid names its response channel) and queues the
@@ -125,6 +141,9 @@ impl ShardedDriver {
             "skippedForeign": load(&s.skipped_foreign),
             "decodeErrors": load(&s.decode_errors),
             "reconnects": load(&s.reconnects),
+            "subscriber": subscriber_json(&self.health),
+            "published": publisher_json(&self.published),
+            "delivery": self.js_sink.backlog().to_json(),
         })
         .to_string()
     }
@@ -133,5 +152,6 @@ impl ShardedDriver {
     #[napi]
     pub fn shutdown(&self) {
         self.core.shutdown();
+        self.js_sink.close();
     }
 }

@@ -7,6 +7,7 @@ use crate::connection::stream_reader::{
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
 use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use crate::transport::{EitherTransport, Transport};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
@@ -79,12 +80,15 @@ struct ReaderContext {
     report: ProblemReporter,
     read_count: u32,
     block_ms: u32,
+    /// How old entries are when read (entry id time to now), over every reader.
+    lag: Arc<Histogram>,
 }
 
 impl ReaderContext {
     /// Must run inside a tokio runtime. `index` names the stream in the delivered frames.
     fn spawn(&self, index: usize, stream: &str) -> StreamReader {
         let sink = self.sink.clone();
+        let lag = self.lag.clone();
         StreamReader::spawn(
             self.connection.clone(),
             ReaderSettings {
@@ -93,6 +97,10 @@ impl ReaderContext {
                 block_ms: self.block_ms,
             },
             Arc::new(move |entries| {
+                let now = std::time::SystemTime::now();
+                for age in entries.iter().filter_map(|e| stream_entry_age(&e.id, now)) {
+                    lag.observe(age);
+                }
                 // One hand-over per XREAD reply. Entries without `nsp` are skipped as by the
                 // official reader (the offset still moves past them).
                 let useful: Vec<_> = entries
@@ -138,6 +146,9 @@ pub struct StreamsDriver {
     reader_context: ReaderContext,
     /// (stream name, its reader), in start order.
     readers: Mutex<Vec<(String, StreamReader)>>,
+    /// No limit on what waits for JS: dropping stream entries would break the no-loss
+    /// promise (see the README); kept to release the callback at shutdown and for metrics.
+    js_sink: Arc<JsSink>,
 }
 
 #[napi]
@@ -145,7 +156,8 @@ impl StreamsDriver {
     #[napi(constructor)]
     pub fn new(options: StreamsOptions, on_deliver: DeliveryCallback) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        let sink: Arc<dyn DeliverySink> = Arc::new(JsSink::new(on_deliver));
+        let js_sink = Arc::new(JsSink::new(on_deliver));
+        let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
         within_runtime_if_available(|| {
@@ -164,6 +176,7 @@ impl StreamsDriver {
                 report,
                 read_count: options.read_count,
                 block_ms: options.block_time_in_ms,
+                lag: Arc::new(Histogram::default()),
             };
             let readers = options
                 .streams
@@ -176,6 +189,7 @@ impl StreamsDriver {
                 writer,
                 reader_context,
                 readers: Mutex::new(readers),
+                js_sink,
             })
         })
     }
@@ -327,6 +341,10 @@ impl StreamsDriver {
             "writeRetries": load(&w.retries),
             "writeFailures": load(&w.failed),
             "readers": readers,
+            "subscriber": subscriber_json(&self.pubsub.health()),
+            "published": publisher_json(self.pubsub.publisher().stats()),
+            "streamLagMs": self.reader_context.lag.to_json(),
+            "delivery": self.js_sink.backlog().to_json(),
         })
         .to_string()
     }
@@ -339,6 +357,7 @@ impl StreamsDriver {
         }
         self.writer.shutdown();
         self.pubsub.shutdown();
+        self.js_sink.close();
     }
 }
 

@@ -30,7 +30,7 @@ enum Inner {
     },
     /// The master is looked up through the sentinels on first use.
     Sentinel {
-        options: ConnectionOptions,
+        options: Box<ConnectionOptions>,
         conn: OnceCell<ConnectionManager>,
     },
 }
@@ -66,17 +66,20 @@ impl CommandConnection {
             }
             Topology::Cluster => {
                 let infos = opts.connection_infos().map_err(config_error)?;
-                let client = ClusterClient::builder(infos)
+                let mut builder = ClusterClient::builder(infos)
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .build()?;
+                    .response_timeout(RESPONSE_TIMEOUT);
+                if let Some(certs) = opts.tls_certificates() {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
                 Inner::Cluster {
                     client: Box::new(client),
                     conn: OnceCell::new(),
                 }
             }
             Topology::Sentinel => Inner::Sentinel {
-                options: opts.clone(),
+                options: Box::new(opts.clone()),
                 conn: OnceCell::new(),
             },
         };

@@ -3,7 +3,10 @@
 //! The JS layer extracts a plain object (never the client itself) and hands it over as JSON once,
 //! at creation; the Rust core then opens its own connections from it.
 
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{
+    ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
+    TlsCertificates,
+};
 use serde::Deserialize;
 use std::fmt;
 
@@ -45,6 +48,14 @@ pub struct ConnectionOptions {
     /// `rejectUnauthorized: false` on the user's client.
     #[serde(default)]
     pub tls_insecure: bool,
+    /// PEM trust anchors (`ca` of the user's TLS options); the system's store when absent.
+    #[serde(default)]
+    pub tls_ca: Option<String>,
+    /// PEM client certificate chain and private key, for servers that authenticate clients.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
     /// Sentinel: the monitored master's name.
     #[serde(default)]
     pub sentinel_master: Option<String>,
@@ -54,6 +65,9 @@ pub struct ConnectionOptions {
     pub sentinel_password: Option<String>,
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
+    /// Period of the subscribers' self-ping (`healthCheckInterval` option); 0 disables it.
+    #[serde(default)]
+    pub health_check_interval_ms: Option<u64>,
 }
 
 impl fmt::Debug for ConnectionOptions {
@@ -111,6 +125,12 @@ impl ConnectionOptions {
         }
     }
 
+    pub fn health_check_interval(&self) -> std::time::Duration {
+        self.health_check_interval_ms
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(super::health::DEFAULT_INTERVAL)
+    }
+
     /// A human-readable target for logs and errors, without credentials.
     pub fn describe(&self) -> String {
         let targets: Vec<String> = match &self.url {
@@ -136,6 +156,53 @@ impl ConnectionOptions {
             settings = settings.set_db(db);
         }
         settings
+    }
+
+    /// The user's CA and client certificate, when TLS is on and any was given.
+    pub fn tls_certificates(&self) -> Option<TlsCertificates> {
+        if !self.tls || (self.tls_ca.is_none() && self.tls_cert.is_none()) {
+            return None;
+        }
+        let client_tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: cert.clone().into_bytes(),
+                client_key: key.clone().into_bytes(),
+            }),
+            _ => None,
+        };
+        Some(TlsCertificates {
+            client_tls,
+            root_cert: self.tls_ca.as_ref().map(|ca| ca.clone().into_bytes()),
+        })
+    }
+
+    /// Applies the user's TLS settings to a TLS address: `rejectUnauthorized: false` (a
+    /// `rediss://` URL alone never says it) and the certificates (parsed here, so a bad PEM
+    /// fails at creation; the error never quotes the PEM).
+    fn with_certificates(&self, info: ConnectionInfo) -> Result<ConnectionInfo, ConfigError> {
+        let info = match info.addr().clone() {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                tls_params,
+                ..
+            } if self.tls_insecure => info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: true,
+                tls_params,
+            }),
+            _ => info,
+        };
+        let Some(certs) = self.tls_certificates() else {
+            return Ok(info);
+        };
+        if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+            return Ok(info);
+        }
+        redis::Client::build_with_tls(info, certs)
+            .map(|client| client.get_connection_info().clone())
+            .map_err(|e| ConfigError(format!("TLS certificates: {e}")))
     }
 
     fn node_info(&self, node: &NodeAddr) -> ConnectionInfo {
@@ -166,9 +233,11 @@ impl ConnectionOptions {
                 .map_err(|e| ConfigError(format!("bad url {}: {e}", redact_url(url))))?;
             // Explicit fields override what the URL says, as node-redis does.
             let settings = self.redis_settings(info.redis_settings().clone());
-            infos.push(info.set_redis_settings(settings));
+            infos.push(self.with_certificates(info.set_redis_settings(settings))?);
         }
-        infos.extend(self.nodes.iter().map(|n| self.node_info(n)));
+        for node in &self.nodes {
+            infos.push(self.with_certificates(self.node_info(node))?);
+        }
         Ok(infos)
     }
 }
@@ -204,6 +273,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(opts.connection_infos().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn tls_settings_reach_url_and_node_addresses_and_bad_pem_fails_without_quoting_it() {
+        let opts = ConnectionOptions::from_json(
+            r#"{"url":"rediss://127.0.0.1:6390","tls":true,"tlsInsecure":true}"#,
+        )
+        .unwrap();
+        let infos = opts.connection_infos().unwrap();
+        assert!(matches!(
+            infos[0].addr(),
+            ConnectionAddr::TcpTls { insecure: true, .. }
+        ));
+        let bad = ConnectionOptions::from_json(
+            r#"{"nodes":[{"host":"127.0.0.1","port":6390}],"tls":true,"tlsCa":"-----BEGIN CERTIFICATE-----\nc2VjcmV0LWNh\n-----END CERTIFICATE-----\n"}"#,
+        )
+        .unwrap();
+        let err = bad.connection_infos().unwrap_err().to_string();
+        assert!(err.contains("TLS certificates"), "{err}");
+        assert!(!err.contains("c2VjcmV0LWNh"), "{err}");
     }
 
     #[test]

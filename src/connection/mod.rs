@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod health;
 pub mod publisher;
 pub mod sentinel;
 pub mod shard_subscriber;
@@ -14,6 +15,7 @@ pub mod subscriber;
 
 pub use commands::CommandConnection;
 pub use config::{ConnectionOptions, Topology};
+pub use health::{HealthCheck, SubscriberStats};
 pub use publisher::{PublishKind, Publisher};
 pub use shard_subscriber::ShardSubscriber;
 pub use subscriber::{ConnectionEvent, MessageHandler, Subscriber, Subscription};

@@ -110,6 +110,11 @@ impl Publisher {
         &self.stats
     }
 
+    /// The counters, for a metrics view that outlives a borrow of the publisher.
+    pub fn shared_stats(&self) -> Arc<PublisherStats> {
+        self.stats.clone()
+    }
+
     /// Fire and forget. Returns false when the message was refused (buffer full or closed).
     pub fn publish(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
         let queued = self.enqueue(kind, channel, payload, None);

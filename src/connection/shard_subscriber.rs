@@ -17,6 +17,7 @@
 //! deleted at once must end unsubscribed.
 
 use super::config::{ConnectionOptions, Topology};
+use super::health::{HealthCheck, Prober};
 use super::sentinel::resolve_master;
 use super::slot::key_slot;
 use super::subscriber::{ConnectionEvent, MessageHandler};
@@ -58,11 +59,26 @@ pub struct ShardSubscriber {
 impl ShardSubscriber {
     /// Starts on the current tokio runtime. Connects lazily: nothing fails while Redis is down.
     pub fn spawn(options: ConnectionOptions, handler: Arc<dyn MessageHandler>) -> Self {
+        Self::spawn_with_health(options, handler, None)
+    }
+
+    /// With a [`HealthCheck`] (SPUBLISH on its own shard channel): a connection that stops
+    /// delivering is dropped and every channel subscribed again (see connection::health).
+    pub fn spawn_with_health(
+        options: ConnectionOptions,
+        handler: Arc<dyn MessageHandler>,
+        health: Option<HealthCheck>,
+    ) -> Self {
         let (control, control_rx) = mpsc::unbounded_channel();
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let (event_tx, event_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_pushes(push_rx, event_tx, handler.clone()));
-        let manager = tokio::spawn(run(options, push_tx, handler, control_rx, event_rx));
+        let reader = tokio::spawn(read_pushes(
+            push_rx,
+            event_tx,
+            handler.clone(),
+            health.clone(),
+        ));
+        let manager = tokio::spawn(run(options, push_tx, handler, control_rx, event_rx, health));
         Self {
             control,
             tasks: [manager, reader],
@@ -153,12 +169,15 @@ impl Conn {
                     .into_iter()
                     .map(resp3)
                     .collect();
-                let client = ClusterClient::builder(infos)
+                let mut builder = ClusterClient::builder(infos)
                     .use_protocol(ProtocolVersion::RESP3)
                     .push_sender(push.clone())
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .build()?;
+                    .response_timeout(RESPONSE_TIMEOUT);
+                if let Some(certs) = options.tls_certificates() {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
                 let conn = tokio::time::timeout(CONNECT_TIMEOUT * 2, client.get_async_connection())
                     .await
                     .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
@@ -382,6 +401,7 @@ async fn run(
     handler: Arc<dyn MessageHandler>,
     mut control: mpsc::UnboundedReceiver<Control>,
     mut events: mpsc::UnboundedReceiver<Event>,
+    health: Option<HealthCheck>,
 ) {
     let mut state = State {
         options,
@@ -393,9 +413,31 @@ async fn run(
         failures: 0,
         connected_once: false,
     };
+    if let Some(h) = &health {
+        state.wanted.push(h.channel.clone());
+        state.dirty = true;
+    }
+    // Probes only while everything is believed subscribed; a new one per resync.
+    let mut prober: Option<Prober> = None;
     loop {
         let delay = backoff(state.failures);
+        if state.dirty {
+            prober = None;
+        }
         tokio::select! {
+            overdue = async {
+                match prober.as_mut() {
+                    Some(p) => p.overdue().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // Drop the silent connection: the next resync opens a new one.
+                state.conn = None;
+                state.dirty = true;
+                state.handler.on_connection_event(ConnectionEvent::Disconnected {
+                    reason: overdue.to_string(),
+                });
+            }
             cmd = control.recv() => match cmd {
                 Some(cmd) => state.on_control(cmd).await,
                 None => return,
@@ -416,7 +458,14 @@ async fn run(
                 None => return,
             },
             _ = tokio::time::sleep(delay), if state.dirty && !state.wanted.is_empty() => {
+                let reconnecting = state.connected_once;
                 state.resync().await;
+                if !state.dirty {
+                    if let (true, Some(h)) = (reconnecting, &health) {
+                        h.count_resubscribe();
+                    }
+                    prober = health.as_ref().map(HealthCheck::prober);
+                }
             }
         }
     }
@@ -433,12 +482,18 @@ async fn read_pushes(
     mut rx: mpsc::UnboundedReceiver<PushInfo>,
     events: mpsc::UnboundedSender<Event>,
     handler: Arc<dyn MessageHandler>,
+    health: Option<HealthCheck>,
 ) {
     let mut batch: Vec<Msg> = Vec::with_capacity(64);
     let take = |push: PushInfo, batch: &mut Vec<Msg>| match push.kind {
         PushKind::SMessage | PushKind::Message | PushKind::PMessage => {
             if let Some(msg) = Msg::from_push_info(push) {
-                batch.push(msg);
+                let ping = health
+                    .as_ref()
+                    .is_some_and(|h| h.take_ping(msg.get_channel_name(), msg.get_payload_bytes()));
+                if !ping {
+                    batch.push(msg);
+                }
             }
         }
         PushKind::SUnsubscribe => {

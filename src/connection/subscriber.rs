@@ -6,6 +6,7 @@
 //! per message.
 
 use super::config::{ConnectionOptions, Topology};
+use super::health::HealthCheck;
 use super::sentinel::resolve_master;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{PubSubSink, PubSubStream};
@@ -54,8 +55,18 @@ pub struct Subscriber {
 impl Subscriber {
     /// Starts the connection task on the current tokio runtime.
     pub fn spawn(options: ConnectionOptions, handler: Arc<dyn MessageHandler>) -> Self {
+        Self::spawn_with_health(options, handler, None)
+    }
+
+    /// With a [`HealthCheck`]: the subscriber pings itself and reconnects when its own pings
+    /// stop coming back (see connection::health).
+    pub fn spawn_with_health(
+        options: ConnectionOptions,
+        handler: Arc<dyn MessageHandler>,
+        health: Option<HealthCheck>,
+    ) -> Self {
         let (control, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(options, handler, rx));
+        let task = tokio::spawn(run(options, handler, rx, health));
         Self { control, task }
     }
 
@@ -148,10 +159,15 @@ async fn apply(sink: &mut PubSubSink, subs: &[Subscription], subscribe: bool) ->
     Ok(())
 }
 
+/// Capped low: every moment the subscriber is away after Redis came back, broadcasts are lost
+/// (pub/sub keeps nothing), while the publisher already delivers what it queued during the
+/// outage. A reconnection attempt every ~half second to a Redis that is down costs nothing.
+const MAX_BACKOFF_MS: u64 = 400;
+
 fn backoff(failures: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << failures.min(6));
     let jitter = rand::random::<u64>() % 50;
-    Duration::from_millis(base.min(2000) + jitter)
+    Duration::from_millis(base.min(MAX_BACKOFF_MS) + jitter)
 }
 
 /// Keeps the wanted set in order (subscription order is visible to other tools) without dups.
@@ -167,8 +183,12 @@ async fn run(
     options: ConnectionOptions,
     handler: Arc<dyn MessageHandler>,
     mut control: mpsc::UnboundedReceiver<Control>,
+    health: Option<HealthCheck>,
 ) {
     let mut wanted: Vec<Subscription> = Vec::new();
+    if let Some(h) = &health {
+        wanted.push(Subscription::Channel(h.channel.clone()));
+    }
     let mut attempt = 0usize;
     let mut failures = 0u32;
     let mut connected_once = false;
@@ -208,8 +228,19 @@ async fn run(
         handler.on_connection_event(ConnectionEvent::Connected {
             reconnected: connected_once,
         });
+        if let (true, Some(h)) = (connected_once, &health) {
+            h.count_resubscribe();
+        }
         connected_once = true;
-        match serve(&mut sink, stream, &mut wanted, &mut control, &*handler).await {
+        let served = serve(
+            &mut sink,
+            stream,
+            &mut wanted,
+            &mut control,
+            &*handler,
+            health.as_ref(),
+        );
+        match served.await {
             Served::ControlClosed => return,
             Served::Disconnected(reason) => {
                 handler.on_connection_event(ConnectionEvent::Disconnected { reason });
@@ -242,10 +273,21 @@ async fn serve(
     wanted: &mut Vec<Subscription>,
     control: &mut mpsc::UnboundedReceiver<Control>,
     handler: &dyn MessageHandler,
+    health: Option<&HealthCheck>,
 ) -> Served {
     let mut batch: Vec<Msg> = Vec::with_capacity(64);
+    let mut prober = health.map(HealthCheck::prober);
+    let is_ping = |msg: &Msg| {
+        health.is_some_and(|h| h.take_ping(msg.get_channel_name(), msg.get_payload_bytes()))
+    };
     loop {
         tokio::select! {
+            overdue = async {
+                match prober.as_mut() {
+                    Some(p) => p.overdue().await,
+                    None => std::future::pending().await,
+                }
+            } => return Served::Disconnected(overdue.to_string()),
             cmd = control.recv() => {
                 let Some(cmd) = cmd else { return Served::ControlClosed };
                 let (subs, ack, subscribe) = match cmd {
@@ -268,15 +310,20 @@ async fn serve(
                 let Some(msg) = msg else {
                     return Served::Disconnected("connection closed".into());
                 };
-                batch.push(msg);
+                if !is_ping(&msg) {
+                    batch.push(msg);
+                }
                 while batch.len() < MAX_BATCH {
                     match stream.next().now_or_never() {
+                        Some(Some(msg)) if is_ping(&msg) => {}
                         Some(Some(msg)) => batch.push(msg),
                         _ => break,
                     }
                 }
-                handler.on_messages(&batch);
-                batch.clear();
+                if !batch.is_empty() {
+                    handler.on_messages(&batch);
+                    batch.clear();
+                }
             }
         }
     }

@@ -55,6 +55,10 @@ impl FrameBatch {
         self.buf.is_empty()
     }
 
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     pub fn flush_to(&mut self, sink: &dyn DeliverySink) {
         if !self.buf.is_empty() {
             sink.deliver(std::mem::take(&mut self.buf));

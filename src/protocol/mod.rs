@@ -3,9 +3,11 @@
 //! Transport-agnostic: everything here talks to Redis only through [`crate::transport::Transport`]
 //! and to the JS layer only through [`DeliverySink`].
 
+pub mod backlog;
 pub mod classic;
 pub mod delivery;
 pub mod header;
+pub mod metrics;
 pub mod requests;
 pub mod sharded;
 

@@ -4,7 +4,9 @@
 
 use super::{PubSubTransport, ShardedTransport, Transport};
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
-use crate::connection::{CommandConnection, ConnectionOptions, MessageHandler, Subscription};
+use crate::connection::{
+    CommandConnection, ConnectionOptions, MessageHandler, Publisher, SubscriberStats, Subscription,
+};
 use futures_util::future::Either;
 use redis::RedisResult;
 use std::future::Future;
@@ -36,6 +38,21 @@ impl EitherTransport {
         match self {
             Self::Classic(t) => t.commands(),
             Self::Sharded(t) => t.commands(),
+        }
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        match self {
+            Self::Classic(t) => t.publisher(),
+            Self::Sharded(t) => t.publisher(),
+        }
+    }
+
+    /// Self-ping counters of the subscriber (see connection::health).
+    pub fn health(&self) -> Arc<SubscriberStats> {
+        match self {
+            Self::Classic(t) => t.health(),
+            Self::Sharded(t) => t.health(),
         }
     }
 }

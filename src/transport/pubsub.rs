@@ -6,6 +6,7 @@ use crate::connection::{
     CommandConnection, ConnectionOptions, MessageHandler, PublishKind, Publisher, Subscriber,
     Subscription,
 };
+use crate::connection::{HealthCheck, SubscriberStats};
 use redis::RedisResult;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ pub struct PubSubTransport {
     commands: CommandConnection,
     publisher: Publisher,
     subscriber: Subscriber,
+    health: Arc<SubscriberStats>,
 }
 
 impl PubSubTransport {
@@ -25,16 +27,23 @@ impl PubSubTransport {
     ) -> RedisResult<Self> {
         let commands = CommandConnection::new(options)?;
         let publisher = Publisher::spawn(commands.clone(), limits, report);
-        let subscriber = Subscriber::spawn(options.clone(), handler);
+        let (check, health) = HealthCheck::for_subscriber(&commands, options, false);
+        let subscriber = Subscriber::spawn_with_health(options.clone(), handler, check);
         Ok(Self {
             commands,
             publisher,
             subscriber,
+            health,
         })
     }
 
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
+    }
+
+    /// Self-ping counters of the subscriber (see connection::health).
+    pub fn health(&self) -> Arc<SubscriberStats> {
+        self.health.clone()
     }
 
     pub fn commands(&self) -> &CommandConnection {

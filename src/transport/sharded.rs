@@ -8,6 +8,7 @@ use crate::connection::{
     CommandConnection, ConnectionOptions, MessageHandler, PublishKind, Publisher, ShardSubscriber,
     Subscription,
 };
+use crate::connection::{HealthCheck, SubscriberStats};
 use redis::RedisResult;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub struct ShardedTransport {
     commands: CommandConnection,
     publisher: Publisher,
     subscriber: ShardSubscriber,
+    health: Arc<SubscriberStats>,
 }
 
 /// Shard channels only: sharded pub/sub has no patterns.
@@ -38,16 +40,23 @@ impl ShardedTransport {
     ) -> RedisResult<Self> {
         let commands = CommandConnection::new(options)?;
         let publisher = Publisher::spawn(commands.clone(), limits, report);
-        let subscriber = ShardSubscriber::spawn(options.clone(), handler);
+        let (check, health) = HealthCheck::for_subscriber(&commands, options, true);
+        let subscriber = ShardSubscriber::spawn_with_health(options.clone(), handler, check);
         Ok(Self {
             commands,
             publisher,
             subscriber,
+            health,
         })
     }
 
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
+    }
+
+    /// Self-ping counters of the subscriber (see connection::health).
+    pub fn health(&self) -> Arc<SubscriberStats> {
+        self.health.clone()
     }
 
     pub fn commands(&self) -> &CommandConnection {

@@ -1,0 +1,148 @@
+"use strict";
+
+// A stuck subscriber: the receiving node (a child process) blocks its event loop while the
+// sender broadcasts 20 000 packets of 1 KiB (until they all left the sender, plus a second). The Rust core keeps receiving from Redis (so
+// Redis never cuts the connection for a full output buffer) but holds at most
+// `maxPendingDeliveryBytes` for the JS thread; the rest is dropped and counted. Checked:
+// delivered + dropped == sent exactly, the backlog never exceeded the bound, the receiver's RSS
+// at the moment its loop is free again stayed within the bound's order of magnitude, and a
+// control without a bound (maxPendingDeliveryBytes: 0) shows what it prevents.
+
+jest.retryTimes(1, { logErrorsBeforeRetry: true });
+
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { fork } = require("child_process");
+const { startRedis, waitUntil, sleep } = require("./helpers/redis");
+const { startNode } = require("./helpers/single-node");
+
+const MiB = 1 << 20;
+const PACKETS = 20000;
+const BOUND = 4 * MiB;
+const noop = () => {};
+
+function startChild(kind, url, opts) {
+  const child = fork(
+    path.join(__dirname, "helpers", "node-child.js"),
+    [kind, url, "receiver", JSON.stringify(opts)],
+    { stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const next = (key) =>
+    new Promise((resolve) => {
+      const on = (m) => {
+        if (m[key] !== undefined) {
+          child.off("message", on);
+          resolve(m);
+        }
+      };
+      child.on("message", on);
+    });
+  const ready = next("ready");
+  const report = async () => {
+    const reply = next("report");
+    child.send({ report: true });
+    return (await reply).report;
+  };
+  return { child, exited, next, ready, report };
+}
+
+describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
+  let redis;
+  let sender;
+  let receiver;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    if (redis) await redis.stop();
+  });
+  afterEach(async () => {
+    if (receiver) {
+      receiver.child.kill("SIGKILL");
+      await receiver.exited;
+    }
+    receiver = undefined;
+    if (sender) await sender.close().catch(noop);
+    sender = undefined;
+  });
+
+  async function flood(maxPendingDeliveryBytes) {
+    sender = await startNode(kind, redis.url, {});
+    receiver = startChild(kind, redis.url, { maxPendingDeliveryBytes });
+    await receiver.ready;
+    await waitUntil(
+      async () => {
+        sender.io.emit("warm");
+        return (await receiver.report()).received.warm > 0;
+      },
+      { timeout: 10000, interval: 200, what: "the receiver hears the sender" },
+    );
+    await sleep(300); // late warm-ups
+    const before = await receiver.report();
+    const unblocked = receiver.next("unblocked");
+    const blocking = receiver.next("blocking");
+    // stuck until every packet was sent and had time to reach it (however slow this machine)
+    const flag = path.join(os.tmpdir(), `sio-unblock-${process.pid}-${Date.now()}`);
+    receiver.child.send({ block: 60000, untilFile: flag });
+    await blocking;
+    const filler = "x".repeat(1024);
+    for (let i = 0; i < PACKETS; i++) {
+      sender.io.emit("flood", i, filler);
+      if (i % 500 === 499) await new Promise((r) => setImmediate(r)); // let the publisher flush
+    }
+    // the sender's own published count tells when everything left it
+    await waitUntil(() => sender.metrics().published.messages >= PACKETS, {
+      timeout: 30000,
+      what: "the sender to publish everything",
+    });
+    await sleep(1000); // Redis to the receiver's Rust side
+    fs.writeFileSync(flag, "");
+    const { rss: rssAtUnblock } = await unblocked;
+    fs.rmSync(flag, { force: true });
+    let after;
+    await waitUntil(
+      async () => {
+        after = await receiver.report();
+        const got = after.received.flood || 0;
+        return (
+          after.metrics.delivery.pendingBytes === 0 &&
+          got + after.metrics.delivery.droppedMessages >= PACKETS
+        );
+      },
+      { timeout: 30000, interval: 200, what: "the receiver to drain its backlog" },
+    );
+    return { before, after, rssAtUnblock };
+  }
+
+  it(`holds at most maxPendingDeliveryBytes (${BOUND / MiB} MiB) for a stuck JS thread and counts the loss`, async () => {
+    const { before, after, rssAtUnblock } = await flood(BOUND);
+    const d = after.metrics.delivery;
+    const delivered = after.received.flood || 0;
+    const growth = Math.round((rssAtUnblock - before.rss) / MiB);
+    console.log(
+      `[${kind}] ${PACKETS} x 1 KiB broadcasts while the receiver was stuck (bound ${BOUND / MiB} MiB): ` +
+        `delivered ${delivered}, dropped ${d.droppedMessages} (${Math.round(d.droppedBytes / MiB)} MiB), ` +
+        `peak backlog ${(d.peakPendingBytes / MiB).toFixed(1)} MiB, receiver RSS +${growth} MiB while stuck`,
+    );
+    expect(delivered + d.droppedMessages).toBe(PACKETS);
+    expect(d.droppedMessages).toBeGreaterThan(0);
+    expect(d.peakPendingBytes).toBeLessThanOrEqual(BOUND);
+    expect(d.maxPendingBytes).toBe(BOUND);
+    expect(growth).toBeLessThan(48);
+  }, 90000);
+
+  it("control: without a bound the backlog holds every packet (what the bound prevents)", async () => {
+    const { before, after, rssAtUnblock } = await flood(0);
+    const d = after.metrics.delivery;
+    const growth = Math.round((rssAtUnblock - before.rss) / MiB);
+    console.log(
+      `[${kind}] control, no bound: delivered ${after.received.flood}, dropped ${d.droppedMessages}, ` +
+        `peak backlog ${(d.peakPendingBytes / MiB).toFixed(1)} MiB, receiver RSS +${growth} MiB while stuck`,
+    );
+    expect(d.droppedMessages).toBe(0);
+    expect(after.received.flood).toBe(PACKETS);
+    expect(d.peakPendingBytes).toBeGreaterThan(2 * BOUND);
+  }, 90000);
+});
