@@ -36,6 +36,12 @@ export interface RedisStreamsAdapterOptions {
    * official package. @default 5000
    */
   healthCheckInterval: number;
+  /**
+   * Not in the official package. Past this many bytes of entries waiting for the JS thread,
+   * the stream readers hold their next XREAD until JS caught up: memory stays bounded and
+   * nothing is dropped (the entries wait in the stream). 0 = never hold. @default 67108864
+   */
+  maxPendingDeliveryBytes: number;
 }
 
 /** Counters of the native node shared by the adapters of one createAdapter() call. */

@@ -146,3 +146,100 @@ describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
     expect(d.peakPendingBytes).toBeGreaterThan(2 * BOUND);
   }, 90000);
 });
+
+// The streams adapter must not drop (its promise is no loss): past the bound its readers hold
+// their next XREAD, so the entries wait in Redis instead of in the receiver's memory.
+describe("stuck subscriber [streams]", () => {
+  const kind = "streams";
+  let redis;
+  let sender;
+  let receiver;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    if (redis) await redis.stop();
+  });
+  afterEach(async () => {
+    if (receiver) {
+      receiver.child.kill("SIGKILL");
+      await receiver.exited;
+    }
+    receiver = undefined;
+    if (sender) await sender.close().catch(noop);
+    sender = undefined;
+  });
+
+  async function flood(maxPendingDeliveryBytes) {
+    // maxLen above the flood: trimming must not be what bounds anything here
+    const opts = { maxLen: PACKETS * 2, readCount: 100 };
+    sender = await startNode(kind, redis.url, opts);
+    receiver = startChild(kind, redis.url, { ...opts, maxPendingDeliveryBytes });
+    await receiver.ready;
+    await waitUntil(
+      async () => {
+        sender.io.emit("warm");
+        return (await receiver.report()).received.warm > 0;
+      },
+      { timeout: 10000, interval: 200, what: "the receiver hears the sender" },
+    );
+    await sleep(300);
+    const before = await receiver.report();
+    const unblocked = receiver.next("unblocked");
+    const blocking = receiver.next("blocking");
+    const flag = path.join(os.tmpdir(), `sio-unblock-${process.pid}-${Date.now()}`);
+    receiver.child.send({ block: 60000, untilFile: flag });
+    await blocking;
+    const filler = "x".repeat(1024);
+    for (let i = 0; i < PACKETS; i++) {
+      sender.io.emit("flood", i, filler);
+      if (i % 500 === 499) await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(async () => Number(await redis.cli(["XLEN", "socket.io"])) >= PACKETS, {
+      timeout: 30000,
+      what: "every entry in the stream",
+    });
+    await sleep(1000); // the receiver's readers catch up to their bound
+    fs.writeFileSync(flag, "");
+    const { rss: rssAtUnblock } = await unblocked;
+    fs.rmSync(flag, { force: true });
+    let after;
+    await waitUntil(
+      async () => {
+        after = await receiver.report();
+        return (after.received.flood || 0) >= PACKETS;
+      },
+      { timeout: 60000, interval: 200, what: "the receiver to get every entry" },
+    );
+    return { before, after, rssAtUnblock };
+  }
+
+  it(`holds its reads past maxPendingDeliveryBytes (${BOUND / MiB} MiB) and loses nothing`, async () => {
+    const { before, after, rssAtUnblock } = await flood(BOUND);
+    const d = after.metrics.delivery;
+    const holds = after.metrics.readers.reduce((n, r) => n + r.holds, 0);
+    const growth = Math.round((rssAtUnblock - before.rss) / MiB);
+    console.log(
+      `[streams] ${PACKETS} x 1 KiB entries while the receiver was stuck (bound ${BOUND / MiB} MiB): ` +
+        `delivered ${after.received.flood}, reads held ${holds} times, peak backlog ` +
+        `${(d.peakPendingBytes / MiB).toFixed(1)} MiB, receiver RSS +${growth} MiB while stuck`,
+    );
+    expect(after.received.flood).toBe(PACKETS);
+    expect(after.receivedOrder.flood).toBe(true);
+    expect(holds).toBeGreaterThan(0);
+    expect(d.droppedMessages).toBe(0);
+    // one XREAD reply (readCount entries) may land on top of the bound
+    expect(d.peakPendingBytes).toBeLessThanOrEqual(BOUND + 100 * 2048);
+  }, 120000);
+
+  it("control: without a hold the backlog takes every entry into memory", async () => {
+    const { after } = await flood(0);
+    const d = after.metrics.delivery;
+    console.log(
+      `[streams] control, no hold: delivered ${after.received.flood}, peak backlog ` +
+        `${(d.peakPendingBytes / MiB).toFixed(1)} MiB`,
+    );
+    expect(after.received.flood).toBe(PACKETS);
+    expect(d.peakPendingBytes).toBeGreaterThan(2 * BOUND);
+  }, 120000);
+});

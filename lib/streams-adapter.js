@@ -148,6 +148,8 @@ class StreamsNode {
         blockTimeInMs: options.blockTimeInMs,
         // the same channels over SSUBSCRIBE/SPUBLISH/SHARDNUMSUB, as the official adapter
         shardedPubSub: Boolean(options.useShardedPubSub),
+        // past it, the readers hold their next XREAD until JS caught up (nothing is dropped)
+        maxPendingDeliveryBytes: options.maxPendingDeliveryBytes,
       },
       (batch) => this.onDeliver(batch),
     );

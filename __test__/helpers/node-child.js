@@ -6,7 +6,8 @@
 // killed while a request waits for it, or flooded (`untilFile`: also stops when that file
 // exists); it reports its RSS the moment the loop is
 // free again (before anything queued meanwhile ran). On `{ report: true }` it sends the events
-// its client received (per name), the adapter's metrics and its RSS.
+// its client received (per name, and whether numbered ones came in order), the adapter's
+// metrics and its RSS.
 
 const fs = require("fs");
 const { startNode } = require("./single-node");
@@ -17,7 +18,14 @@ startNode(kind, url, JSON.parse(optsJson || "{}")).then(
   (node) => {
     node.io.on("whoami", (cb) => cb(name));
     const received = {};
-    node.client.onAny((event) => (received[event] = (received[event] || 0) + 1));
+    // per event: whether numbered events (first argument 0, 1, 2, ...) came each once, in order
+    const receivedOrder = {};
+    node.client.onAny((event, first) => {
+      const n = received[event] || 0;
+      if (typeof first === "number")
+        receivedOrder[event] = (receivedOrder[event] ?? true) && first === n;
+      received[event] = n + 1;
+    });
     process.on("message", (msg) => {
       if (msg.block) {
         process.send({ blocking: true });
@@ -28,7 +36,12 @@ startNode(kind, url, JSON.parse(optsJson || "{}")).then(
       }
       if (msg.report) {
         process.send({
-          report: { received, metrics: node.metrics(), rss: process.memoryUsage().rss },
+          report: {
+            received,
+            receivedOrder,
+            metrics: node.metrics(),
+            rss: process.memoryUsage().rss,
+          },
         });
       }
     });

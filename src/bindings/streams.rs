@@ -2,10 +2,11 @@ use super::errors::to_napi;
 use super::sink::{DeliveryCallback, JsSink};
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_reader::{
-    encode_entries, parse_entries, Loss, ReaderSettings, StreamReader,
+    encode_entries, parse_entries, HoldPredicate, Loss, ReaderSettings, StreamReader,
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
 use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
+use crate::protocol::backlog::{DeliveryBacklog, DEFAULT_MAX_PENDING_BYTES};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use crate::transport::{EitherTransport, Transport};
@@ -34,6 +35,10 @@ pub struct StreamsOptions {
     pub max_retry_ms: Option<u32>,
     /// `useShardedPubSub`: requests and responses over SPUBLISH/SSUBSCRIBE/SHARDNUMSUB.
     pub sharded_pub_sub: bool,
+    /// `maxPendingDeliveryBytes`: past this many bytes waiting for the JS thread, the readers
+    /// hold their next XREAD (nothing is dropped: the entries wait in the stream). None: the
+    /// default bound; 0: never hold.
+    pub max_pending_delivery_bytes: Option<u32>,
 }
 
 /// Pub/sub messages go to JS as they are (MessagePack); JS routes them by namespace.
@@ -82,6 +87,8 @@ struct ReaderContext {
     block_ms: u32,
     /// How old entries are when read (entry id time to now), over every reader.
     lag: Arc<Histogram>,
+    /// True while the JS thread has more than `maxPendingDeliveryBytes` waiting.
+    hold_while: Option<HoldPredicate>,
 }
 
 impl ReaderContext {
@@ -95,6 +102,7 @@ impl ReaderContext {
                 stream: stream.to_string(),
                 read_count: self.read_count.max(1),
                 block_ms: self.block_ms,
+                hold_while: self.hold_while.clone(),
             },
             Arc::new(move |entries| {
                 let now = std::time::SystemTime::now();
@@ -177,6 +185,10 @@ impl StreamsDriver {
                 read_count: options.read_count,
                 block_ms: options.block_time_in_ms,
                 lag: Arc::new(Histogram::default()),
+                hold_while: hold_while_behind(
+                    js_sink.backlog(),
+                    options.max_pending_delivery_bytes,
+                ),
             };
             let readers = options
                 .streams
@@ -333,6 +345,7 @@ impl StreamsDriver {
                     "reconnects": load(&r.stats.reconnects),
                     "losses": load(&r.stats.losses),
                     "lostEntries": load(&r.stats.lost_entries),
+                    "holds": load(&r.stats.holds),
                 })
             })
             .collect();
@@ -401,4 +414,14 @@ fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd>, &'
         out.push((stream, max_len, fields));
     }
     Ok(out)
+}
+
+/// The readers' hold: true while more than `max_pending` bytes wait for the JS thread (the
+/// option, default [`DEFAULT_MAX_PENDING_BYTES`]; 0 turns it off).
+fn hold_while_behind(
+    backlog: Arc<DeliveryBacklog>,
+    max_pending: Option<u32>,
+) -> Option<HoldPredicate> {
+    let limit = max_pending.map_or(DEFAULT_MAX_PENDING_BYTES, |n| n as usize);
+    (limit > 0).then(|| Arc::new(move || backlog.pending_bytes() > limit) as HoldPredicate)
 }

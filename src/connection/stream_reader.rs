@@ -180,12 +180,22 @@ impl ReaderConn {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Tells a reader to hold its next XREAD (see [`ReaderSettings::hold_while`]).
+pub type HoldPredicate = Arc<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Clone)]
 pub struct ReaderSettings {
     pub stream: String,
     pub read_count: u32,
     pub block_ms: u32,
+    /// While this answers true (the JS thread is behind), no new XREAD is issued: entries stay
+    /// in the stream instead of piling up in memory, and nothing is lost (unlike pub/sub, the
+    /// stream keeps them; only maxLen trimming can, and that is reported as a loss).
+    pub hold_while: Option<HoldPredicate>,
 }
+
+/// How often a held reader checks whether it may read again.
+const HOLD_CHECK: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Default)]
 pub struct ReaderStats {
@@ -196,6 +206,8 @@ pub struct ReaderStats {
     pub losses: AtomicU64,
     /// How many entries those losses were (where Redis ≥ 7.0 can tell).
     pub lost_entries: AtomicU64,
+    /// Times the reader held its reads because JS was behind.
+    pub holds: AtomicU64,
 }
 
 /// Entries of a stream trimmed before this reader read them.
@@ -401,6 +413,13 @@ async fn run(
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(hold) = settings.hold_while.as_ref().filter(|hold| hold()) {
+            stats.holds.fetch_add(1, Ordering::Relaxed);
+            while hold() && !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(HOLD_CHECK).await;
+            }
+            continue;
+        }
         let result = async {
             if conn.is_none() {
                 conn = Some(ReaderConn::open(&options, block, attempt).await?);

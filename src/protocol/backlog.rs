@@ -88,6 +88,11 @@ impl DeliveryBacklog {
     }
 
     /// JS consumed a batch of `len` bytes (as returned by `admit`, minus any log line).
+    /// Bytes handed to JS and not consumed yet.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes.load(Ordering::Acquire)
+    }
+
     pub fn release(&self, len: usize) {
         self.pending_bytes.fetch_sub(len, Ordering::AcqRel);
     }
