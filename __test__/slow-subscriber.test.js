@@ -48,29 +48,37 @@ function startChild(kind, url, opts) {
   return { child, exited, next, ready, report };
 }
 
-describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
-  let redis;
-  let sender;
-  let receiver;
+/**
+ * One stuck-receiver scenario (registers its hooks in the calling describe): a sender node in
+ * this process, a receiver child whose event loop is blocked from before the first of PACKETS
+ * broadcasts until `allSent` holds and one more second passed; `flood(bound)` returns the
+ * receiver's reports before and after (once `drained` holds) and its RSS when it got free.
+ */
+function stuckReceiverScenario(kind, { opts, allSent, drained, drainTimeout }) {
+  const ctx = {};
   beforeAll(async () => {
-    redis = await startRedis();
+    ctx.redis = await startRedis();
   });
   afterAll(async () => {
-    if (redis) await redis.stop();
+    if (ctx.redis) await ctx.redis.stop();
   });
   afterEach(async () => {
-    if (receiver) {
-      receiver.child.kill("SIGKILL");
-      await receiver.exited;
+    if (ctx.receiver) {
+      ctx.receiver.child.kill("SIGKILL");
+      await ctx.receiver.exited;
     }
-    receiver = undefined;
-    if (sender) await sender.close().catch(noop);
-    sender = undefined;
+    ctx.receiver = undefined;
+    if (ctx.sender) await ctx.sender.close().catch(noop);
+    ctx.sender = undefined;
   });
 
   async function flood(maxPendingDeliveryBytes) {
-    sender = await startNode(kind, redis.url, {});
-    receiver = startChild(kind, redis.url, { maxPendingDeliveryBytes });
+    const { redis } = ctx;
+    const sender = (ctx.sender = await startNode(kind, redis.url, opts));
+    const receiver = (ctx.receiver = startChild(kind, redis.url, {
+      ...opts,
+      maxPendingDeliveryBytes,
+    }));
     await receiver.ready;
     await waitUntil(
       async () => {
@@ -92,11 +100,7 @@ describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
       sender.io.emit("flood", i, filler);
       if (i % 500 === 499) await new Promise((r) => setImmediate(r)); // let the publisher flush
     }
-    // the sender's own published count tells when everything left it
-    await waitUntil(() => sender.metrics().published.messages >= PACKETS, {
-      timeout: 30000,
-      what: "the sender to publish everything",
-    });
+    await waitUntil(() => allSent(ctx), { timeout: 30000, what: "everything sent" });
     await sleep(1000); // Redis to the receiver's Rust side
     fs.writeFileSync(flag, "");
     const { rss: rssAtUnblock } = await unblocked;
@@ -105,16 +109,26 @@ describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
     await waitUntil(
       async () => {
         after = await receiver.report();
-        const got = after.received.flood || 0;
-        return (
-          after.metrics.delivery.pendingBytes === 0 &&
-          got + after.metrics.delivery.droppedMessages >= PACKETS
-        );
+        return drained(after);
       },
-      { timeout: 30000, interval: 200, what: "the receiver to drain its backlog" },
+      { timeout: drainTimeout, interval: 200, what: "the receiver to drain its backlog" },
     );
     return { before, after, rssAtUnblock };
   }
+
+  return { flood };
+}
+
+describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
+  const { flood } = stuckReceiverScenario(kind, {
+    opts: {},
+    // the sender's own published count tells when everything left it
+    allSent: ({ sender }) => sender.metrics().published.messages >= PACKETS,
+    drained: (after) =>
+      after.metrics.delivery.pendingBytes === 0 &&
+      (after.received.flood || 0) + after.metrics.delivery.droppedMessages >= PACKETS,
+    drainTimeout: 30000,
+  });
 
   it(`holds at most maxPendingDeliveryBytes (${BOUND / MiB} MiB) for a stuck JS thread and counts the loss`, async () => {
     const { before, after, rssAtUnblock } = await flood(BOUND);
@@ -150,69 +164,13 @@ describe.each(["classic", "sharded"])("stuck subscriber [%s]", (kind) => {
 // The streams adapter must not drop (its promise is no loss): past the bound its readers hold
 // their next XREAD, so the entries wait in Redis instead of in the receiver's memory.
 describe("stuck subscriber [streams]", () => {
-  const kind = "streams";
-  let redis;
-  let sender;
-  let receiver;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    if (redis) await redis.stop();
-  });
-  afterEach(async () => {
-    if (receiver) {
-      receiver.child.kill("SIGKILL");
-      await receiver.exited;
-    }
-    receiver = undefined;
-    if (sender) await sender.close().catch(noop);
-    sender = undefined;
-  });
-
-  async function flood(maxPendingDeliveryBytes) {
+  const { flood } = stuckReceiverScenario("streams", {
     // maxLen above the flood: trimming must not be what bounds anything here
-    const opts = { maxLen: PACKETS * 2, readCount: 100 };
-    sender = await startNode(kind, redis.url, opts);
-    receiver = startChild(kind, redis.url, { ...opts, maxPendingDeliveryBytes });
-    await receiver.ready;
-    await waitUntil(
-      async () => {
-        sender.io.emit("warm");
-        return (await receiver.report()).received.warm > 0;
-      },
-      { timeout: 10000, interval: 200, what: "the receiver hears the sender" },
-    );
-    await sleep(300);
-    const before = await receiver.report();
-    const unblocked = receiver.next("unblocked");
-    const blocking = receiver.next("blocking");
-    const flag = path.join(os.tmpdir(), `sio-unblock-${process.pid}-${Date.now()}`);
-    receiver.child.send({ block: 60000, untilFile: flag });
-    await blocking;
-    const filler = "x".repeat(1024);
-    for (let i = 0; i < PACKETS; i++) {
-      sender.io.emit("flood", i, filler);
-      if (i % 500 === 499) await new Promise((r) => setImmediate(r));
-    }
-    await waitUntil(async () => Number(await redis.cli(["XLEN", "socket.io"])) >= PACKETS, {
-      timeout: 30000,
-      what: "every entry in the stream",
-    });
-    await sleep(1000); // the receiver's readers catch up to their bound
-    fs.writeFileSync(flag, "");
-    const { rss: rssAtUnblock } = await unblocked;
-    fs.rmSync(flag, { force: true });
-    let after;
-    await waitUntil(
-      async () => {
-        after = await receiver.report();
-        return (after.received.flood || 0) >= PACKETS;
-      },
-      { timeout: 60000, interval: 200, what: "the receiver to get every entry" },
-    );
-    return { before, after, rssAtUnblock };
-  }
+    opts: { maxLen: PACKETS * 2, readCount: 100 },
+    allSent: async ({ redis }) => Number(await redis.cli(["XLEN", "socket.io"])) >= PACKETS,
+    drained: (after) => (after.received.flood || 0) >= PACKETS,
+    drainTimeout: 60000,
+  });
 
   it(`holds its reads past maxPendingDeliveryBytes (${BOUND / MiB} MiB) and loses nothing`, async () => {
     const { before, after, rssAtUnblock } = await flood(BOUND);
