@@ -5,7 +5,9 @@ use crate::connection::stream_reader::{
     encode_entries, parse_entries, HoldPredicate, Loss, ReaderSettings, StreamReader,
 };
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
-use crate::connection::{ConnectionEvent, ConnectionOptions, MessageHandler, Subscription};
+use crate::connection::{
+    ConnectionEvent, ConnectionOptions, MessageHandler, PubSubMessage, Subscription,
+};
 use crate::protocol::backlog::{DeliveryBacklog, DEFAULT_MAX_PENDING_BYTES};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
@@ -13,7 +15,7 @@ use crate::transport::{EitherTransport, Transport};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
-use redis::{Msg, Value};
+use redis::Value;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,10 +49,10 @@ struct PubSubHandler {
 }
 
 impl MessageHandler for PubSubHandler {
-    fn on_messages(&self, batch: &[Msg]) {
+    fn on_messages(&self, batch: &[PubSubMessage<'_>]) {
         let mut frames = FrameBatch::default();
         for msg in batch {
-            frames.push(DeliveryKind::Request, 0, msg.get_payload_bytes());
+            frames.push(DeliveryKind::Request, 0, msg.payload);
         }
         frames.flush_to(&*self.sink);
     }

@@ -92,8 +92,8 @@ impl HealthCheck {
 
     /// True (and recorded) when `channel` is the health channel: the message is a ping and must
     /// not be handed to the adapter.
-    pub fn take_ping(&self, channel: &str, payload: &[u8]) -> bool {
-        if channel != self.channel {
+    pub fn take_ping(&self, channel: &[u8], payload: &[u8]) -> bool {
+        if channel != self.channel.as_bytes() {
             return false;
         }
         self.stats.pings_received.fetch_add(1, Ordering::Relaxed);

@@ -4,7 +4,10 @@
 pub mod commands;
 pub mod config;
 pub mod health;
+pub mod message;
 pub mod publisher;
+pub mod raw_pubsub;
+pub mod resp;
 pub mod sentinel;
 pub mod shard_subscriber;
 pub mod slot;
@@ -16,6 +19,7 @@ pub mod subscriber;
 pub use commands::CommandConnection;
 pub use config::{ConnectionOptions, Topology};
 pub use health::{HealthCheck, SubscriberStats};
+pub use message::PubSubMessage;
 pub use publisher::{PublishKind, Publisher};
 pub use shard_subscriber::ShardSubscriber;
 pub use subscriber::{ConnectionEvent, MessageHandler, Subscriber, Subscription};

@@ -18,6 +18,7 @@
 
 use super::config::{ConnectionOptions, Topology};
 use super::health::{HealthCheck, Prober};
+use super::message::{CrateMessage, PubSubMessage};
 use super::sentinel::resolve_master;
 use super::slot::key_slot;
 use super::subscriber::{ConnectionEvent, MessageHandler};
@@ -484,15 +485,15 @@ async fn read_pushes(
     handler: Arc<dyn MessageHandler>,
     health: Option<HealthCheck>,
 ) {
-    let mut batch: Vec<Msg> = Vec::with_capacity(64);
-    let take = |push: PushInfo, batch: &mut Vec<Msg>| match push.kind {
+    let mut batch: Vec<CrateMessage> = Vec::with_capacity(64);
+    let take = |push: PushInfo, batch: &mut Vec<CrateMessage>| match push.kind {
         PushKind::SMessage | PushKind::Message | PushKind::PMessage => {
             if let Some(msg) = Msg::from_push_info(push) {
-                let ping = health
-                    .as_ref()
-                    .is_some_and(|h| h.take_ping(msg.get_channel_name(), msg.get_payload_bytes()));
+                let ping = health.as_ref().is_some_and(|h| {
+                    h.take_ping(msg.get_channel_name().as_bytes(), msg.get_payload_bytes())
+                });
                 if !ping {
-                    batch.push(msg);
+                    batch.push(msg.into());
                 }
             }
         }
@@ -515,7 +516,9 @@ async fn read_pushes(
             }
         }
         if !batch.is_empty() {
-            handler.on_messages(&batch);
+            let views: Vec<PubSubMessage<'_>> = batch.iter().map(CrateMessage::view).collect();
+            handler.on_messages(&views);
+            drop(views);
             batch.clear();
         }
     }

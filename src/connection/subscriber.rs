@@ -3,14 +3,17 @@
 //!
 //! Messages are handed to a [`MessageHandler`] in batches: everything that is already buffered
 //! when one message arrives goes with it, so the JS side is crossed once per batch, not once
-//! per message.
+//! per message. Plain TCP connections are read by [`RawPubSub`] (no allocation per message);
+//! TLS and Unix sockets go through the redis crate.
 
 use super::config::{ConnectionOptions, Topology};
 use super::health::HealthCheck;
+use super::message::{CrateMessage, PubSubMessage};
+use super::raw_pubsub::{plain_tcp, RawPubSub};
 use super::sentinel::resolve_master;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{PubSubSink, PubSubStream};
-use redis::{Msg, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -38,7 +41,7 @@ pub enum ConnectionEvent {
 }
 
 pub trait MessageHandler: Send + Sync + 'static {
-    fn on_messages(&self, batch: &[Msg]);
+    fn on_messages(&self, batch: &[PubSubMessage<'_>]);
     fn on_connection_event(&self, event: ConnectionEvent);
 }
 
@@ -104,7 +107,13 @@ fn closed() -> RedisError {
     RedisError::from((redis::ErrorKind::Io, "subscriber closed"))
 }
 
-async fn connect(options: &ConnectionOptions, attempt: usize) -> RedisResult<redis::aio::PubSub> {
+/// One subscription connection, read directly (plain TCP) or through the redis crate.
+enum Conn {
+    Raw(RawPubSub),
+    Crate(PubSubSink, PubSubStream),
+}
+
+async fn connect(options: &ConnectionOptions, attempt: usize) -> RedisResult<Conn> {
     let info = match options.topology {
         Topology::Sentinel => resolve_master(options).await?,
         // Classic PUBLISH reaches every node of a Redis Cluster, so any node will do; rotate
@@ -120,10 +129,83 @@ async fn connect(options: &ConnectionOptions, attempt: usize) -> RedisResult<red
             infos[attempt % infos.len()].clone()
         }
     };
+    if plain_tcp(&info).is_some() {
+        return Ok(Conn::Raw(RawPubSub::connect(&info, CONNECT_TIMEOUT).await?));
+    }
     let client = redis::Client::open(info)?;
-    tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+    let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
-        .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connection timed out")))?
+        .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connection timed out")))??;
+    let (sink, stream) = pubsub.split();
+    Ok(Conn::Crate(sink, stream))
+}
+
+impl Conn {
+    async fn apply(
+        &mut self,
+        subs: &[Subscription],
+        subscribe: bool,
+        deliver: &Deliver<'_>,
+    ) -> RedisResult<()> {
+        match self {
+            Conn::Raw(raw) => raw.apply(subs, subscribe, &|m| deliver.deliver(m)).await,
+            Conn::Crate(sink, _) => apply(sink, subs, subscribe).await,
+        }
+    }
+
+    /// Waits for messages and hands over everything already received. Cancel-safe.
+    async fn next_batch(&mut self, deliver: &Deliver<'_>) -> Result<(), String> {
+        match self {
+            Conn::Raw(raw) => {
+                raw.read_some().await.map_err(|e| e.to_string())?;
+                raw.drain(&|m| deliver.deliver(m), |_| {})
+                    .map_err(|e| e.to_string())
+            }
+            Conn::Crate(_, stream) => {
+                let Some(msg) = stream.next().await else {
+                    return Err("connection closed".into());
+                };
+                let mut batch: Vec<CrateMessage> = vec![msg.into()];
+                while batch.len() < MAX_BATCH {
+                    match stream.next().now_or_never() {
+                        Some(Some(msg)) => batch.push(msg.into()),
+                        _ => break,
+                    }
+                }
+                let views: Vec<PubSubMessage<'_>> = batch.iter().map(CrateMessage::view).collect();
+                deliver.deliver(&views);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Hands batches to the handler, minus the subscriber's own health pings.
+struct Deliver<'a> {
+    handler: &'a dyn MessageHandler,
+    health: Option<&'a HealthCheck>,
+}
+
+impl Deliver<'_> {
+    fn deliver(&self, msgs: &[PubSubMessage<'_>]) {
+        let Some(health) = self.health else {
+            self.handler.on_messages(msgs);
+            return;
+        };
+        let own = health.channel.as_bytes();
+        if !msgs.iter().any(|m| m.channel == own) {
+            self.handler.on_messages(msgs);
+            return;
+        }
+        let rest: Vec<PubSubMessage<'_>> = msgs
+            .iter()
+            .filter(|m| !health.take_ping(m.channel, m.payload))
+            .copied()
+            .collect();
+        if !rest.is_empty() {
+            self.handler.on_messages(&rest);
+        }
+    }
 }
 
 async fn apply(sink: &mut PubSubSink, subs: &[Subscription], subscribe: bool) -> RedisResult<()> {
@@ -193,8 +275,12 @@ async fn run(
     let mut failures = 0u32;
     let mut connected_once = false;
     loop {
-        let (mut sink, stream) = match connect(&options, attempt).await {
-            Ok(pubsub) => pubsub.split(),
+        let deliver = Deliver {
+            handler: &*handler,
+            health: health.as_ref(),
+        };
+        let mut conn = match connect(&options, attempt).await {
+            Ok(conn) => conn,
             Err(e) => {
                 attempt += 1;
                 failures += 1;
@@ -216,7 +302,7 @@ async fn run(
                 continue;
             }
         };
-        if let Err(e) = apply(&mut sink, &wanted, true).await {
+        if let Err(e) = conn.apply(&wanted, true, &deliver).await {
             handler.on_connection_event(ConnectionEvent::Disconnected {
                 reason: e.to_string(),
             });
@@ -233,11 +319,10 @@ async fn run(
         }
         connected_once = true;
         let served = serve(
-            &mut sink,
-            stream,
+            &mut conn,
             &mut wanted,
             &mut control,
-            &*handler,
+            &deliver,
             health.as_ref(),
         );
         match served.await {
@@ -268,18 +353,13 @@ enum Served {
 }
 
 async fn serve(
-    sink: &mut PubSubSink,
-    mut stream: PubSubStream,
+    conn: &mut Conn,
     wanted: &mut Vec<Subscription>,
     control: &mut mpsc::UnboundedReceiver<Control>,
-    handler: &dyn MessageHandler,
+    deliver: &Deliver<'_>,
     health: Option<&HealthCheck>,
 ) -> Served {
-    let mut batch: Vec<Msg> = Vec::with_capacity(64);
     let mut prober = health.map(HealthCheck::prober);
-    let is_ping = |msg: &Msg| {
-        health.is_some_and(|h| h.take_ping(msg.get_channel_name(), msg.get_payload_bytes()))
-    };
     loop {
         tokio::select! {
             overdue = async {
@@ -299,30 +379,16 @@ async fn serve(
                 } else {
                     wanted.retain(|s| !subs.contains(s));
                 }
-                let result = apply(sink, &subs, subscribe).await;
+                let result = conn.apply(&subs, subscribe, deliver).await;
                 let failed = result.as_ref().err().map(|e| e.to_string());
                 let _ = ack.send(result);
                 if let Some(reason) = failed {
                     return Served::Disconnected(reason);
                 }
             }
-            msg = stream.next() => {
-                let Some(msg) = msg else {
-                    return Served::Disconnected("connection closed".into());
-                };
-                if !is_ping(&msg) {
-                    batch.push(msg);
-                }
-                while batch.len() < MAX_BATCH {
-                    match stream.next().now_or_never() {
-                        Some(Some(msg)) if is_ping(&msg) => {}
-                        Some(Some(msg)) => batch.push(msg),
-                        _ => break,
-                    }
-                }
-                if !batch.is_empty() {
-                    handler.on_messages(&batch);
-                    batch.clear();
+            received = conn.next_batch(deliver) => {
+                if let Err(reason) = received {
+                    return Served::Disconnected(reason);
                 }
             }
         }

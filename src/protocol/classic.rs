@@ -6,9 +6,9 @@ use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
 use super::requests::{uid2, Outcome, RequestRegistry};
 use crate::codec::msgpack;
-use crate::connection::{ConnectionEvent, MessageHandler, Subscription};
+use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
-use redis::{Msg, RedisResult};
+use redis::RedisResult;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -155,18 +155,21 @@ impl ClassicRouter {
         batch.push(DeliveryKind::Log, ns, line.as_bytes());
     }
 
-    fn route(&self, routes: &Routes, msg: &Msg, batch: &mut FrameBatch) {
-        let payload = msg.get_payload_bytes();
+    fn route(&self, routes: &Routes, msg: &PubSubMessage<'_>, batch: &mut FrameBatch) {
+        let payload = msg.payload;
         bump(&self.stats.received);
         self.stats
             .received_bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let channel = msg.get_channel_name();
-        if msg.from_pattern() {
-            let Ok(pattern) = msg.get_pattern::<String>() else {
+        let Some(channel) = msg.channel_str() else {
+            bump(&self.stats.skipped_foreign);
+            return;
+        };
+        if let Some(pattern) = msg.pattern {
+            let Some(pattern) = std::str::from_utf8(pattern).ok() else {
                 return;
             };
-            if let Some(&id) = routes.by_pattern.get(&pattern) {
+            if let Some(&id) = routes.by_pattern.get(pattern) {
                 self.route_broadcast(id, &routes.namespaces[&id], channel, payload, batch);
             }
         } else if let Some(&id) = routes.by_request.get(channel) {
@@ -336,7 +339,7 @@ impl ClassicRouter {
 }
 
 impl MessageHandler for ClassicRouter {
-    fn on_messages(&self, msgs: &[Msg]) {
+    fn on_messages(&self, msgs: &[PubSubMessage<'_>]) {
         let mut batch = FrameBatch::default();
         {
             let routes = self.routes.read().unwrap();

@@ -6,9 +6,9 @@
 
 use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
-use crate::connection::{ConnectionEvent, MessageHandler, Subscription};
+use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
-use redis::{Msg, RedisResult};
+use redis::RedisResult;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -102,13 +102,13 @@ impl ShardedRouter {
         &self.stats
     }
 
-    fn route(&self, routes: &Routes, msg: &Msg, batch: &mut FrameBatch) {
-        let payload = msg.get_payload_bytes();
+    fn route(&self, routes: &Routes, msg: &PubSubMessage<'_>, batch: &mut FrameBatch) {
+        let payload = msg.payload;
         bump(&self.stats.received);
         self.stats
             .received_bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let Some(&(id, kind)) = routes.by_channel.get(msg.get_channel_name()) else {
+        let Some(&(id, kind)) = msg.channel_str().and_then(|c| routes.by_channel.get(c)) else {
             bump(&self.stats.skipped_foreign);
             return;
         };
@@ -148,7 +148,7 @@ impl ShardedRouter {
 }
 
 impl MessageHandler for ShardedRouter {
-    fn on_messages(&self, msgs: &[Msg]) {
+    fn on_messages(&self, msgs: &[PubSubMessage<'_>]) {
         let mut batch = FrameBatch::default();
         {
             let routes = self.routes.read().unwrap();

@@ -1,0 +1,238 @@
+//! A subscription connection spoken in RESP2 directly over TCP (see `resp` for why): messages
+//! are parsed in place in the read buffer and handed over in batches of borrowed slices, on the
+//! task that reads the socket. Used for plain TCP addresses; TLS and Unix sockets keep the redis
+//! crate's connection (the subscriber picks).
+
+use super::message::PubSubMessage;
+use super::resp::{parse_frame, write_command, Parsed, Push};
+use super::subscriber::Subscription;
+use redis::{ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Most messages handed over in one batch; bounds the latency of the first one.
+const MAX_BATCH: usize = 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct RawPubSub {
+    stream: TcpStream,
+    /// Received bytes; those before `start` are consumed.
+    buf: Vec<u8>,
+    start: usize,
+    /// Length the buffer must reach before the next frame can be complete (parser's hint).
+    want: usize,
+}
+
+/// The plain TCP address of `info`, or None when it needs TLS or a Unix socket.
+pub fn plain_tcp(info: &ConnectionInfo) -> Option<(&str, u16)> {
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => Some((host.as_str(), *port)),
+        _ => None,
+    }
+}
+
+fn io_error(e: impl std::fmt::Display) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Io,
+        "subscription connection",
+        e.to_string(),
+    ))
+}
+
+fn server_error(text: &[u8]) -> RedisError {
+    let text = String::from_utf8_lossy(text).into_owned();
+    let kind = if text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") {
+        redis::ErrorKind::AuthenticationFailed
+    } else {
+        redis::ErrorKind::Extension
+    };
+    RedisError::from((kind, "refused by Redis", text))
+}
+
+impl RawPubSub {
+    /// Connects and authenticates. `info` must be a plain TCP address (see [`plain_tcp`]).
+    pub async fn connect(info: &ConnectionInfo, timeout: Duration) -> RedisResult<Self> {
+        let (host, port) = plain_tcp(info).ok_or_else(|| io_error("not a plain TCP address"))?;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connection timed out")))?
+            .map_err(RedisError::from)?;
+        stream.set_nodelay(true).map_err(RedisError::from)?;
+        let mut conn = Self {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            want: 0,
+        };
+        let settings = info.redis_settings();
+        if let Some(password) = settings.password() {
+            let mut cmd = Vec::new();
+            match settings.username() {
+                Some(user) => {
+                    write_command(&mut cmd, &[b"AUTH", user.as_bytes(), password.as_bytes()])
+                }
+                None => write_command(&mut cmd, &[b"AUTH", password.as_bytes()]),
+            }
+            conn.stream
+                .write_all(&cmd)
+                .await
+                .map_err(RedisError::from)?;
+            let reply = tokio::time::timeout(timeout, conn.read_reply())
+                .await
+                .map_err(|_| RedisError::from((redis::ErrorKind::Io, "AUTH timed out")))??;
+            if let Err(text) = reply {
+                return Err(server_error(&text));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Reads the reply to a command sent before any subscription (no pushes can come yet):
+    /// Err(text) for an error reply.
+    async fn read_reply(&mut self) -> RedisResult<Result<(), Vec<u8>>> {
+        loop {
+            if let Parsed::Frame(frame, used) =
+                parse_frame(&self.buf[self.start..]).map_err(io_error)?
+            {
+                let reply = match frame.as_push() {
+                    Push::Error(text) => Err(text.to_vec()),
+                    _ => Ok(()),
+                };
+                self.start += used;
+                return Ok(reply);
+            }
+            self.read_some().await?;
+        }
+    }
+
+    /// (P)SUBSCRIBEs or (P)UNSUBSCRIBEs `subs` (patterns first, as the official adapter) and
+    /// waits for Redis to confirm each one. Messages arriving meanwhile go to `deliver`.
+    pub async fn apply(
+        &mut self,
+        subs: &[Subscription],
+        subscribe: bool,
+        deliver: &(dyn Fn(&[PubSubMessage<'_>]) + Sync),
+    ) -> RedisResult<()> {
+        let patterns: Vec<&[u8]> = subs
+            .iter()
+            .filter_map(|s| match s {
+                Subscription::Pattern(p) => Some(p.as_bytes()),
+                _ => None,
+            })
+            .collect();
+        let channels: Vec<&[u8]> = subs
+            .iter()
+            .filter_map(|s| match s {
+                Subscription::Channel(c) => Some(c.as_bytes()),
+                _ => None,
+            })
+            .collect();
+        let mut cmd = Vec::new();
+        let (p_verb, c_verb): (&[u8], &[u8]) = if subscribe {
+            (b"PSUBSCRIBE", b"SUBSCRIBE")
+        } else {
+            (b"PUNSUBSCRIBE", b"UNSUBSCRIBE")
+        };
+        for (verb, names) in [(p_verb, &patterns), (c_verb, &channels)] {
+            if !names.is_empty() {
+                let mut args = vec![verb];
+                args.extend(names.iter().copied());
+                write_command(&mut cmd, &args);
+            }
+        }
+        if cmd.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .write_all(&cmd)
+            .await
+            .map_err(RedisError::from)?;
+        let mut confirmations = patterns.len() + channels.len();
+        while confirmations > 0 {
+            let mut failure = None;
+            self.drain(deliver, |push| match push {
+                Push::Confirmation { .. } => confirmations = confirmations.saturating_sub(1),
+                Push::Error(text) => failure = Some(server_error(text)),
+                _ => {}
+            })?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if confirmations > 0 {
+                self.read_some().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for more bytes. Cancel-safe: nothing read is lost if the future is dropped.
+    pub async fn read_some(&mut self) -> RedisResult<()> {
+        if self.start > 0 && (self.start == self.buf.len() || self.start >= self.buf.len() / 2) {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let spare = (self.start + self.want).saturating_sub(self.buf.len());
+        self.buf.reserve(spare.max(READ_CHUNK));
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err(io_error("connection closed")),
+            Ok(_) => Ok(()),
+            Err(e) => Err(RedisError::from(e)),
+        }
+    }
+
+    /// Hands every complete message in the buffer to `deliver` (in batches), and every other
+    /// push (confirmations, errors) to `other`.
+    pub fn drain(
+        &mut self,
+        deliver: &(dyn Fn(&[PubSubMessage<'_>]) + Sync),
+        mut other: impl FnMut(Push<'_>),
+    ) -> RedisResult<()> {
+        loop {
+            let mut batch: Vec<PubSubMessage<'_>> = Vec::new();
+            let mut pos = self.start;
+            let mut result = Ok(());
+            while batch.len() < MAX_BATCH {
+                match parse_frame(&self.buf[pos..]) {
+                    Ok(Parsed::Frame(frame, used)) => {
+                        pos += used;
+                        match frame.as_push() {
+                            Push::Message { channel, payload } => batch.push(PubSubMessage {
+                                channel,
+                                pattern: None,
+                                payload,
+                            }),
+                            Push::PMessage {
+                                pattern,
+                                channel,
+                                payload,
+                            } => batch.push(PubSubMessage {
+                                channel,
+                                pattern: Some(pattern),
+                                payload,
+                            }),
+                            push => other(push),
+                        }
+                    }
+                    Ok(Parsed::Incomplete(need)) => {
+                        self.want = need;
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(io_error(e));
+                        break;
+                    }
+                }
+            }
+            let full = batch.len() == MAX_BATCH;
+            if !batch.is_empty() {
+                deliver(&batch);
+            }
+            self.start = pos;
+            result?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
