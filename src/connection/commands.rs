@@ -3,12 +3,13 @@
 //! an adapter can be created while Redis is down.
 
 use super::config::{ConnectionOptions, Topology};
+use super::raw_connection::plain_tcp;
 use super::sentinel::resolve_master;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
+use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -19,6 +20,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct CommandConnection {
     inner: Arc<Inner>,
+    /// A standalone server on plain TCP, for the publisher's own raw connection
+    /// (see `raw_connection`); None for TLS, Unix sockets, clusters and sentinels.
+    raw_target: Option<Arc<RawTarget>>,
+}
+
+pub struct RawTarget {
+    pub info: ConnectionInfo,
+    pub connect_timeout: Duration,
 }
 
 enum Inner {
@@ -50,6 +59,7 @@ fn manager_config(opts: &ConnectionOptions) -> ConnectionManagerConfig {
 impl CommandConnection {
     /// Never touches the network; the first command connects.
     pub fn new(opts: &ConnectionOptions) -> RedisResult<Self> {
+        let mut raw_target = None;
         let inner = match opts.topology {
             Topology::Standalone => {
                 let info = opts
@@ -58,6 +68,15 @@ impl CommandConnection {
                     .into_iter()
                     .next()
                     .ok_or_else(|| config_error("no node"))?;
+                if plain_tcp(&info).is_some() {
+                    raw_target = Some(Arc::new(RawTarget {
+                        info: info.clone(),
+                        connect_timeout: opts
+                            .connect_timeout_ms
+                            .map(Duration::from_millis)
+                            .unwrap_or(CONNECT_TIMEOUT),
+                    }));
+                }
                 let client = redis::Client::open(info)?;
                 Inner::Standalone(ConnectionManager::new_lazy_with_config(
                     client,
@@ -85,7 +104,13 @@ impl CommandConnection {
         };
         Ok(Self {
             inner: Arc::new(inner),
+            raw_target,
         })
+    }
+
+    /// Where a raw connection may be opened for pipelines of PUBLISH (see [`RawTarget`]).
+    pub fn raw_target(&self) -> Option<&RawTarget> {
+        self.raw_target.as_deref()
     }
 
     /// A cluster pipeline must stay within one slot (the crate refuses cross-slot pipelines).

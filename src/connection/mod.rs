@@ -6,7 +6,7 @@ pub mod config;
 pub mod health;
 pub mod message;
 pub mod publisher;
-pub mod raw_pubsub;
+pub mod raw_connection;
 pub mod resp;
 pub mod sentinel;
 pub mod shard_subscriber;

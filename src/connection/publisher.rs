@@ -4,7 +4,9 @@
 //! While Redis is unreachable, messages are kept (bounded in bytes and in age) and sent once
 //! it is back, instead of being lost as with the official adapters.
 
-use super::commands::CommandConnection;
+use super::commands::{CommandConnection, RawTarget};
+use super::raw_connection::RawConnection;
+use super::resp::write_command;
 use super::slot::key_slot;
 use futures_util::future::join_all;
 use redis::{RedisError, RedisResult};
@@ -19,6 +21,8 @@ use tokio::task::JoinHandle;
 /// Commands per pipelined write.
 const MAX_PIPELINE: usize = 512;
 const MAX_PIPELINE_BYTES: usize = 4 << 20;
+/// As the command connection's response timeout.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishKind {
@@ -218,9 +222,13 @@ fn command_name(kind: PublishKind) -> &'static str {
 /// sent is confirmed and removed from `batch`, and the error is returned for the rest.
 async fn send_once(
     conn: &CommandConnection,
+    raw: &mut Option<RawConnection>,
     batch: &mut Vec<Outgoing>,
     stats: &PublisherStats,
 ) -> RedisResult<()> {
+    if let Some(target) = conn.raw_target() {
+        return send_raw(target, raw, batch).await;
+    }
     let mut groups: Vec<(Option<u16>, Vec<usize>)> = Vec::new();
     for (i, msg) in batch.iter().enumerate() {
         let key = match msg.kind {
@@ -279,6 +287,48 @@ async fn send_once(
     Err(err)
 }
 
+/// The whole batch in one write on the publisher's own connection (standalone, plain TCP):
+/// no command objects, and the replies are counted rather than parsed into values. The
+/// connection is dropped on any I/O problem and opened again by the next attempt.
+async fn send_raw(
+    target: &RawTarget,
+    raw: &mut Option<RawConnection>,
+    batch: &[Outgoing],
+) -> RedisResult<()> {
+    let mut commands = Vec::with_capacity(
+        batch
+            .iter()
+            .map(|m| m.channel.len() + m.payload.len() + 40)
+            .sum(),
+    );
+    for msg in batch {
+        write_command(
+            &mut commands,
+            &[
+                command_name(msg.kind).as_bytes(),
+                msg.channel.as_bytes(),
+                &msg.payload,
+            ],
+        );
+    }
+    if raw.is_none() {
+        *raw = Some(RawConnection::connect(&target.info, target.connect_timeout).await?);
+    }
+    let conn = raw.as_mut().expect("connected above");
+    let sent = tokio::time::timeout(RESPONSE_TIMEOUT, conn.pipeline(&commands, batch.len()))
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "no reply from Redis in time",
+            )))
+        });
+    if sent.as_ref().is_err_and(is_transient) {
+        *raw = None;
+    }
+    sent
+}
+
 fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
@@ -295,6 +345,7 @@ async fn drain(
     report: ProblemReporter,
 ) {
     let mut batch: Vec<Outgoing> = Vec::with_capacity(64);
+    let mut raw: Option<RawConnection> = None;
     loop {
         queue.wake.notified().await;
         loop {
@@ -310,7 +361,7 @@ async fn drain(
             if batch.is_empty() {
                 break;
             }
-            send_with_retry(&conn, &mut batch, &stats, &limits, &report).await;
+            send_with_retry(&conn, &mut raw, &mut batch, &stats, &limits, &report).await;
             let sent_bytes: usize = batch
                 .iter()
                 .map(|m| m.payload.len() + m.channel.len())
@@ -325,6 +376,7 @@ async fn drain(
 
 async fn send_with_retry(
     conn: &CommandConnection,
+    raw: &mut Option<RawConnection>,
     batch: &mut Vec<Outgoing>,
     stats: &PublisherStats,
     limits: &PublisherLimits,
@@ -332,7 +384,7 @@ async fn send_with_retry(
 ) {
     let mut failures = 0u32;
     loop {
-        match send_once(conn, batch, stats).await {
+        match send_once(conn, raw, batch, stats).await {
             Ok(()) => {
                 stats
                     .published

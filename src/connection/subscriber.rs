@@ -3,13 +3,13 @@
 //!
 //! Messages are handed to a [`MessageHandler`] in batches: everything that is already buffered
 //! when one message arrives goes with it, so the JS side is crossed once per batch, not once
-//! per message. Plain TCP connections are read by [`RawPubSub`] (no allocation per message);
+//! per message. Plain TCP connections are read by [`RawConnection`] (no allocation per message);
 //! TLS and Unix sockets go through the redis crate.
 
 use super::config::{ConnectionOptions, Topology};
 use super::health::HealthCheck;
 use super::message::{CrateMessage, PubSubMessage};
-use super::raw_pubsub::{plain_tcp, RawPubSub};
+use super::raw_connection::{plain_tcp, RawConnection};
 use super::sentinel::resolve_master;
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::{PubSubSink, PubSubStream};
@@ -109,7 +109,7 @@ fn closed() -> RedisError {
 
 /// One subscription connection, read directly (plain TCP) or through the redis crate.
 enum Conn {
-    Raw(RawPubSub),
+    Raw(RawConnection),
     Crate(PubSubSink, PubSubStream),
 }
 
@@ -130,7 +130,9 @@ async fn connect(options: &ConnectionOptions, attempt: usize) -> RedisResult<Con
         }
     };
     if plain_tcp(&info).is_some() {
-        return Ok(Conn::Raw(RawPubSub::connect(&info, CONNECT_TIMEOUT).await?));
+        return Ok(Conn::Raw(
+            RawConnection::connect(&info, CONNECT_TIMEOUT).await?,
+        ));
     }
     let client = redis::Client::open(info)?;
     let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())

@@ -1,7 +1,8 @@
-//! A subscription connection spoken in RESP2 directly over TCP (see `resp` for why): messages
-//! are parsed in place in the read buffer and handed over in batches of borrowed slices, on the
-//! task that reads the socket. Used for plain TCP addresses; TLS and Unix sockets keep the redis
-//! crate's connection (the subscriber picks).
+//! A connection spoken in RESP2 directly over TCP (see `resp` for why), for the two hot paths:
+//! a subscription, whose messages are parsed in place in the read buffer and handed over in
+//! batches of borrowed slices on the task that reads the socket; and the publisher's pipelines
+//! of PUBLISH, written as bytes and confirmed by counting integer replies. Used for plain TCP
+//! addresses; TLS and Unix sockets keep the redis crate's connections (the callers pick).
 
 use super::message::PubSubMessage;
 use super::resp::{parse_frame, write_command, Parsed, Push};
@@ -15,7 +16,7 @@ use tokio::net::TcpStream;
 const MAX_BATCH: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
-pub struct RawPubSub {
+pub struct RawConnection {
     stream: TcpStream,
     /// Received bytes; those before `start` are consumed.
     buf: Vec<u8>,
@@ -50,7 +51,7 @@ fn server_error(text: &[u8]) -> RedisError {
     RedisError::from((kind, "refused by Redis", text))
 }
 
-impl RawPubSub {
+impl RawConnection {
     /// Connects and authenticates. `info` must be a plain TCP address (see [`plain_tcp`]).
     pub async fn connect(info: &ConnectionInfo, timeout: Duration) -> RedisResult<Self> {
         let (host, port) = plain_tcp(info).ok_or_else(|| io_error("not a plain TCP address"))?;
@@ -74,36 +75,39 @@ impl RawPubSub {
                 }
                 None => write_command(&mut cmd, &[b"AUTH", password.as_bytes()]),
             }
-            conn.stream
-                .write_all(&cmd)
-                .await
-                .map_err(RedisError::from)?;
-            let reply = tokio::time::timeout(timeout, conn.read_reply())
+            tokio::time::timeout(timeout, conn.pipeline(&cmd, 1))
                 .await
                 .map_err(|_| RedisError::from((redis::ErrorKind::Io, "AUTH timed out")))??;
-            if let Err(text) = reply {
-                return Err(server_error(&text));
-            }
         }
         Ok(conn)
     }
 
-    /// Reads the reply to a command sent before any subscription (no pushes can come yet):
-    /// Err(text) for an error reply.
-    async fn read_reply(&mut self) -> RedisResult<Result<(), Vec<u8>>> {
-        loop {
-            if let Parsed::Frame(frame, used) =
-                parse_frame(&self.buf[self.start..]).map_err(io_error)?
-            {
-                let reply = match frame.as_push() {
-                    Push::Error(text) => Err(text.to_vec()),
-                    _ => Ok(()),
-                };
-                self.start += used;
-                return Ok(reply);
+    /// Sends `commands` (RESP, `count` of them) in one write and waits for their replies,
+    /// which must not be pushes (a connection that never subscribed). The first error reply,
+    /// if any, is returned once all replies are in, so the connection stays in step.
+    pub async fn pipeline(&mut self, commands: &[u8], count: usize) -> RedisResult<()> {
+        self.stream
+            .write_all(commands)
+            .await
+            .map_err(RedisError::from)?;
+        let mut first_error = None;
+        let mut left = count;
+        while left > 0 {
+            match parse_frame(&self.buf[self.start..]).map_err(io_error)? {
+                Parsed::Frame(frame, used) => {
+                    if let (Push::Error(text), None) = (frame.as_push(), &first_error) {
+                        first_error = Some(server_error(text));
+                    }
+                    self.start += used;
+                    left -= 1;
+                }
+                Parsed::Incomplete(need) => {
+                    self.want = need;
+                    self.read_some().await?;
+                }
             }
-            self.read_some().await?;
         }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// (P)SUBSCRIBEs or (P)UNSUBSCRIBEs `subs` (patterns first, as the official adapter) and
