@@ -5,7 +5,7 @@
 //! addresses; TLS and Unix sockets keep the redis crate's connections (the callers pick).
 
 use super::message::PubSubMessage;
-use super::resp::{parse_frame, write_command, Parsed, Push};
+use super::resp::{parse_frame, write_command, Item, Parsed, Push};
 use super::subscriber::Subscription;
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
 use std::time::Duration;
@@ -86,6 +86,16 @@ impl RawConnection {
     /// which must not be pushes (a connection that never subscribed). The first error reply,
     /// if any, is returned once all replies are in, so the connection stays in step.
     pub async fn pipeline(&mut self, commands: &[u8], count: usize) -> RedisResult<()> {
+        self.pipeline_with(commands, count, |_, _| {}).await
+    }
+
+    /// [`Self::pipeline`], showing each reply (its index and items) to `on_reply`.
+    pub async fn pipeline_with(
+        &mut self,
+        commands: &[u8],
+        count: usize,
+        mut on_reply: impl FnMut(usize, &[Item<'_>]) + Send,
+    ) -> RedisResult<()> {
         self.stream
             .write_all(commands)
             .await
@@ -98,6 +108,7 @@ impl RawConnection {
                     if let (Push::Error(text), None) = (frame.as_push(), &first_error) {
                         first_error = Some(server_error(text));
                     }
+                    on_reply(count - left, frame.items());
                     self.start += used;
                     left -= 1;
                 }

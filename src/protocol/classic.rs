@@ -578,8 +578,9 @@ impl<T: Transport> ClassicCore<T> {
         self.transport().count_listeners(&channels.request).await
     }
 
-    /// Publishes a request that every other node answers and collects the answers.
-    /// Resolves without publishing when no other node listens.
+    /// Publishes a request that every other node answers and collects the answers. The nodes
+    /// are counted (`PUBSUB NUMSUB`) right before the publish, in the same round trip where the
+    /// transport allows; answers arriving before the count is known are kept.
     pub async fn request(
         &self,
         id: u32,
@@ -588,19 +589,14 @@ impl<T: Transport> ClassicCore<T> {
         timeout: Duration,
     ) -> RedisResult<Outcome> {
         let channels = self.channels(id).ok_or_else(|| Self::unknown(id))?;
-        let listeners = self.transport().count_listeners(&channels.request).await?;
-        let expected = (listeners - 1).max(0) as usize;
-        if expected == 0 {
-            return Ok(Outcome {
-                expected: 0,
-                responses: Vec::new(),
-                timed_out: false,
-            });
-        }
-        let waiter = self.registry().register(request_id, expected);
-        self.transport()
-            .publish_confirmed(channels.request, payload)
+        let waiter = self.registry().register(request_id, usize::MAX);
+        let listeners = self
+            .transport()
+            .count_and_publish(channels.request, payload)
             .await?;
+        // Every node subscribes once per namespace, this one included.
+        let expected = (listeners - 1).max(0) as usize;
+        self.registry().set_expected(request_id, expected);
         Ok(waiter.wait(timeout).await)
     }
 

@@ -70,6 +70,22 @@ impl RequestRegistry {
         }
     }
 
+    /// Sets how many answers a request registered with an unknown count (`usize::MAX`)
+    /// expects, once that is known: answers that came meanwhile count, extra ones are dropped
+    /// (as late answers would be), and the waiter completes at once if enough arrived.
+    pub fn set_expected(&self, id: &str, expected: usize) {
+        let mut pending = self.pending.lock().unwrap();
+        if let Some(entry) = pending.get_mut(id) {
+            entry.expected = expected;
+            entry.responses.truncate(expected);
+            if entry.responses.len() == expected {
+                if let Some(tx) = entry.complete.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+
     pub fn is_pending(&self, id: &str) -> bool {
         self.pending.lock().unwrap().contains_key(id)
     }
@@ -152,6 +168,24 @@ mod tests {
         assert!(hex
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[tokio::test]
+    async fn expected_count_can_come_after_the_answers() {
+        let registry = RequestRegistry::default();
+        let waiter = registry.register("r2", usize::MAX);
+        assert!(registry.add_response("r2", b"a"));
+        assert!(registry.add_response("r2", b"b"));
+        assert!(registry.add_response("r2", b"c"));
+        registry.set_expected("r2", 2);
+        let outcome = waiter.wait(Duration::from_secs(5)).await;
+        assert_eq!(outcome.expected, 2);
+        assert_eq!(outcome.responses, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(!outcome.timed_out);
+        let waiter = registry.register("r3", usize::MAX);
+        registry.set_expected("r3", 0);
+        let outcome = waiter.wait(Duration::from_secs(5)).await;
+        assert!(outcome.responses.is_empty() && !outcome.timed_out);
     }
 
     #[tokio::test]

@@ -42,6 +42,21 @@ pub trait Transport: Send + Sync + 'static {
     /// which is how every official adapter counts servers.
     fn count_listeners(&self, channel: &str) -> impl Future<Output = RedisResult<i64>> + Send;
 
+    /// Counts the listeners of `channel` as [`Transport::count_listeners`], then publishes
+    /// `payload` on it; resolves with the count once Redis accepted both. Transports that can
+    /// send both in one round trip override this.
+    fn count_and_publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = RedisResult<i64>> + Send {
+        async move {
+            let listeners = self.count_listeners(&channel).await?;
+            self.publish_confirmed(channel, payload).await?;
+            Ok(listeners)
+        }
+    }
+
     /// Stop all background work and drop the connections.
     fn shutdown(&self);
 }

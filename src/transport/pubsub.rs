@@ -80,6 +80,12 @@ impl Transport for PubSubTransport {
         self.subscriber.unsubscribe(subs).await
     }
 
+    async fn count_and_publish(&self, channel: String, payload: Vec<u8>) -> RedisResult<i64> {
+        self.publisher
+            .publish_counted(PublishKind::Publish, channel, payload)
+            .await
+    }
+
     async fn count_listeners(&self, channel: &str) -> RedisResult<i64> {
         self.commands.num_sub(channel, false).await
     }
