@@ -1,5 +1,5 @@
 use super::errors::to_napi;
-use super::sink::{DeliveryCallback, JsSink};
+use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
@@ -47,14 +47,14 @@ pub struct ClassicDriver {
 #[napi]
 impl ClassicDriver {
     #[napi(constructor)]
-    pub fn new(options: ClassicOptions, on_deliver: DeliveryCallback) -> Result<Self> {
+    pub fn new(options: ClassicOptions, on_deliver: DeliveryFunction) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
         let settings = ClassicSettings::new(
             &options.key,
             options.publish_on_specific_response_channel,
             options.default_parser,
         );
-        let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
+        let js_sink = JsSink::with_option(&on_deliver, options.max_pending_delivery_bytes)?;
         let js_sink = Arc::new(js_sink);
         let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let core = Arc::new(ClassicCore::new(settings, sink.clone()));

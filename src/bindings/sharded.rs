@@ -1,5 +1,5 @@
 use super::errors::to_napi;
-use super::sink::{DeliveryCallback, JsSink};
+use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
@@ -36,9 +36,9 @@ pub struct ShardedDriver {
 #[napi]
 impl ShardedDriver {
     #[napi(constructor)]
-    pub fn new(options: ShardedOptions, on_deliver: DeliveryCallback) -> Result<Self> {
+    pub fn new(options: ShardedOptions, on_deliver: DeliveryFunction) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        let js_sink = JsSink::with_option(on_deliver, options.max_pending_delivery_bytes);
+        let js_sink = JsSink::with_option(&on_deliver, options.max_pending_delivery_bytes)?;
         let js_sink = Arc::new(js_sink);
         let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let core = Arc::new(ShardedCore::new(&options.channel_prefix, sink.clone()));

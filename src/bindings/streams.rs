@@ -1,5 +1,5 @@
 use super::errors::to_napi;
-use super::sink::{DeliveryCallback, JsSink};
+use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_reader::{
     encode_entries, parse_entries, HoldPredicate, Loss, ReaderSettings, StreamReader,
@@ -164,9 +164,9 @@ pub struct StreamsDriver {
 #[napi]
 impl StreamsDriver {
     #[napi(constructor)]
-    pub fn new(options: StreamsOptions, on_deliver: DeliveryCallback) -> Result<Self> {
+    pub fn new(options: StreamsOptions, on_deliver: DeliveryFunction) -> Result<Self> {
         let connection = ConnectionOptions::from_json(&options.connection).map_err(to_napi)?;
-        let js_sink = Arc::new(JsSink::new(on_deliver));
+        let js_sink = Arc::new(JsSink::new(&on_deliver)?);
         let sink: Arc<dyn DeliverySink> = js_sink.clone();
         let report = log_reporter(sink.clone());
         let max_retry = Duration::from_millis(options.max_retry_ms.unwrap_or(30_000) as u64);
