@@ -17,6 +17,7 @@ const {
   isBoolean,
 } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { usesDefaultEncoder, readEventText, broadcastText } = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
@@ -111,6 +112,12 @@ class ShardedRedisAdapter extends ClusterAdapter {
       });
       this.on("delete-room", (room) => this.releaseRoomChannel(room));
     }
+    // With the default encoder, Rust hands JSON broadcasts over as the text clients receive.
+    // Not with connection state recovery: ClusterAdapter then appends an offset to the data.
+    this.wireText =
+      usesDefaultEncoder(nsp.server) &&
+      !(nsp.server.opts && nsp.server.opts.connectionStateRecovery);
+    if (this.wireText) this.driver.setWireText(this.ns, true);
     this.ready = this.driver.whenSubscribed().catch((e) => {
       debug("subscription for %s deferred: %s", nsp.name, e.message);
     });
@@ -234,6 +241,13 @@ class ShardedRedisAdapter extends ClusterAdapter {
     if (result && typeof result.catch === "function") {
       result.catch((e) => debug("message could not be applied: %s", e && e.message));
     }
+  }
+
+  /** A broadcast already encoded by the Rust core (see lib/event-text.js). */
+  onEventText(payload) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    const { opts, text } = readEventText(payload);
+    broadcastText(this, text, opts);
   }
 
   onRequest(payload) {

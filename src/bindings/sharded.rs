@@ -86,6 +86,12 @@ impl ShardedDriver {
     }
 
     /// SSUBSCRIBE `P#N#room#` (queued in call order with `removeRoom`).
+    /// Hand broadcasts of this namespace over as socket.io wire text (default parser only).
+    #[napi]
+    pub fn set_wire_text(&self, ns: u32, enabled: bool) {
+        self.core.set_wire_text(ns, enabled);
+    }
+
     #[napi]
     pub fn add_room(&self, ns: u32, room: String) -> bool {
         self.core.add_room(ns, &room)
@@ -137,6 +143,7 @@ impl ShardedDriver {
             "received": load(&s.received),
             "receivedBytes": load(&s.received_bytes),
             "delivered": load(&s.delivered),
+            "deliveredAsText": load(&s.delivered_as_text),
             "skippedOwn": load(&s.skipped_own),
             "skippedForeign": load(&s.skipped_foreign),
             "decodeErrors": load(&s.decode_errors),

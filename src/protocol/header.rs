@@ -4,6 +4,7 @@
 
 use crate::codec::msgpack;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 #[derive(Debug, Default, PartialEq)]
@@ -12,6 +13,8 @@ pub struct Header<'a> {
     pub uid: Option<Cow<'a, str>>,
     pub request_id: Option<Cow<'a, str>>,
     pub nsp: Option<Cow<'a, str>>,
+    /// The raw `data` value of a JSON message (None for MessagePack).
+    pub data: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -26,7 +29,7 @@ struct JsonHeader<'a> {
     nsp: Option<Cow<'a, str>>,
     /// Any JSON value (a serverSideEmit answer's `data` is whatever the callback got).
     #[serde(borrow, default)]
-    data: Option<&'a serde_json::value::RawValue>,
+    data: Option<&'a RawValue>,
 }
 
 /// Cluster-adapter messages keep their request id inside `data`.
@@ -55,6 +58,7 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
             uid: h.uid,
             request_id,
             nsp: h.nsp,
+            data: h.data.map(RawValue::get),
         })
     } else {
         let h =
@@ -64,6 +68,7 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
             uid: h.uid.map(Cow::Borrowed),
             request_id: h.request_id.map(Cow::Borrowed),
             nsp: h.nsp.map(Cow::Borrowed),
+            data: None,
         })
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod backlog;
 pub mod classic;
+pub mod cluster_event;
 pub mod delivery;
 pub mod header;
 pub mod metrics;

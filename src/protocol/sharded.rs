@@ -4,6 +4,7 @@
 //! The cluster-adapter protocol itself (request correlation, answers) stays in socket.io-adapter's
 //! JS `ClusterAdapter`; this side only moves bytes and drops what JS would drop anyway.
 
+use super::cluster_event::{broadcast_event_text, EventText, BROADCAST};
 use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
@@ -60,6 +61,8 @@ struct Namespace {
     channels: ShardedChannels,
     /// Room → its dynamic channel, for the rooms this node subscribed.
     rooms: HashMap<String, String>,
+    /// Hand JSON broadcasts over as socket.io wire text (see protocol::cluster_event).
+    wire_text: bool,
 }
 
 #[derive(Default)]
@@ -73,6 +76,8 @@ pub struct ShardedStats {
     pub received: AtomicU64,
     pub received_bytes: AtomicU64,
     pub delivered: AtomicU64,
+    /// Of `delivered`: handed over as the text socket.io sends (no JS decode or encode).
+    pub delivered_as_text: AtomicU64,
     pub skipped_own: AtomicU64,
     pub skipped_foreign: AtomicU64,
     pub decode_errors: AtomicU64,
@@ -131,6 +136,17 @@ impl ShardedRouter {
                     bump(&self.stats.skipped_foreign);
                     return;
                 }
+                if ns.wire_text
+                    && header.msg_type == Some(BROADCAST)
+                    && header.nsp.as_deref() == Some(ns.name.as_str())
+                {
+                    if let Some(event) = header.data.and_then(broadcast_event_text) {
+                        push_event_text(&event, &ns.name, id, batch);
+                        bump(&self.stats.delivered);
+                        bump(&self.stats.delivered_as_text);
+                        return;
+                    }
+                }
             }
             // JSON that does not parse would be dropped by JS too.
             Err(e) if payload.first() == Some(&b'{') => {
@@ -145,6 +161,27 @@ impl ShardedRouter {
         bump(&self.stats.delivered);
         batch.push(DeliveryKind::Broadcast, id, payload);
     }
+}
+
+/// Frames a broadcast as `mode: u8, opts_len: u32 LE, opts JSON, wire text`, as the classic
+/// router does (see `DeliveryKind::EventText`); mode 0: no options needed.
+fn push_event_text(event: &EventText<'_>, nsp: &str, id: u32, batch: &mut FrameBatch) {
+    let opts = event.opts.unwrap_or("");
+    let prefix: &[u8] = if nsp == "/" { b"" } else { nsp.as_bytes() };
+    let comma: &[u8] = if nsp == "/" { b"" } else { b"," };
+    batch.push_parts(
+        DeliveryKind::EventText,
+        id,
+        &[
+            &[u8::from(event.opts.is_some())],
+            &(opts.len() as u32).to_le_bytes(),
+            opts.as_bytes(),
+            b"2",
+            prefix,
+            comma,
+            event.data.as_bytes(),
+        ],
+    );
 }
 
 impl MessageHandler for ShardedRouter {
@@ -256,6 +293,7 @@ impl<T: Transport> ShardedCore<T> {
                     uid: uid.to_string(),
                     channels: channels.clone(),
                     rooms: HashMap::new(),
+                    wire_text: false,
                 },
             );
         }
@@ -292,6 +330,13 @@ impl<T: Transport> ShardedCore<T> {
         };
         self.transport().unsubscribe(subs(channels)).await?;
         Ok(remaining)
+    }
+
+    /// Hand broadcasts of this namespace over as socket.io wire text (default parser only).
+    pub fn set_wire_text(&self, id: u32, enabled: bool) {
+        if let Some(ns) = self.router.routes.write().unwrap().namespaces.get_mut(&id) {
+            ns.wire_text = enabled;
+        }
     }
 
     /// SSUBSCRIBE the dynamic channel of `room` (queued at once; errors are logged by the

@@ -1,0 +1,42 @@
+"use strict";
+// Event payloads that exercise the wire-text fast paths (lib/event-text.js and the Rust
+// transcoders) at their edges, and a recorder of the raw frames clients receive for them.
+
+class WithToJSON {
+  toJSON() {
+    return { converted: true };
+  }
+}
+
+/** [name, args] emitted as io.emit("ev", ...args). */
+const PAYLOADS = [
+  ["ascii", ["hello", 1, true, null]],
+  ["unicode and escapes", ["héllo ✓ 😀", '"\\\n\t\u0001\u007f\u2028</script>']],
+  ["numbers", [0, -0, 1.5, -1e-7, 1e21, 2 ** 53 + 2, 2 ** 64, 123456789.123, 5e-324, -(2 ** 31)]],
+  ["nested", [{ b: 1, a: [1, {}, []], c: { d: { e: "f" } } }, [], {}]],
+  ["integer-like keys", [{ b: 1, 2: "x", 10: "y", a: 3, "01": 4 }]],
+  ["a Date", [new Date(Date.UTC(2026, 10, 29, 12, 0, 0, 123))]],
+  ["undefined and holes", [[1, undefined, 3], { u: undefined, v: 1 }]],
+  ["non-finite numbers", [NaN, Infinity, -Infinity]],
+  ["toJSON", [new WithToJSON()]],
+  ["lone surrogate", ["a\ud800b"]],
+  ["binary", [Buffer.from([1, 2, 3]), { nested: Buffer.from("x") }]],
+  ["big string", ["x".repeat(70000)]],
+  ["__proto__ key", [JSON.parse('{"__proto__": {"p": 1}, "q": 2}')]],
+];
+
+/** Raw engine.io message packets ("2[...]") each client receives for event "ev". */
+function captureFrames(clients) {
+  return clients.map((client) => {
+    const frames = [];
+    client.io.engine.on("packet", (p) => {
+      // EVENT ("2[...") or BINARY_EVENT with its attachment count ("51-[...").
+      if (p.type === "message" && typeof p.data === "string" && /^(2|5\d+-)\["ev"/.test(p.data))
+        frames.push(p.data);
+      else if (p.type === "message" && typeof p.data !== "string") frames.push(p.data);
+    });
+    return frames;
+  });
+}
+
+module.exports = { PAYLOADS, captureFrames };

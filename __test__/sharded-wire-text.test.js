@@ -1,0 +1,110 @@
+"use strict";
+
+// The sharded adapter's receive fast path (src/protocol/cluster_event.rs): a JSON BROADCAST
+// message already holds the text socket.io writes for its packet data, so native receivers
+// hand it to clients without JSON.parse and socket.io-parser. It must be invisible: clients of
+// native and official receivers get the same frames from official and native senders.
+
+const { startRedis } = require("./helpers/redis");
+const { waitUntil, record, waitForCount } = require("./helpers/cluster");
+const { createShardedCluster } = require("./helpers/sharded");
+const { PAYLOADS, captureFrames } = require("./helpers/wire-payloads");
+
+const NODES = ["official", "native", "official", "native"];
+
+describe("sharded receive fast path", () => {
+  let redis;
+  let c;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+  afterEach(async () => {
+    if (c) await c.closeAll();
+    c = undefined;
+  });
+
+  const setup = (extra = {}) =>
+    createShardedCluster({ redis: redis.url, redisHandle: redis, nodes: NODES, ...extra }).then(
+      (ctx) => (c = ctx),
+    );
+
+  it.each([
+    [0, "an official sender"],
+    [1, "a native sender"],
+  ])("clients of every node receive identical frames from %s", async (from) => {
+    await setup();
+    const receivers = [0, 1, 2, 3].filter((i) => i !== from);
+    const frames = captureFrames(receivers.map((i) => c.clients[i]));
+    for (const [, args] of PAYLOADS) c.servers[from].emit("ev", ...args);
+    await waitUntil(
+      () => frames.every((f) => f.filter((x) => typeof x === "string").length >= PAYLOADS.length),
+      { timeout: 10000, what: "every payload on every client" },
+    );
+    await c.fence(from);
+    const [reference, ...others] = frames;
+    for (const other of others) expect(other).toEqual(reference);
+    expect(reference[0]).toBe(`2${JSON.stringify(["ev", ...PAYLOADS[0][1]])}`);
+  });
+
+  it("native receivers take JSON broadcasts as text, MessagePack ones through JS", async () => {
+    await setup();
+    const native = c.servers[1].of("/").adapter;
+    const before = native.metrics();
+    for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);
+    await c.fence(0);
+    const after = native.metrics();
+    const delivered = after.delivered - before.delivered;
+    const asText = after.deliveredAsText - before.deliveredAsText;
+    // Every payload plus the fence; only the binary one is MessagePack.
+    expect(delivered).toBe(PAYLOADS.length + 1);
+    expect(asText).toBe(delivered - 1);
+  });
+
+  it("keeps rooms, exceptions and flags, and a custom namespace's prefix", async () => {
+    await setup();
+    c.serverSockets[1].join("room1");
+    c.serverSockets[3].join(["room1", "room2"]);
+    await c.waitRoom("room1", 2); // the dynamic channel of room1: nodes 1 and 3
+    const got = record(c.clients, "ev");
+    c.servers[0].to("room1").except("room2").emit("ev", "a");
+    c.servers[2].to("room1").emit("ev", "b");
+    c.servers[0].compress(false).emit("ev", "c"); // flags travel (volatile could be dropped)
+    await waitForCount(got[1], 3);
+    await waitForCount(got[3], 2);
+    await c.fence(0);
+    // Two senders: no order between their messages.
+    expect(got[1].flat().sort()).toEqual(["a", "b", "c"]);
+    expect(got[3].flat().sort()).toEqual(["b", "c"]);
+
+    for (const io of c.servers) io.of("/chat");
+    const chat = (await Promise.all(c.servers.map((_, i) => c.connect(i, "/chat")))).map(
+      (made) => made.client,
+    );
+    await c.waitForShardSubscriptions();
+    const frames = chat.map((client) => {
+      const seen = [];
+      client.io.engine.on("packet", (p) => {
+        if (p.type === "message" && String(p.data).startsWith("2/chat,")) seen.push(p.data);
+      });
+      return seen;
+    });
+    c.servers[0].of("/chat").emit("ev", { x: 1 });
+    await waitUntil(() => frames.slice(1).every((f) => f.length === 1), { what: "chat frames" });
+    for (const f of frames.slice(1)) expect(f).toEqual(['2/chat,["ev",{"x":1}]']);
+  });
+
+  it("is off with connection state recovery (ClusterAdapter then appends an offset)", async () => {
+    await setup({ ioOpts: { connectionStateRecovery: {} } });
+    const native = c.servers[1].of("/").adapter;
+    const got = record(c.clients, "ev");
+    c.servers[0].emit("ev", 1);
+    await waitForCount(got[1], 1);
+    await c.fence(0);
+    expect(native.metrics().deliveredAsText).toBe(0);
+    expect(got[1][0][0]).toBe(1);
+  });
+});
