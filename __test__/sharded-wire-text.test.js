@@ -50,6 +50,35 @@ describe("sharded receive fast path", () => {
     expect(reference[0]).toBe(`2${JSON.stringify(["ev", ...PAYLOADS[0][1]])}`);
   });
 
+  it.each([
+    ["to all", (io) => io, { rooms: [], except: [], flags: {} }],
+    [
+      "to a room except another, uncompressed",
+      (io) => io.to("room1").except("room3").compress(false),
+      { rooms: ["room1"], except: ["room3"], flags: { compress: false } },
+    ],
+  ])("a native sender publishes what the official one does (%s)", async (_what, target, opts) => {
+    await setup();
+    const client = await c.rawClient();
+    const published = [];
+    const listener = (message) => published.push(message);
+    await client.sSubscribe(["socket.io#/#", "socket.io#/#room1#"], listener, true);
+    const native = c.servers[1].of("/").adapter;
+    const plain = PAYLOADS.filter(([name]) => name !== "binary");
+    for (const [, args] of plain) target(c.servers[1]).emit("ev", ...args);
+    await waitUntil(() => published.length >= plain.length, { what: "every message" });
+    plain.forEach(([, args], i) => {
+      // JSON.stringify of the object the official adapter builds for the same emit.
+      const expected = JSON.stringify({
+        type: 3,
+        data: { packet: { type: 2, data: ["ev", ...args] }, opts },
+        uid: native.uid,
+        nsp: "/",
+      });
+      expect(published[i].toString()).toBe(expected);
+    });
+  });
+
   it("native receivers take JSON broadcasts as text, MessagePack ones through JS", async () => {
     await setup();
     const native = c.servers[1].of("/").adapter;

@@ -17,7 +17,7 @@ const {
   isBoolean,
 } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
-const { usesDefaultEncoder, readEventText, broadcastText } = require("./event-text");
+const { usesDefaultEncoder, readEventText, broadcastText, isPlainJson } = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
@@ -51,6 +51,18 @@ function hasBinary(obj, toJSON) {
     return hasBinary(obj.toJSON(), true);
   }
   return false;
+}
+
+/**
+ * The room whose dynamic channel a broadcast without ack to `rooms` goes to, or null for the
+ * main channel: exactly the official `computeChannel` rule (4.3).
+ */
+function roomChannelOf(rooms, mode) {
+  if (rooms.length !== 1) return null;
+  if ((mode === "dynamic" && !looksLikeASocketId(rooms[0])) || mode === "dynamic-private") {
+    return String(rooms[0]);
+  }
+  return null;
 }
 
 /** notepack iff the type may carry binary and does; JSON otherwise (key order as built). */
@@ -118,6 +130,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
       usesDefaultEncoder(nsp.server) &&
       !(nsp.server.opts && nsp.server.opts.connectionStateRecovery);
     if (this.wireText) this.driver.setWireText(this.ns, true);
+    this.nspJson = JSON.stringify(nsp.name);
     this.ready = this.driver.whenSubscribed().catch((e) => {
       debug("subscription for %s deferred: %s", nsp.name, e.message);
     });
@@ -172,18 +185,52 @@ class ShardedRedisAdapter extends ClusterAdapter {
    */
   computeRoom(message) {
     if (message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) return null;
-    const rooms = message.data.opts.rooms;
-    if (rooms.length !== 1) return null;
-    const mode = this.opts.subscriptionMode;
-    if ((mode === "dynamic" && !looksLikeASocketId(rooms[0])) || mode === "dynamic-private") {
-      return String(rooms[0]);
-    }
-    return null;
+    return roomChannelOf(message.data.opts.rooms, this.opts.subscriptionMode);
   }
 
   computeChannel(message) {
     const room = this.computeRoom(message);
     return room === null ? this.channel : `${this.channel}${room}#`;
+  }
+
+  /**
+   * ClusterAdapter#broadcast, with a fast path for a plain-JSON EVENT (the usual `io.emit`):
+   * its data is serialized once, the message JSON is assembled around that text (what
+   * JSON.stringify of the official message object gives: type, data {packet, opts}, uid, nsp)
+   * and the same text is what local clients receive. Anything else takes the upstream path.
+   */
+  broadcast(packet, opts) {
+    if (
+      !this.wireText ||
+      packet.type !== 2 ||
+      packet.id !== undefined ||
+      (opts.flags && opts.flags.local) ||
+      !isPlainJson(packet.data)
+    ) {
+      return super.broadcast(packet, opts);
+    }
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    const json = JSON.stringify(packet.data);
+    const rooms = [...opts.rooms];
+    const encodedOpts = JSON.stringify({ rooms, except: [...opts.except], flags: opts.flags });
+    const message =
+      `{"type":${MessageType.BROADCAST},"data":{"packet":{"type":2,"data":${json}},` +
+      `"opts":${encodedOpts}},"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    if (
+      !this.driver.publishTextDeferred(
+        this.ns,
+        roomChannelOf(rooms, this.opts.subscriptionMode),
+        message,
+      )
+    ) {
+      debug("broadcast refused: outgoing buffer full or adapter closed");
+    }
+    this.node.scheduleFlush();
+    // Upstream delivers locally after awaiting the publish: one microtask later, kept so that
+    // a socket.emit() right after io.emit() still reaches its client first.
+    const text = this.nsp.name === "/" ? `2${json}` : `2${this.nsp.name},${json}`;
+    queueMicrotask(() => broadcastText(this, text, opts));
+    return Promise.resolve();
   }
 
   doPublish(message) {

@@ -116,6 +116,14 @@ impl ShardedDriver {
             .publish_deferred(ns, room.as_deref(), payload.to_vec())
     }
 
+    /// `publish_deferred` of a JSON message built in JS: the string crosses as UTF-8 bytes
+    /// once, with no Buffer made for it on the JS side.
+    #[napi]
+    pub fn publish_text_deferred(&self, ns: u32, room: Option<String>, text: String) -> bool {
+        self.core
+            .publish_deferred(ns, room.as_deref(), text.into_bytes())
+    }
+
     /// Sends what `publish_deferred` queued.
     #[napi]
     pub fn flush(&self) {

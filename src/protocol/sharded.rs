@@ -63,6 +63,25 @@ struct Namespace {
     rooms: HashMap<String, String>,
     /// Hand JSON broadcasts over as socket.io wire text (see protocol::cluster_event).
     wire_text: bool,
+    /// `,"uid":"<uid>","nsp":<nsp>}`: how every JSON message this node sends ends (see
+    /// [`Namespace::is_own_json`]).
+    own_json_suffix: Vec<u8>,
+}
+
+impl Namespace {
+    /// Whether a JSON message is one of ours, without parsing it: a node receives everything it
+    /// publishes on the main channel. Cluster-adapter messages are `JSON.stringify` of
+    /// `{type, data, uid, nsp}` (uid and nsp set last, by publishAndReturnOffset), so ours end
+    /// with this suffix; in valid JSON that suffix can only be the top level's last two members
+    /// (a nested object would leave another `}` after it). Anything else is parsed.
+    fn is_own_json(&self, payload: &[u8]) -> bool {
+        payload.first() == Some(&b'{') && payload.ends_with(&self.own_json_suffix)
+    }
+}
+
+fn own_json_suffix(uid: &str, nsp: &str) -> Vec<u8> {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    format!(",\"uid\":{},\"nsp\":{}}}", quote(uid), quote(nsp)).into_bytes()
 }
 
 #[derive(Default)]
@@ -120,6 +139,10 @@ impl ShardedRouter {
         let Some(ns) = routes.namespaces.get(&id) else {
             return;
         };
+        if kind == ChannelKind::Message && ns.is_own_json(payload) {
+            bump(&self.stats.skipped_own);
+            return;
+        }
         if kind == ChannelKind::Response {
             // onResponse checks neither uid nor nsp (PROTOCOL.md 3.2): hand everything over.
             bump(&self.stats.delivered);
@@ -294,6 +317,7 @@ impl<T: Transport> ShardedCore<T> {
                     channels: channels.clone(),
                     rooms: HashMap::new(),
                     wire_text: false,
+                    own_json_suffix: own_json_suffix(uid, name),
                 },
             );
         }
@@ -424,6 +448,30 @@ impl<T: Transport> ShardedCore<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_json_messages_are_told_by_their_last_members() {
+        let ns = Namespace {
+            name: "/chat".into(),
+            uid: "u1".into(),
+            channels: ShardedChannels::new("p", "/chat", "u1"),
+            rooms: HashMap::new(),
+            wire_text: false,
+            own_json_suffix: own_json_suffix("u1", "/chat"),
+        };
+        let ours = br#"{"type":3,"data":{"packet":{"type":2,"data":[1]},"opts":{}},"uid":"u1","nsp":"/chat"}"#;
+        assert!(ns.is_own_json(ours));
+        // Another node, another namespace, the same members nested, MessagePack.
+        for other in [
+            &br#"{"type":3,"data":{},"uid":"u2","nsp":"/chat"}"#[..],
+            br#"{"type":3,"data":{},"uid":"u1","nsp":"/"}"#,
+            br#"{"type":3,"data":{"x":{"uid":"u1","nsp":"/chat"}},"uid":"u2","nsp":"/chat"}"#,
+            br#"{"type":3,"data":{"x":{"uid":"u1","nsp":"/chat"}}}"#,
+            b"\x84\xa3uid",
+        ] {
+            assert!(!ns.is_own_json(other));
+        }
+    }
 
     #[test]
     fn channel_names_match_the_official_adapter() {
