@@ -8,6 +8,7 @@ const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { usesDefaultEncoder, readEventText, broadcastText, isPlainJson } = require("./event-text");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
 const { checkReliabilityOptions } = require("./options");
@@ -16,6 +17,8 @@ const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-w
 /** Frame kinds of src/bindings/streams.rs: a batch of stream entries, a detected loss. */
 const STREAM_ENTRIES = 6;
 const STREAM_LOSS = 7;
+// One broadcast as wire text: nsp_len u32 LE, nsp, then readEventText's format.
+const STREAM_EVENT_TEXT = 8;
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
 const RESTORE_MAX_PAGES = 100;
@@ -76,6 +79,12 @@ function decodeEntries(buf) {
     entries.push({ id, message });
   }
   return entries;
+}
+
+/** `[a, b]` + `c` → `[a, b, c]`, on the JSON texts (packet.data.push(offset)). */
+function appendArgument(arrayJson, itemJson) {
+  const head = arrayJson.slice(0, -1);
+  return arrayJson === "[]" ? `[${itemJson}]` : `${head},${itemJson}]`;
 }
 
 function isEphemeral(message) {
@@ -195,6 +204,10 @@ class StreamsNode {
           for (const { id, message } of decodeEntries(payload)) {
             this.adapters.get(message.nsp)?.onRawMessage(message, id);
           }
+        } else if (kind === STREAM_EVENT_TEXT) {
+          const length = payload.readUInt32LE(0);
+          const nsp = payload.toString("utf8", 4, 4 + length);
+          this.adapters.get(nsp)?.onEventText(payload.subarray(4 + length));
         } else if (kind === STREAM_LOSS) {
           this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
@@ -226,7 +239,11 @@ class StreamsNode {
   }
 
   unregister(adapter) {
-    if (this.adapters.get(adapter.nsp.name) === adapter) this.adapters.delete(adapter.nsp.name);
+    this.driver.removeOwnUid(adapter.uid);
+    if (this.adapters.get(adapter.nsp.name) === adapter) {
+      this.adapters.delete(adapter.nsp.name);
+      this.driver.setWireText(adapter.nsp.name, false, false);
+    }
     if (this.adapters.size === 0 && !this.closed) {
       this.closed = true;
       this.driver.shutdown();
@@ -246,6 +263,12 @@ class RedisStreamsAdapter extends ClusterAdapter {
     // (emitter-wire.js explains the rule); read it too, so their messages reach this node
     this.officialOnlyStream = officialOnlyStreamFor(nsp.name, opts.streamName, opts.streamCount);
     if (this.officialOnlyStream) this.driver.readStream(this.officialOnlyStream);
+    // Own entries are dropped in Rust (ClusterAdapter#onMessage would drop them by uid), and
+    // with the default encoder plain broadcasts arrive as the text clients receive.
+    this.driver.addOwnUid(this.uid);
+    this.wireText = usesDefaultEncoder(nsp.server);
+    this.recovery = Boolean(nsp.server.opts && nsp.server.opts.connectionStateRecovery);
+    if (this.wireText) this.driver.setWireText(nsp.name, true, this.recovery);
     this.publicChannel = `${opts.channelPrefix}#${nsp.name}#`;
     const privateChannel = `${opts.channelPrefix}#${nsp.name}#${this.uid}#`;
     this.ready = this.driver.subscribe([this.publicChannel, privateChannel]).catch((e) => {
@@ -256,6 +279,46 @@ class RedisStreamsAdapter extends ClusterAdapter {
 
   init() {
     return this.ready;
+  }
+
+  /**
+   * ClusterAdapter#broadcast, with a fast path for a plain-JSON EVENT (the usual `io.emit`):
+   * its data is serialized once, into both the entry's `data` field (what JSON.stringify of
+   * the official message data gives) and the text local clients receive. As upstream, local
+   * delivery waits for the XADD, whose entry id is appended to the data with connection
+   * state recovery, and still happens if the XADD fails.
+   */
+  broadcast(packet, opts) {
+    if (
+      !this.wireText ||
+      packet.type !== 2 ||
+      packet.id !== undefined ||
+      (opts.flags && opts.flags.local) ||
+      !isPlainJson(packet.data)
+    ) {
+      return super.broadcast(packet, opts);
+    }
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    const json = JSON.stringify(packet.data);
+    const encodedOpts = JSON.stringify({
+      rooms: [...opts.rooms],
+      except: [...opts.except],
+      flags: opts.flags,
+    });
+    const data = `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`;
+    const fields = ["uid", this.uid, "nsp", this.nsp.name, "type", "3", "data", data];
+    const prefix = this.nsp.name === "/" ? "2" : `2${this.nsp.name},`;
+    const withOffset = this.recovery && (opts.flags || {}).volatile === undefined;
+    return this.node.queueXadd(this.streamName, this.opts.maxLen, fields).then(
+      (offset) => {
+        const args = withOffset ? appendArgument(json, JSON.stringify(offset)) : json;
+        broadcastText(this, prefix + args, opts);
+      },
+      (e) => {
+        debug("error while broadcasting message: %s", e && e.message);
+        broadcastText(this, prefix + json, opts);
+      },
+    );
   }
 
   doPublish(message) {
@@ -294,6 +357,13 @@ class RedisStreamsAdapter extends ClusterAdapter {
       );
     }
     return fields;
+  }
+
+  /** A broadcast entry already encoded by the Rust core (see lib/event-text.js). */
+  onEventText(payload) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    const { opts, text } = readEventText(payload);
+    broadcastText(this, text, opts);
   }
 
   onRawMessage(rawMessage, offset) {

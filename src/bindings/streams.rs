@@ -11,17 +11,17 @@ use crate::connection::{
 use crate::protocol::backlog::{DeliveryBacklog, DEFAULT_MAX_PENDING_BYTES};
 use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
+use crate::protocol::stream_entries::{StreamEntryStats, StreamRoutes};
 use crate::transport::{EitherTransport, Transport};
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::{Env, Result};
 use napi_derive::napi;
 use redis::Value;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Frame kind of a batch of stream entries (namespace field = index of the stream).
-const STREAM_ENTRIES: u8 = 6;
 /// Frame kind of a detected loss: JSON `{stream, after, firstAvailable, lost}`.
 const STREAM_LOSS: u8 = 7;
 
@@ -91,6 +91,9 @@ struct ReaderContext {
     lag: Arc<Histogram>,
     /// True while the JS thread has more than `maxPendingDeliveryBytes` waiting.
     hold_while: Option<HoldPredicate>,
+    /// Which entries are dropped (own) or sent as wire text (see protocol::stream_entries).
+    routes: Arc<RwLock<StreamRoutes>>,
+    entry_stats: Arc<StreamEntryStats>,
 }
 
 impl ReaderContext {
@@ -98,6 +101,7 @@ impl ReaderContext {
     fn spawn(&self, index: usize, stream: &str) -> StreamReader {
         let sink = self.sink.clone();
         let lag = self.lag.clone();
+        let (routes, entry_stats) = (self.routes.clone(), self.entry_stats.clone());
         StreamReader::spawn(
             self.connection.clone(),
             ReaderSettings {
@@ -111,21 +115,15 @@ impl ReaderContext {
                 for age in entries.iter().filter_map(|e| stream_entry_age(&e.id, now)) {
                     lag.observe(age);
                 }
-                // One hand-over per XREAD reply. Entries without `nsp` are skipped as by the
-                // official reader (the offset still moves past them).
-                let useful: Vec<_> = entries
-                    .iter()
-                    .filter(|e| e.has_field(b"nsp"))
-                    .cloned()
-                    .collect();
-                if useful.is_empty() {
-                    return;
-                }
-                sink.deliver(stream_frame(
-                    STREAM_ENTRIES,
-                    index,
-                    &encode_entries(&useful),
-                ));
+                // One hand-over per XREAD reply, its entries in order.
+                let mut batch = FrameBatch::default();
+                routes.read().unwrap_or_else(|e| e.into_inner()).frame(
+                    entries,
+                    index as u32,
+                    &entry_stats,
+                    &mut batch,
+                );
+                batch.flush_to(&*sink);
             }),
             Arc::new({
                 let sink = self.sink.clone();
@@ -191,6 +189,8 @@ impl StreamsDriver {
                     js_sink.backlog(),
                     options.max_pending_delivery_bytes,
                 ),
+                routes: Arc::default(),
+                entry_stats: Arc::default(),
             };
             let readers = options
                 .streams
@@ -206,6 +206,31 @@ impl StreamsDriver {
                 js_sink,
             })
         })
+    }
+
+    /// Entries written by the adapter with this uid are not handed over (JS would drop them).
+    #[napi]
+    pub fn add_own_uid(&self, uid: String) {
+        self.routes_mut().add_own_uid(&uid);
+    }
+
+    #[napi]
+    pub fn remove_own_uid(&self, uid: String) {
+        self.routes_mut().remove_own_uid(&uid);
+    }
+
+    /// Hand plain broadcasts of namespace `nsp` over as socket.io wire text (default parser
+    /// only); `recovery`: connection state recovery is on, entry ids go into the data.
+    #[napi]
+    pub fn set_wire_text(&self, nsp: String, enabled: bool, recovery: bool) {
+        self.routes_mut().set_wire_text(&nsp, enabled, recovery);
+    }
+
+    fn routes_mut(&self) -> std::sync::RwLockWriteGuard<'_, StreamRoutes> {
+        self.reader_context
+            .routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts reading one more stream (from its last entry), unless it is read already. Used
@@ -359,6 +384,8 @@ impl StreamsDriver {
             "subscriber": subscriber_json(&self.pubsub.health()),
             "published": publisher_json(self.pubsub.publisher().stats()),
             "streamLagMs": self.reader_context.lag.to_json(),
+            "skippedOwn": load(&self.reader_context.entry_stats.skipped_own),
+            "deliveredAsText": load(&self.reader_context.entry_stats.delivered_as_text),
             "delivery": self.js_sink.backlog().to_json(),
         })
         .to_string()

@@ -26,7 +26,7 @@ pub struct EventText<'a> {
 
 /// True when the field is present, whatever its value (`null` included: JS tests
 /// `!== undefined`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
 

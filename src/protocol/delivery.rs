@@ -41,9 +41,18 @@ impl FrameBatch {
 
     /// One frame whose payload is the concatenation of `parts` (no intermediate buffer).
     pub fn push_parts(&mut self, kind: DeliveryKind, namespace: u32, parts: &[&[u8]]) {
+        self.push_kind_parts(kind as u8, namespace, parts);
+    }
+
+    /// A frame of a kind one adapter defines for itself (the streams adapter's entries).
+    pub fn push_raw(&mut self, kind: u8, namespace: u32, payload: &[u8]) {
+        self.push_kind_parts(kind, namespace, &[payload]);
+    }
+
+    fn push_kind_parts(&mut self, kind: u8, namespace: u32, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         self.buf.reserve(9 + len);
-        self.buf.push(kind as u8);
+        self.buf.push(kind);
         self.buf.extend_from_slice(&namespace.to_le_bytes());
         self.buf.extend_from_slice(&(len as u32).to_le_bytes());
         for part in parts {
@@ -53,6 +62,10 @@ impl FrameBatch {
 
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
     }
 
     pub fn into_bytes(self) -> Vec<u8> {

@@ -11,5 +11,6 @@ pub mod header;
 pub mod metrics;
 pub mod requests;
 pub mod sharded;
+pub mod stream_entries;
 
 pub use delivery::{DeliveryKind, DeliverySink, FrameBatch};

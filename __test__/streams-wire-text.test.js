@@ -1,0 +1,64 @@
+"use strict";
+
+// The streams adapter's fast paths (src/protocol/stream_entries.rs, lib/streams-adapter.js):
+// native readers drop their own entries and hand plain broadcasts to clients as text, with
+// the entry id appended under connection state recovery; native senders serialize a plain
+// event once. Clients of every node must receive exactly the frames an official node sends.
+
+const { startRedis } = require("./helpers/redis");
+const { waitUntil } = require("./helpers/cluster");
+const { createStreamsCluster } = require("./helpers/streams-cluster");
+const { PAYLOADS, captureFrames } = require("./helpers/wire-payloads");
+
+const NODES = ["official", "native", "official", "native"];
+
+describe.each([
+  ["without connection state recovery", {}],
+  ["with connection state recovery", { connectionStateRecovery: {} }],
+])("streams fast paths %s", (_what, serverOpts) => {
+  let redis;
+  let c;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    c = await createStreamsCluster({ redis, nodes: NODES, serverOpts });
+  });
+  afterAll(async () => {
+    if (c) await c.closeAll();
+    await redis.stop();
+  });
+
+  it.each([
+    [0, "an official sender"],
+    [1, "a native sender"],
+  ])("every client receives the frames an official node sends, from %s", async (from) => {
+    const frames = captureFrames(c.clients["/"]);
+    const natives = [1, 3].map((i) => c.servers[i].of("/").adapter);
+    const before = natives.map((a) => a.metrics());
+    for (const [, args] of PAYLOADS) c.servers[from].emit("ev", ...args);
+    await waitUntil(
+      () => frames.every((f) => f.filter((x) => typeof x === "string").length >= PAYLOADS.length),
+      { timeout: 10000, what: "every payload on every client" },
+    );
+    await waitUntil(() => frames.every((f) => f.length === frames[0].length), {
+      what: "binary attachments",
+    });
+    // The sender's own clients (local delivery) included; with recovery every frame ends with
+    // the same entry id on every node.
+    const [reference, ...others] = frames;
+    for (const other of others) expect(other).toEqual(reference);
+    if (serverOpts.connectionStateRecovery) expect(reference[0]).toMatch(/,"\d+-\d+"\]$/);
+    else expect(reference[0]).toBe(`2${JSON.stringify(["ev", ...PAYLOADS[0][1]])}`);
+
+    const after = natives.map((a) => a.metrics());
+    const receiving = from === 1 ? [1] : [0, 1]; // index into natives
+    for (const i of receiving) {
+      // Every JSON entry as text; the binary one (base64 MessagePack) through JS.
+      expect(after[i].deliveredAsText - before[i].deliveredAsText).toBe(PAYLOADS.length - 1);
+    }
+    if (from === 1) {
+      // The sender reads its own entries back and drops them before JS.
+      expect(after[0].skippedOwn - before[0].skippedOwn).toBe(PAYLOADS.length);
+    }
+  });
+});
