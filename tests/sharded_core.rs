@@ -142,6 +142,22 @@ async fn routes_filters_and_counts() {
         .await
         .unwrap();
     assert!(!channels.iter().any(|c| c.ends_with("r1#")), "{channels:?}");
+    // On a standalone Redis over plain TCP the shard subscriptions are read raw, in RESP2
+    // (the redis crate's connections would show resp=3).
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let subscribers: Vec<&str> = clients
+        .lines()
+        .filter(|l| !l.contains(" ssub=0 "))
+        .collect();
+    assert_eq!(subscribers.len(), 2, "{clients}");
+    assert!(
+        subscribers.iter().all(|l| l.contains(" resp=2")),
+        "{clients}"
+    );
     assert!(!b.core.remove_namespace(b.ns).await.unwrap());
     wait_count(&a, 1).await;
 }

@@ -1,8 +1,9 @@
 //! A connection spoken in RESP2 directly over TCP (see `resp` for why), for the two hot paths:
-//! a subscription, whose messages are parsed in place in the read buffer and handed over in
-//! batches of borrowed slices on the task that reads the socket; and the publisher's pipelines
-//! of PUBLISH, written as bytes and confirmed by counting integer replies. Used for plain TCP
-//! addresses; TLS and Unix sockets keep the redis crate's connections (the callers pick).
+//! a subscription (classic or sharded), whose messages are parsed in place in the read buffer
+//! and handed over in batches of borrowed slices on the task that reads the socket; and the
+//! publisher's pipelines of PUBLISH, written as bytes and confirmed by counting integer replies.
+//! Used for plain TCP addresses; TLS and Unix sockets keep the redis crate's connections (the
+//! callers pick).
 
 use super::message::PubSubMessage;
 use super::resp::{parse_frame, write_command, Item, Parsed, Push};
@@ -156,20 +157,81 @@ impl RawConnection {
                 write_command(&mut cmd, &args);
             }
         }
-        if cmd.is_empty() {
+        let kinds: [&[u8]; 2] = if subscribe {
+            [b"psubscribe", b"subscribe"]
+        } else {
+            [b"punsubscribe", b"unsubscribe"]
+        };
+        let expected = patterns.len() + channels.len();
+        self.send_confirmed(&cmd, expected, &kinds, deliver, |_| {})
+            .await
+    }
+
+    /// SSUBSCRIBEs or SUNSUBSCRIBEs shard `channels` and waits for Redis to confirm each one.
+    /// Messages arriving meanwhile go to `deliver`, and the channels that Redis unsubscribed on
+    /// its own meanwhile (a `sunsubscribe` it sends when a slot moves) to `dropped`.
+    ///
+    /// One command per channel, all in one write: a server with cluster mode on refuses a
+    /// multi-channel SSUBSCRIBE across slots, and one reply per command keeps errors in step.
+    /// (A `sunsubscribe` Redis sends on its own while we wait for SUNSUBSCRIBE confirmations
+    /// would pass for one of them; only a cluster-mode server sends those, and this connection
+    /// serves standalone ones.)
+    pub async fn apply_sharded(
+        &mut self,
+        channels: &[String],
+        subscribe: bool,
+        deliver: &(dyn Fn(&[PubSubMessage<'_>]) + Sync),
+        mut dropped: impl FnMut(&[u8]) + Send,
+    ) -> RedisResult<()> {
+        let (verb, kind): (&[u8], &[u8]) = if subscribe {
+            (b"SSUBSCRIBE", b"ssubscribe")
+        } else {
+            (b"SUNSUBSCRIBE", b"sunsubscribe")
+        };
+        let mut cmd = Vec::new();
+        for channel in channels {
+            write_command(&mut cmd, &[verb, channel.as_bytes()]);
+        }
+        self.send_confirmed(&cmd, channels.len(), &[kind], deliver, |push| {
+            if let Push::Confirmation {
+                kind: b"sunsubscribe",
+                name,
+            } = push
+            {
+                dropped(name);
+            }
+        })
+        .await
+    }
+
+    /// Writes `commands` and waits for `expected` confirmations of one of `kinds` (one per
+    /// channel or pattern), delivering the messages that arrive meanwhile and showing any other
+    /// push to `other`. An error reply ends the wait: Redis refused a whole command, the count
+    /// no longer holds, and the caller drops the connection.
+    async fn send_confirmed(
+        &mut self,
+        commands: &[u8],
+        expected: usize,
+        kinds: &[&[u8]],
+        deliver: &(dyn Fn(&[PubSubMessage<'_>]) + Sync),
+        mut other: impl FnMut(Push<'_>) + Send,
+    ) -> RedisResult<()> {
+        if commands.is_empty() {
             return Ok(());
         }
         self.stream
-            .write_all(&cmd)
+            .write_all(commands)
             .await
             .map_err(RedisError::from)?;
-        let mut confirmations = patterns.len() + channels.len();
+        let mut confirmations = expected;
         while confirmations > 0 {
             let mut failure = None;
             self.drain(deliver, |push| match push {
-                Push::Confirmation { .. } => confirmations = confirmations.saturating_sub(1),
+                Push::Confirmation { kind, .. } if kinds.contains(&kind) => {
+                    confirmations = confirmations.saturating_sub(1)
+                }
                 Push::Error(text) => failure = Some(server_error(text)),
-                _ => {}
+                push => other(push),
             })?;
             if let Some(e) = failure {
                 return Err(e);

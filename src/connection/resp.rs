@@ -189,6 +189,8 @@ fn needed(buf: &[u8], pos: usize) -> Result<usize, ProtocolError> {
 /// What a subscription connection receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push<'a> {
+    /// A `message` of a SUBSCRIBE, or an `smessage` of an SSUBSCRIBE (sharded): the same three
+    /// items, and a connection only ever receives one of the two kinds.
     Message {
         channel: &'a [u8],
         payload: &'a [u8],
@@ -198,7 +200,9 @@ pub enum Push<'a> {
         channel: &'a [u8],
         payload: &'a [u8],
     },
-    /// `subscribe`, `psubscribe`, `unsubscribe`... confirmations, one per channel or pattern.
+    /// `subscribe`, `psubscribe`, `unsubscribe`, `ssubscribe`... confirmations, one per channel
+    /// or pattern. A `sunsubscribe` may also come unasked: Redis sends it when the slot of a
+    /// shard channel moves to another node.
     Confirmation {
         kind: &'a [u8],
         name: &'a [u8],
@@ -212,7 +216,9 @@ impl<'a> Frame<'a> {
     pub fn as_push(&self) -> Push<'a> {
         use Item::Bulk;
         match *self.items() {
-            [Bulk(b"message"), Bulk(channel), Bulk(payload)] => Push::Message { channel, payload },
+            [Bulk(b"message" | b"smessage"), Bulk(channel), Bulk(payload)] => {
+                Push::Message { channel, payload }
+            }
             [Bulk(b"pmessage"), Bulk(pattern), Bulk(channel), Bulk(payload)] => Push::PMessage {
                 pattern,
                 channel,
@@ -279,6 +285,36 @@ mod tests {
         );
         let (f, _) = frame(b"-NOPERM no\r\n");
         assert_eq!(f.as_push(), Push::Error(b"NOPERM no"));
+    }
+
+    #[test]
+    fn reads_shard_messages_and_shard_confirmations() {
+        let (f, _) = frame(b"*3\r\n$8\r\nsmessage\r\n$4\r\n{r}1\r\n$3\r\nabc\r\n");
+        assert_eq!(
+            f.as_push(),
+            Push::Message {
+                channel: b"{r}1",
+                payload: b"abc"
+            }
+        );
+        for (buf, kind) in [
+            (
+                &b"*3\r\n$10\r\nssubscribe\r\n$2\r\nch\r\n:1\r\n"[..],
+                &b"ssubscribe"[..],
+            ),
+            (
+                b"*3\r\n$12\r\nsunsubscribe\r\n$2\r\nch\r\n:0\r\n",
+                b"sunsubscribe",
+            ),
+        ] {
+            assert_eq!(
+                frame(buf).0.as_push(),
+                Push::Confirmation { kind, name: b"ch" }
+            );
+        }
+        // A kind that only ends like `message` is not one.
+        let (f, _) = frame(b"*3\r\n$9\r\nxsmessage\r\n$2\r\nch\r\n$0\r\n\r\n");
+        assert_eq!(f.as_push(), Push::Other);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! failovers and resharding, on a standalone Redis 7 (or a sentinel-resolved master) and on a
 //! Redis Cluster.
 //!
-//! It uses the redis crate's RESP3 push support: a `ConnectionManager` (standalone) or the
-//! cluster async connection (cluster) delivers every push to one channel. Both already replay
+//! On a cluster, and on a standalone Redis over TLS or a Unix socket, it uses the redis crate's
+//! RESP3 push support: the cluster async connection or a `ConnectionManager` delivers every push
+//! to one channel, read by a task of its own. Both already replay
 //! the subscriptions they track after a reconnection, but that tracking is not enough on a
 //! cluster: when a master loses a slot (failover, resharding), Redis sends an unsolicited
 //! `sunsubscribe` for each shard channel of that slot, the crate's tracker records it as a
@@ -13,22 +14,24 @@
 //! is harmless, and on a cluster it goes to the master owning the slot according to a fresh
 //! CLUSTER SLOTS (see `Conn::resubscribe`).
 //!
+//! On a standalone Redis or a sentinel-resolved master at a plain TCP address, the connection is
+//! a [`RawConnection`](super::raw_connection::RawConnection) in RESP2,
+//! read on the subscription task itself, messages handed over in batches of views into its read
+//! buffer (see connection::resp for why). It does not reconnect by itself: any error drops it,
+//! and the next resync opens a new one and subscribes every wanted channel again, exactly as
+//! after the crate reports a disconnection. TLS, Unix sockets and clusters keep the crate.
+//!
 //! (Un)subscriptions go through one task in the order they were requested: a room created then
 //! deleted at once must end unsubscribed.
 
-use super::config::{ConnectionOptions, Topology};
+mod conn;
+
+use super::config::ConnectionOptions;
 use super::health::{HealthCheck, Prober};
 use super::message::{CrateMessage, PubSubMessage};
-use super::sentinel::resolve_master;
-use super::slot::key_slot;
-use super::subscriber::{ConnectionEvent, MessageHandler};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{
-    ConnectionInfo, Msg, ProtocolVersion, PushInfo, PushKind, RedisError, RedisResult, Value,
-};
+use super::subscriber::{ConnectionEvent, Deliver, MessageHandler};
+use conn::{read_raw, Conn};
+use redis::{Msg, PushInfo, PushKind, RedisError, RedisResult, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,170 +139,6 @@ fn closed() -> RedisError {
     RedisError::from((redis::ErrorKind::Io, "subscriber closed"))
 }
 
-fn config_error(e: impl ToString) -> RedisError {
-    RedisError::from((
-        redis::ErrorKind::InvalidClientConfig,
-        "invalid connection options",
-        e.to_string(),
-    ))
-}
-
-fn resp3(info: ConnectionInfo) -> ConnectionInfo {
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    info.set_redis_settings(settings)
-}
-
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl Conn {
-    async fn open(
-        options: &ConnectionOptions,
-        push: &mpsc::UnboundedSender<PushInfo>,
-    ) -> RedisResult<Self> {
-        match options.topology {
-            Topology::Cluster => {
-                let infos: Vec<ConnectionInfo> = options
-                    .connection_infos()
-                    .map_err(config_error)?
-                    .into_iter()
-                    .map(resp3)
-                    .collect();
-                let mut builder = ClusterClient::builder(infos)
-                    .use_protocol(ProtocolVersion::RESP3)
-                    .push_sender(push.clone())
-                    .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT);
-                if let Some(certs) = options.tls_certificates() {
-                    builder = builder.certs(certs);
-                }
-                let client = builder.build()?;
-                let conn = tokio::time::timeout(CONNECT_TIMEOUT * 2, client.get_async_connection())
-                    .await
-                    .map_err(|_| RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
-                Ok(Conn::Cluster(conn))
-            }
-            Topology::Standalone | Topology::Sentinel => {
-                let info = if options.topology == Topology::Sentinel {
-                    resolve_master(options).await?
-                } else {
-                    options
-                        .connection_infos()
-                        .map_err(config_error)?
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| config_error("no node"))?
-                };
-                let client = redis::Client::open(resp3(info))?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_number_of_retries(1)
-                    .set_push_sender(push.clone())
-                    .set_automatic_resubscription();
-                Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
-                    client, config,
-                )?))
-            }
-        }
-    }
-
-    /// One channel per command: on a cluster each one is routed by its own slot, and on a
-    /// standalone connection the single confirmation push is the command's reply.
-    async fn send(&mut self, subscribe: bool, channel: &str) -> RedisResult<()> {
-        match self {
-            Conn::Cluster(c) if subscribe => c.ssubscribe(channel).await,
-            Conn::Cluster(c) => c.sunsubscribe(channel).await,
-            Conn::Single(c) => {
-                let name = if subscribe {
-                    "SSUBSCRIBE"
-                } else {
-                    "SUNSUBSCRIBE"
-                };
-                let _: Value = redis::cmd(name).arg(channel).query_async(c).await?;
-                Ok(())
-            }
-        }
-    }
-
-    /// Subscribes `channels` again after a connection loss or a slot move. On a cluster each
-    /// one goes to the master that owns its slot *now*, as told by a fresh CLUSTER SLOTS: the
-    /// crate's slot map may still be stale, and a stale route can land on the old master, now a
-    /// replica, which accepts SSUBSCRIBE too. The crate would later resubscribe the channel on
-    /// the new master as well, and the node would count (and receive) twice.
-    async fn resubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
-        let Conn::Cluster(c) = self else {
-            for channel in channels {
-                self.send(true, channel).await?;
-            }
-            return Ok(());
-        };
-        let slots: Value = c
-            .route_command(
-                redis::cmd("CLUSTER").arg("SLOTS").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-            )
-            .await?;
-        let owners = parse_slot_owners(&slots);
-        for channel in channels {
-            let slot = key_slot(channel.as_bytes());
-            let Some((_, _, host, port)) = owners.iter().find(|o| o.0 <= slot && slot <= o.1)
-            else {
-                return Err(RedisError::from((
-                    redis::ErrorKind::Io,
-                    "no master serves the slot",
-                    channel.clone(),
-                )));
-            };
-            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                host: host.clone(),
-                port: *port,
-            });
-            c.route_command(redis::cmd("SSUBSCRIBE").arg(channel).clone(), routing)
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// `CLUSTER SLOTS` → (first slot, last slot, master host, master port) per range.
-fn parse_slot_owners(value: &Value) -> Vec<(u16, u16, String, u16)> {
-    let int = |v: &Value| match v {
-        Value::Int(i) => u16::try_from(*i).ok(),
-        _ => None,
-    };
-    let text = |v: &Value| match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    };
-    let Value::Array(ranges) = value else {
-        return Vec::new();
-    };
-    ranges
-        .iter()
-        .filter_map(|range| {
-            let Value::Array(items) = range else {
-                return None;
-            };
-            let Value::Array(master) = items.get(2)? else {
-                return None;
-            };
-            Some((
-                int(items.first()?)?,
-                int(items.get(1)?)?,
-                text(master.first()?)?,
-                int(master.get(1)?)?,
-            ))
-        })
-        .collect()
-}
-
 fn backoff(failures: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << failures.min(6));
     Duration::from_millis(base.min(2000) + rand::random::<u64>() % 50)
@@ -309,6 +148,7 @@ struct State {
     options: ConnectionOptions,
     push: mpsc::UnboundedSender<PushInfo>,
     handler: Arc<dyn MessageHandler>,
+    health: Option<HealthCheck>,
     conn: Option<Conn>,
     /// Every channel we want, in subscription order, without duplicates.
     wanted: Vec<String>,
@@ -318,20 +158,60 @@ struct State {
     connected_once: bool,
 }
 
+/// How a batch of channels is sent.
+#[derive(Clone, Copy)]
+enum Exchange {
+    Subscribe,
+    Unsubscribe,
+    /// Subscribe again after a connection loss or a slot move (see `Conn::resubscribe`).
+    Resubscribe,
+}
+
 impl State {
-    async fn conn(&mut self) -> RedisResult<&mut Conn> {
+    /// Sends `channels` on the connection, opened first if there is none. Returns the outcome
+    /// and the shard channels Redis dropped on its own meanwhile (see `on_server_dropped`).
+    async fn exchange(
+        &mut self,
+        exchange: Exchange,
+        channels: &[String],
+    ) -> (RedisResult<()>, Vec<String>) {
         if self.conn.is_none() {
-            self.conn = Some(Conn::open(&self.options, &self.push).await?);
+            match Conn::open(&self.options, &self.push).await {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => return (Err(e), Vec::new()),
+            }
         }
-        Ok(self.conn.as_mut().expect("just set"))
+        let conn = self.conn.as_mut().expect("just opened");
+        // Messages that arrive on a raw connection while it waits for confirmations.
+        let deliver = Deliver {
+            handler: &*self.handler,
+            health: self.health.as_ref(),
+        };
+        let mut dropped = Vec::new();
+        let result = match exchange {
+            Exchange::Subscribe => conn.apply(true, channels, &deliver, &mut dropped).await,
+            Exchange::Unsubscribe => conn.apply(false, channels, &deliver, &mut dropped).await,
+            Exchange::Resubscribe => conn.resubscribe(channels, &deliver, &mut dropped).await,
+        };
+        if result.is_err() && conn.is_raw() {
+            self.drop_raw_connection();
+        }
+        (result, dropped)
     }
 
-    async fn apply(&mut self, subscribe: bool, channels: &[String]) -> RedisResult<()> {
-        let conn = self.conn().await?;
-        for channel in channels {
-            conn.send(subscribe, channel).await?;
+    /// A raw connection does not reconnect by itself (the crate's do): after an error it is
+    /// dropped, and every wanted channel is replayed on the next one.
+    fn drop_raw_connection(&mut self) {
+        self.conn = None;
+        self.dirty = true;
+    }
+
+    /// Redis dropped these shard channels (a slot moved away from the node holding them):
+    /// subscribe again, on the slot's new owner, those still wanted.
+    fn on_server_dropped(&mut self, channels: &[String]) {
+        if channels.iter().any(|c| self.wanted.contains(c)) {
+            self.dirty = true;
         }
-        Ok(())
     }
 
     fn report(&mut self, result: &RedisResult<()>) {
@@ -368,21 +248,24 @@ impl State {
         } else {
             self.wanted.retain(|c| !channels.contains(c));
         }
-        let result = self.apply(subscribe, &channels).await;
+        let exchange = if subscribe {
+            Exchange::Subscribe
+        } else {
+            Exchange::Unsubscribe
+        };
+        let (result, dropped) = self.exchange(exchange, &channels).await;
         if result.is_err() && subscribe {
             // Recorded: the resync replays it once Redis answers again.
             self.dirty = true;
         }
         self.report(&result);
+        self.on_server_dropped(&dropped);
         let _ = ack.send(result);
     }
 
     async fn resync(&mut self) {
         let wanted = self.wanted.clone();
-        let result = match self.conn().await {
-            Ok(conn) => conn.resubscribe(&wanted).await,
-            Err(e) => Err(e),
-        };
+        let (result, dropped) = self.exchange(Exchange::Resubscribe, &wanted).await;
         if result.is_ok() {
             self.dirty = false;
             self.failures = 0;
@@ -393,6 +276,8 @@ impl State {
         } else {
             self.report(&result);
         }
+        // After the state above: a channel dropped during the replay is replayed again.
+        self.on_server_dropped(&dropped);
     }
 }
 
@@ -407,7 +292,8 @@ async fn run(
     let mut state = State {
         options,
         push,
-        handler,
+        handler: handler.clone(),
+        health: health.clone(),
         conn: None,
         wanted: Vec::new(),
         dirty: false,
@@ -418,6 +304,11 @@ async fn run(
         state.wanted.push(h.channel.clone());
         state.dirty = true;
     }
+    // Messages read from a raw connection, on this task.
+    let deliver = Deliver {
+        handler: &*handler,
+        health: health.as_ref(),
+    };
     // Probes only while everything is believed subscribed; a new one per resync.
     let mut prober: Option<Prober> = None;
     loop {
@@ -443,6 +334,15 @@ async fn run(
                 Some(cmd) => state.on_control(cmd).await,
                 None => return,
             },
+            read = read_raw(&mut state.conn, &deliver) => match read {
+                Ok(dropped) => state.on_server_dropped(&dropped),
+                Err(e) => {
+                    state.drop_raw_connection();
+                    state.handler.on_connection_event(ConnectionEvent::Disconnected {
+                        reason: e.to_string(),
+                    });
+                }
+            },
             event = events.recv() => match event {
                 Some(Event::Disconnected) => {
                     state.dirty = true;
@@ -450,12 +350,7 @@ async fn run(
                         reason: "connection lost".into(),
                     });
                 }
-                // A slot moved away from the node holding this subscription: subscribe again,
-                // on the slot's new owner.
-                Some(Event::ShardUnsubscribed(channel)) if state.wanted.contains(&channel) => {
-                    state.dirty = true;
-                }
-                Some(Event::ShardUnsubscribed(_)) => {}
+                Some(Event::ShardUnsubscribed(channel)) => state.on_server_dropped(&[channel]),
                 None => return,
             },
             _ = tokio::time::sleep(delay), if state.dirty && !state.wanted.is_empty() => {
@@ -479,22 +374,22 @@ fn channel_of(push: &PushInfo) -> Option<String> {
     }
 }
 
+/// Reads the pushes of the redis crate's connections (not of a raw one, read by `run`).
 async fn read_pushes(
     mut rx: mpsc::UnboundedReceiver<PushInfo>,
     events: mpsc::UnboundedSender<Event>,
     handler: Arc<dyn MessageHandler>,
     health: Option<HealthCheck>,
 ) {
+    let deliver = Deliver {
+        handler: &*handler,
+        health: health.as_ref(),
+    };
     let mut batch: Vec<CrateMessage> = Vec::with_capacity(64);
     let take = |push: PushInfo, batch: &mut Vec<CrateMessage>| match push.kind {
         PushKind::SMessage | PushKind::Message | PushKind::PMessage => {
             if let Some(msg) = Msg::from_push_info(push) {
-                let ping = health.as_ref().is_some_and(|h| {
-                    h.take_ping(msg.get_channel_name().as_bytes(), msg.get_payload_bytes())
-                });
-                if !ping {
-                    batch.push(msg.into());
-                }
+                batch.push(msg.into());
             }
         }
         PushKind::SUnsubscribe => {
@@ -517,7 +412,7 @@ async fn read_pushes(
         }
         if !batch.is_empty() {
             let views: Vec<PubSubMessage<'_>> = batch.iter().map(CrateMessage::view).collect();
-            handler.on_messages(&views);
+            deliver.deliver(&views);
             drop(views);
             batch.clear();
         }

@@ -182,14 +182,15 @@ impl Conn {
     }
 }
 
-/// Hands batches to the handler, minus the subscriber's own health pings.
-struct Deliver<'a> {
-    handler: &'a dyn MessageHandler,
-    health: Option<&'a HealthCheck>,
+/// Hands batches to the handler, minus the subscriber's own health pings (classic and sharded
+/// subscribers alike).
+pub(super) struct Deliver<'a> {
+    pub handler: &'a dyn MessageHandler,
+    pub health: Option<&'a HealthCheck>,
 }
 
 impl Deliver<'_> {
-    fn deliver(&self, msgs: &[PubSubMessage<'_>]) {
+    pub fn deliver(&self, msgs: &[PubSubMessage<'_>]) {
         let Some(health) = self.health else {
             self.handler.on_messages(msgs);
             return;
