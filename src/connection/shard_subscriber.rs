@@ -29,7 +29,7 @@ mod conn;
 use super::config::ConnectionOptions;
 use super::health::{HealthCheck, Prober};
 use super::message::{CrateMessage, PubSubMessage};
-use super::subscriber::{ConnectionEvent, Deliver, MessageHandler};
+use super::subscriber::{backoff, ConnectionEvent, Deliver, MessageHandler};
 use conn::{read_raw, Conn};
 use redis::{Msg, PushInfo, PushKind, RedisError, RedisResult, Value};
 use std::future::Future;
@@ -137,11 +137,6 @@ impl Drop for ShardSubscriber {
 
 fn closed() -> RedisError {
     RedisError::from((redis::ErrorKind::Io, "subscriber closed"))
-}
-
-fn backoff(failures: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << failures.min(6));
-    Duration::from_millis(base.min(2000) + rand::random::<u64>() % 50)
 }
 
 struct State {

@@ -249,7 +249,8 @@ async fn apply(sink: &mut PubSubSink, subs: &[Subscription], subscribe: bool) ->
 /// outage. A reconnection attempt every ~half second to a Redis that is down costs nothing.
 const MAX_BACKOFF_MS: u64 = 400;
 
-fn backoff(failures: u32) -> Duration {
+/// Delay before reconnection attempt `failures` of a subscription (classic and sharded).
+pub(crate) fn backoff(failures: u32) -> Duration {
     let base = 50u64.saturating_mul(1 << failures.min(6));
     let jitter = rand::random::<u64>() % 50;
     Duration::from_millis(base.min(MAX_BACKOFF_MS) + jitter)
