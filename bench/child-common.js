@@ -39,7 +39,10 @@ function runChild({ counters, onMark, onMessage, maxLifetimeMs = 20 * 60 * 1000 
         cpu: process.cpuUsage(),
         rss,
         rssPeak: Math.max(rssPeak, rss),
+        // V8 heap and the memory of Buffers (outside the heap): where an RSS change comes from.
         heapUsed: process.memoryUsage().heapUsed,
+        heapTotal: process.memoryUsage().heapTotal,
+        arrayBuffers: process.memoryUsage().arrayBuffers,
         counters: counters(),
         ...(onMark ? onMark(!!msg.reset) : {}),
       };

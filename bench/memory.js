@@ -48,7 +48,13 @@ async function measureMemory(adapter, ctx, { total, warmup, maxMs }) {
       if (n >= warmup) {
         if (!base) base = { n, rss, t: Date.now() };
         marks.forEach((m, i) => (peak[i] = Math.max(peak[i], m.rssPeak)));
-        samples.push({ n, rss, heap: marks.map((m) => m.heapUsed) });
+        samples.push({
+          n,
+          rss,
+          heap: marks.map((m) => m.heapUsed),
+          heapTotal: marks.map((m) => m.heapTotal),
+          arrayBuffers: marks.map((m) => m.arrayBuffers),
+        });
       }
       const pct = Math.min(100, (100 * n) / (warmup + total)).toFixed(0);
       process.stdout.write(
@@ -84,12 +90,13 @@ async function measureMemory(adapter, ctx, { total, warmup, maxMs }) {
   }
 }
 
-function series(r) {
+/** `field` (MiB, per node) every ~10 % of the run. */
+function series(r, field = "rss") {
   const out = [];
   const span = r.end.n - r.base.n;
   for (let k = 0; k <= 10; k++) {
     const at = r.samples.find((x) => x.n >= r.base.n + (span * k) / 10) || r.end;
-    out.push(at.rss.map((b) => (b / MiB).toFixed(0)).join("/"));
+    out.push((at[field] || []).map((b) => (b / MiB).toFixed(0)).join("/"));
   }
   return out.join(", ");
 }
@@ -151,7 +158,11 @@ async function runMemory(args, ctx, meta) {
     `Start = RSS when node 1's client had received ${fmtNum(warmup, 0)} broadcasts; peak = highest RSS sampled every 200 ms after that; end = RSS after the last broadcast. Ours flat: ${allFlat ? "yes" : "no"}.`,
     ...runs
       .filter((r) => r.base)
-      .map((r) => `RSS MiB of ${r.adapter} nodes 0 / 1 / 2 every ~10 % of the run: ${series(r)}`),
+      .flatMap((r) => [
+        `RSS MiB of ${r.adapter} nodes 0 / 1 / 2 every ~10 % of the run: ${series(r)}`,
+        `V8 heap total MiB of the same: ${series(r, "heapTotal")}`,
+        `Buffers (arrayBuffers) MiB of the same: ${series(r, "arrayBuffers")}`,
+      ]),
   ];
   return { text: parts.join("\n\n") + "\n", json: { meta, runs } };
 }

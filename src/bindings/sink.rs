@@ -10,19 +10,33 @@ use std::sync::{Arc, Mutex, RwLock};
 pub type DeliveryFunction<'a> = Function<'a, Buffer, ()>;
 
 /// `Weak = true`: the callback does not keep the Node process alive, so a script that is done
-/// exits even while the Redis connections are still open. The value queued is `()`: the frames
-/// are taken from [`Pending`] when the call runs on the JS thread (see [`JsSink::deliver`]).
-type DeliveryCallback = ThreadsafeFunction<(), (), DeliveryBuffer, Status, false, true>;
+/// exits even while the Redis connections are still open. The value queued is a [`Call`].
+type DeliveryCallback = ThreadsafeFunction<Call, (), DeliveryBuffer, Status, false, true>;
 
-/// Frames waiting for the JS thread, merged into one buffer.
+/// What a queued call hands to JS when it runs.
+enum Call {
+    /// Whatever [`Pending`] holds by then.
+    TakePending,
+    /// These frames (and the bytes accounted for them in the backlog).
+    Frames(Vec<u8>, usize),
+}
+
+/// Frames waiting for the JS thread, merged into one buffer up to [`MERGE_LIMIT`].
 #[derive(Default)]
 struct Pending {
     frames: Vec<u8>,
     /// Bytes of `frames` accounted in the backlog.
     bytes: usize,
-    /// A call is queued and has not taken the frames yet.
+    /// A `TakePending` call is queued and has not run yet.
     scheduled: bool,
+    /// A `Frames` call was queued after it: later frames must not merge into `frames`, which
+    /// JS gets first (they would overtake the frames of that call).
+    sealed: bool,
 }
+
+/// Merging stops at this size, so that no buffer grows to megabytes while JS is busy (copying
+/// and reallocating it as it grows): later batches get their own calls, in order.
+const MERGE_LIMIT: usize = 64 * 1024;
 
 pub struct JsSink {
     /// None once closed: releasing the threadsafe function at shutdown (rather than when the
@@ -49,14 +63,23 @@ impl JsSink {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let (taken, taken_bytes) = (pending.clone(), in_flight.clone());
         let callback = function
-            .build_threadsafe_function::<()>()
+            .build_threadsafe_function::<Call>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(move |_| {
-                let mut pending = taken.lock().unwrap_or_else(|e| e.into_inner());
-                pending.scheduled = false;
-                let frames = std::mem::take(&mut pending.frames);
-                taken_bytes.store(std::mem::take(&mut pending.bytes), Ordering::Release);
+            .build_callback(move |ctx| {
+                let (frames, bytes) = match ctx.value {
+                    Call::Frames(frames, bytes) => (frames, bytes),
+                    Call::TakePending => {
+                        let mut pending = taken.lock().unwrap_or_else(|e| e.into_inner());
+                        pending.scheduled = false;
+                        pending.sealed = false;
+                        (
+                            std::mem::take(&mut pending.frames),
+                            std::mem::take(&mut pending.bytes),
+                        )
+                    }
+                };
+                taken_bytes.store(bytes, Ordering::Release);
                 Ok(DeliveryBuffer(frames))
             })?;
         Ok(Self {
@@ -90,10 +113,10 @@ impl JsSink {
 }
 
 impl DeliverySink for JsSink {
-    /// Merges `frames` into what waits for the JS thread and queues one call only when none is
-    /// queued yet: however many batches Tokio produces while the event loop is busy, JS is
-    /// entered once for all of them (each entry costs microseconds: a callback scope, a Buffer,
-    /// a microtask checkpoint).
+    /// Merges `frames` into what waits for the JS thread and queues a call only when none is
+    /// queued yet: the batches Tokio produces while the event loop is busy enter JS together
+    /// (each entry costs microseconds: a callback scope, a Buffer, a microtask checkpoint).
+    /// Past [`MERGE_LIMIT`] a batch gets its own call, in order.
     fn deliver(&self, frames: Vec<u8>) {
         let callback = self.callback.read();
         let Some(callback) = callback.as_ref().ok().and_then(|cb| cb.as_ref()) else {
@@ -104,24 +127,27 @@ impl DeliverySink for JsSink {
         let Some(frames) = self.backlog.admit(frames) else {
             return;
         };
-        let schedule = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // The call is queued under the lock, so calls keep the order their frames got here.
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let call = if !pending.scheduled {
+            pending.frames = frames;
+            pending.bytes = accounted;
+            pending.scheduled = true;
+            Call::TakePending
+        } else if !pending.sealed && pending.frames.len() + frames.len() <= MERGE_LIMIT {
+            pending.frames.extend_from_slice(&frames);
             pending.bytes += accounted;
-            if pending.frames.is_empty() {
-                pending.frames = frames;
-            } else {
-                pending.frames.extend_from_slice(&frames);
-            }
-            !std::mem::replace(&mut pending.scheduled, true)
-        };
-        if !schedule {
             return;
-        }
+        } else {
+            pending.sealed = true;
+            Call::Frames(frames, accounted)
+        };
         let (backlog, in_flight) = (self.backlog.clone(), self.in_flight.clone());
+        let take_pending = matches!(call, Call::TakePending);
         // Non-blocking: a tokio thread never waits on the JS thread. The completion runs on the
         // JS thread once the callback returned: what it took no longer waits.
         let status = callback.call_with_return_value(
-            (),
+            call,
             ThreadsafeFunctionCallMode::NonBlocking,
             move |_, _| {
                 backlog.release(in_flight.swap(0, Ordering::AcqRel));
@@ -129,10 +155,14 @@ impl DeliverySink for JsSink {
             },
         );
         if status != Status::Ok {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.scheduled = false;
-            pending.frames = Vec::new();
-            self.backlog.release(std::mem::take(&mut pending.bytes));
+            // Closing: what this call carried is dropped and no longer accounted.
+            if take_pending {
+                pending.scheduled = false;
+                pending.frames = Vec::new();
+                self.backlog.release(std::mem::take(&mut pending.bytes));
+            } else {
+                self.backlog.release(accounted);
+            }
         }
     }
 }
