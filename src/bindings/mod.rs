@@ -6,5 +6,6 @@ pub mod classic;
 mod errors;
 pub mod publisher;
 pub mod sharded;
+mod runtime;
 mod sink;
 pub mod streams;
