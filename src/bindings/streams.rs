@@ -1,9 +1,8 @@
 use super::errors::to_napi;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
-use crate::connection::stream_reader::{
-    encode_entries, parse_entries, HoldPredicate, Loss, ReaderSettings, StreamReader,
-};
+use crate::connection::stream_entry::{encode_entries, parse_entries, EntryBatch};
+use crate::connection::stream_reader::{HoldPredicate, Loss, ReaderSettings, StreamReader};
 use crate::connection::stream_writer::{xadd_command, StreamWriter};
 use crate::connection::{
     ConnectionEvent, ConnectionOptions, MessageHandler, PubSubMessage, Subscription,
@@ -110,9 +109,9 @@ impl ReaderContext {
                 block_ms: self.block_ms,
                 hold_while: self.hold_while.clone(),
             },
-            Arc::new(move |entries| {
+            Arc::new(move |entries: &[_]| {
                 let now = std::time::SystemTime::now();
-                for age in entries.iter().filter_map(|e| stream_entry_age(&e.id, now)) {
+                for age in entries.iter().filter_map(|e| stream_entry_age(e.id, now)) {
                     lag.observe(age);
                 }
                 // One hand-over per XREAD reply, its entries in order.
@@ -330,7 +329,9 @@ impl StreamsDriver {
         }
         let value: Value = self.pubsub.commands().query(&cmd).await.map_err(to_napi)?;
         let entries = parse_entries(&value).map_err(to_napi)?;
-        Ok(Buffer::from(encode_entries(&entries)))
+        Ok(Buffer::from(encode_entries(
+            &EntryBatch::from_owned(&entries).views(),
+        )))
     }
 
     /// PUBLISH (or SPUBLISH), fire and forget (kept and retried while Redis is away). False

@@ -7,8 +7,10 @@
 
 use super::message::PubSubMessage;
 use super::resp::{parse_frame, write_command, Item, Parsed, Push};
+use super::resp_nested::{complete_value, Completeness};
 use super::subscriber::Subscription;
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
+use std::ops::Range;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,6 +26,8 @@ pub struct RawConnection {
     start: usize,
     /// Length the buffer must reach before the next frame can be complete (parser's hint).
     want: usize,
+    /// The last [`Self::request`]'s replies are still in use: the buffer is not compacted.
+    hold: bool,
 }
 
 /// The plain TCP address of `info`, or None when it needs TLS or a Unix socket.
@@ -42,7 +46,7 @@ fn io_error(e: impl std::fmt::Display) -> RedisError {
     ))
 }
 
-fn server_error(text: &[u8]) -> RedisError {
+pub(super) fn server_error(text: &[u8]) -> RedisError {
     let text = String::from_utf8_lossy(text).into_owned();
     let kind = if text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") {
         redis::ErrorKind::AuthenticationFailed
@@ -66,19 +70,29 @@ impl RawConnection {
             buf: Vec::with_capacity(READ_CHUNK),
             start: 0,
             want: 0,
+            hold: false,
         };
         let settings = info.redis_settings();
+        let mut cmd = Vec::new();
         if let Some(password) = settings.password() {
-            let mut cmd = Vec::new();
             match settings.username() {
                 Some(user) => {
                     write_command(&mut cmd, &[b"AUTH", user.as_bytes(), password.as_bytes()])
                 }
                 None => write_command(&mut cmd, &[b"AUTH", password.as_bytes()]),
             }
-            tokio::time::timeout(timeout, conn.pipeline(&cmd, 1))
+        }
+        // Pub/sub ignores databases, but stream readers read keys.
+        if settings.db() != 0 {
+            write_command(&mut cmd, &[b"SELECT", settings.db().to_string().as_bytes()]);
+        }
+        let count = usize::from(settings.password().is_some()) + usize::from(settings.db() != 0);
+        if count > 0 {
+            tokio::time::timeout(timeout, conn.pipeline(&cmd, count))
                 .await
-                .map_err(|_| RedisError::from((redis::ErrorKind::Io, "AUTH timed out")))??;
+                .map_err(|_| {
+                    RedisError::from((redis::ErrorKind::Io, "AUTH or SELECT timed out"))
+                })??;
         }
         Ok(conn)
     }
@@ -243,9 +257,53 @@ impl RawConnection {
         Ok(())
     }
 
+    /// Sends `commands` (RESP) in one write and waits until `replies` whole replies, nested
+    /// arrays included, are buffered. Returns their byte range for [`Self::held`], which stays
+    /// valid (the buffer is not compacted) until [`Self::release`]: readers parse entries in
+    /// place and hand them on without copying them out.
+    pub async fn request(&mut self, commands: &[u8], replies: usize) -> RedisResult<Range<usize>> {
+        self.stream
+            .write_all(commands)
+            .await
+            .map_err(RedisError::from)?;
+        // Offsets from `start`, which compaction keeps in place.
+        let mut end = 0;
+        for _ in 0..replies {
+            loop {
+                match complete_value(&self.buf[self.start..], end).map_err(io_error)? {
+                    Completeness::Complete(after) => {
+                        end = after;
+                        break;
+                    }
+                    Completeness::Incomplete(need) => {
+                        self.want = need;
+                        self.read_some().await?;
+                    }
+                }
+            }
+        }
+        let range = self.start..self.start + end;
+        self.start = range.end;
+        self.hold = true;
+        Ok(range)
+    }
+
+    /// Bytes of replies returned by [`Self::request`] since the last [`Self::release`].
+    pub fn held(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// The held replies are no longer needed: their space may be reused.
+    pub fn release(&mut self) {
+        self.hold = false;
+    }
+
     /// Waits for more bytes. Cancel-safe: nothing read is lost if the future is dropped.
     pub async fn read_some(&mut self) -> RedisResult<()> {
-        if self.start > 0 && (self.start == self.buf.len() || self.start >= self.buf.len() / 2) {
+        if !self.hold
+            && self.start > 0
+            && (self.start == self.buf.len() || self.start >= self.buf.len() / 2)
+        {
             self.buf.drain(..self.start);
             self.start = 0;
         }

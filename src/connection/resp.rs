@@ -6,6 +6,8 @@
 //! another task. Profiled on a receiving node at full load, that was about a third of the
 //! Tokio thread's time. Frames read here borrow from the buffer and allocate nothing.
 
+use super::resp_nested::{needed, read_node, Node};
+
 /// Appends one command as a RESP array of bulk strings.
 pub fn write_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     write_len(out, b'*', args.len());
@@ -123,7 +125,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Parsed<'_>, ProtocolError> {
 }
 
 /// `(line without the tag and CRLF, offset after CRLF)`, or None when the line is incomplete.
-fn read_line(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+pub(super) fn read_line(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, ProtocolError> {
     let rest = &buf[start..];
     let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
         if rest.len() > 64 * 1024 {
@@ -140,50 +142,27 @@ fn read_line(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, Protoco
     Ok(Some((&rest[1..cr], start + cr + 2)))
 }
 
-fn parse_int(digits: &[u8]) -> Result<i64, ProtocolError> {
+pub(super) fn parse_int(digits: &[u8]) -> Result<i64, ProtocolError> {
     std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| ProtocolError(format!("bad number {:?}", String::from_utf8_lossy(digits))))
 }
 
-/// One scalar at `pos`, or None when incomplete.
+/// One scalar at `pos`, or None when incomplete (the nested parser's heads, arrays refused).
 fn parse_item(buf: &[u8], pos: usize) -> Result<Option<(Item<'_>, usize)>, ProtocolError> {
-    let Some((line, after)) = read_line(buf, pos)? else {
+    let Some((node, end)) = read_node(buf, pos)? else {
         return Ok(None);
     };
-    let item = match buf[pos] {
-        b':' => Item::Int(parse_int(line)?),
-        b'+' => Item::Simple(line),
-        b'-' => Item::Error(line),
-        b'$' => {
-            let n = parse_int(line)?;
-            if n < 0 {
-                return Ok(Some((Item::Nil, after)));
-            }
-            let end = after + n as usize;
-            if buf.len() < end + 2 {
-                return Ok(None);
-            }
-            if &buf[end..end + 2] != b"\r\n" {
-                return Err(ProtocolError("bulk string without CRLF".into()));
-            }
-            return Ok(Some((Item::Bulk(&buf[after..end]), end + 2)));
-        }
-        other => return Err(ProtocolError(format!("type byte {other:#04x}"))),
+    let item = match node {
+        Node::Int(n) => Item::Int(n),
+        Node::Bulk(b) => Item::Bulk(b),
+        Node::Simple(s) => Item::Simple(s),
+        Node::Error(e) => Item::Error(e),
+        Node::Nil => Item::Nil,
+        Node::Array(_) => return Err(ProtocolError("nested array".into())),
     };
-    Ok(Some((item, after)))
-}
-
-/// How many bytes the buffer needs for the item at `pos` to be complete (at least one more).
-fn needed(buf: &[u8], pos: usize) -> Result<usize, ProtocolError> {
-    if buf[pos] == b'$' {
-        if let Some((line, after)) = read_line(buf, pos)? {
-            let n = parse_int(line)?.max(0) as usize;
-            return Ok(after + n + 2);
-        }
-    }
-    Ok(buf.len() + 1)
+    Ok(Some((item, end)))
 }
 
 /// What a subscription connection receives.

@@ -12,12 +12,18 @@
 //! `XREAD COUNT 1` only waits for new entries when the reader has caught up.
 
 use super::config::{ConnectionOptions, Topology};
+use super::raw_connection::plain_tcp;
 use super::sentinel::resolve_master;
+use super::stream_entry::{
+    parse_entries, parse_xread, unexpected, xread_batch, EntryBatch, EntryView, StreamEntry,
+};
 use super::stream_loss::{parse_stream_info, HistoryPosition, StreamInfo, Verdict};
+use super::stream_raw::RawReader;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisResult, Value};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,95 +33,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// One stream entry: its id and its field/value pairs, as returned by XREAD/XRANGE.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamEntry {
-    pub id: String,
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl StreamEntry {
-    pub fn has_field(&self, name: &[u8]) -> bool {
-        self.fields.iter().any(|(k, v)| k == name && !v.is_empty())
-    }
-}
-
-/// Compact encoding of entries for JS: per entry a u32 LE count of strings (1 + 2 per field),
-/// then each string as u32 LE length + bytes (id first, then field, value, ...).
-pub fn encode_entries(entries: &[StreamEntry]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let put = |out: &mut Vec<u8>, bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    };
-    for e in entries {
-        out.extend_from_slice(&((1 + 2 * e.fields.len()) as u32).to_le_bytes());
-        put(&mut out, e.id.as_bytes());
-        for (k, v) in &e.fields {
-            put(&mut out, k);
-            put(&mut out, v);
-        }
-    }
-    out
-}
-
-/// Parses the entries of an XRANGE reply (`[[id, [f, v, ...]], ...]`).
-pub fn parse_entries(value: &Value) -> RedisResult<Vec<StreamEntry>> {
-    let items = match value {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(items) => items,
-        other => return Err(unexpected("stream entries", other)),
-    };
-    let mut entries = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Array(pair) = item else {
-            return Err(unexpected("stream entry", item));
-        };
-        if pair.len() != 2 {
-            return Err(unexpected("stream entry", item));
-        }
-        let id = String::from_redis_value_ref(&pair[0])?;
-        let flat: Vec<Vec<u8>> = match &pair[1] {
-            Value::Nil => Vec::new(),
-            v => Vec::<Vec<u8>>::from_redis_value_ref(v)?,
-        };
-        let mut fields = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            fields.push((k, v));
-        }
-        entries.push(StreamEntry { id, fields });
-    }
-    Ok(entries)
-}
-
-/// Parses an XREAD reply for a single stream (RESP2 array or RESP3 map).
-pub fn parse_xread(value: &Value) -> RedisResult<Vec<StreamEntry>> {
-    match value {
-        Value::Nil => Ok(Vec::new()),
-        Value::Array(streams) => match streams.first() {
-            None => Ok(Vec::new()),
-            Some(Value::Array(pair)) if pair.len() == 2 => parse_entries(&pair[1]),
-            Some(other) => Err(unexpected("XREAD stream", other)),
-        },
-        Value::Map(streams) => match streams.first() {
-            None => Ok(Vec::new()),
-            Some((_, entries)) => parse_entries(entries),
-        },
-        other => Err(unexpected("XREAD reply", other)),
-    }
-}
-
-fn unexpected(what: &str, value: &Value) -> RedisError {
-    RedisError::from((
-        redis::ErrorKind::UnexpectedReturnType,
-        "unexpected reply",
-        format!("{what}: {value:?}"),
-    ))
-}
-
-/// A connection used by nothing but one reader.
+/// A connection used by nothing but one reader: plain TCP to one server is read in place
+/// (stream_raw); TLS, Unix sockets and Redis Cluster go through the redis crate.
 enum ReaderConn {
+    Raw(RawReader),
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
@@ -152,6 +73,10 @@ impl ReaderConn {
                     let all = infos()?;
                     all[attempt % all.len()].clone()
                 };
+                if plain_tcp(&info).is_some() {
+                    let reader = RawReader::open(&info, CONNECT_TIMEOUT, response_timeout).await?;
+                    return Ok(Self::Raw(reader));
+                }
                 let client = redis::Client::open(info)?;
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -165,17 +90,33 @@ impl ReaderConn {
         }
     }
 
+    /// The redis crate's connection; None for the raw one (the callers take that path first).
+    fn crate_conn(&mut self) -> Option<CrateConn<'_>> {
+        match self {
+            Self::Raw(_) => None,
+            Self::Single(c) => Some(CrateConn::Single(c)),
+            Self::Cluster(c) => Some(CrateConn::Cluster(c)),
+        }
+    }
+}
+
+enum CrateConn<'a> {
+    Single(&'a mut MultiplexedConnection),
+    Cluster(&'a mut ClusterConnection),
+}
+
+impl CrateConn<'_> {
     async fn query(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Self::Single(c) => cmd.query_async(c).await,
-            Self::Cluster(c) => cmd.query_async(c).await,
+            Self::Single(c) => cmd.query_async(*c).await,
+            Self::Cluster(c) => cmd.query_async(*c).await,
         }
     }
 
     async fn pipeline(&mut self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
         match self {
-            Self::Single(c) => pipe.query_async(c).await,
-            Self::Cluster(c) => pipe.query_async(c).await,
+            Self::Single(c) => pipe.query_async(*c).await,
+            Self::Cluster(c) => pipe.query_async(*c).await,
         }
     }
 }
@@ -224,7 +165,7 @@ pub struct Loss {
 }
 
 /// Receives each non-empty XREAD reply at once (one JS hand-over per reply).
-pub type EntriesHandler = Arc<dyn Fn(&[StreamEntry]) + Send + Sync>;
+pub type EntriesHandler = Arc<dyn Fn(&[EntryView<'_>]) + Send + Sync>;
 pub type LossHandler = Arc<dyn Fn(&Loss) + Send + Sync>;
 pub type ReaderReport = Arc<dyn Fn(String) + Send + Sync>;
 
@@ -270,6 +211,12 @@ fn no_such_key(e: &RedisError) -> bool {
 
 /// `XINFO STREAM`, or `None` when the stream does not exist.
 async fn stream_info(conn: &mut ReaderConn, stream: &str) -> RedisResult<Option<StreamInfo>> {
+    let Some(mut conn) = conn.crate_conn() else {
+        let ReaderConn::Raw(raw) = conn else {
+            unreachable!()
+        };
+        return raw.stream_info(stream).await;
+    };
     let mut cmd = redis::cmd("XINFO");
     cmd.arg("STREAM").arg(stream);
     match conn.query(&cmd).await {
@@ -279,13 +226,29 @@ async fn stream_info(conn: &mut ReaderConn, stream: &str) -> RedisResult<Option<
     }
 }
 
+/// Entries of one read: owned (crate path) or still in the raw connection's buffer.
+enum Fetched {
+    Owned(Vec<StreamEntry>),
+    /// Byte range of an XREAD reply, valid until the raw connection's next command.
+    Held(Range<usize>),
+}
+
 /// Up to `read_count` entries after `offset`, with the stream's counters taken at the same
 /// instant (MULTI: XINFO STREAM, non-blocking XREAD), so a gap before them is told exactly.
 async fn read_with_info(
     conn: &mut ReaderConn,
     settings: &ReaderSettings,
     offset: &str,
-) -> RedisResult<(Option<StreamInfo>, Vec<StreamEntry>)> {
+) -> RedisResult<(Option<StreamInfo>, Fetched)> {
+    let Some(mut conn) = conn.crate_conn() else {
+        let ReaderConn::Raw(raw) = conn else {
+            unreachable!()
+        };
+        let (info, range) = raw
+            .read_with_info(&settings.stream, settings.read_count, offset)
+            .await?;
+        return Ok((info, Fetched::Held(range)));
+    };
     let mut pipe = redis::pipe();
     pipe.atomic().ignore_errors();
     pipe.cmd("XINFO").arg("STREAM").arg(&settings.stream);
@@ -312,7 +275,30 @@ async fn read_with_info(
         }
         value => Some(parse_stream_info(value)?),
     };
-    Ok((info, parse_xread(entries)?))
+    Ok((info, Fetched::Owned(parse_xread(entries)?)))
+}
+
+/// `XREAD COUNT 1 BLOCK`: whether an entry came after `offset` within the block time.
+async fn wait_for_entry(
+    conn: &mut ReaderConn,
+    settings: &ReaderSettings,
+    offset: &str,
+) -> RedisResult<bool> {
+    let Some(mut conn) = conn.crate_conn() else {
+        let ReaderConn::Raw(raw) = conn else {
+            unreachable!()
+        };
+        return raw.wait(&settings.stream, offset, settings.block_ms).await;
+    };
+    let mut wait = redis::cmd("XREAD");
+    wait.arg("COUNT")
+        .arg(1)
+        .arg("BLOCK")
+        .arg(settings.block_ms)
+        .arg("STREAMS")
+        .arg(&settings.stream)
+        .arg(offset);
+    Ok(!parse_xread(&conn.query(&wait).await?)?.is_empty())
 }
 
 fn parse_id(id: &str) -> Option<(u64, u64)> {
@@ -320,32 +306,45 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
+/// Ids of `XRANGE stream start end [COUNT 1]`.
+async fn xrange_ids(
+    conn: &mut ReaderConn,
+    stream: &str,
+    (start, end): (&str, &str),
+    first_only: bool,
+) -> RedisResult<Vec<String>> {
+    let Some(mut conn) = conn.crate_conn() else {
+        let ReaderConn::Raw(raw) = conn else {
+            unreachable!()
+        };
+        return raw.xrange_ids(stream, start, end, first_only).await;
+    };
+    let mut cmd = redis::cmd("XRANGE");
+    cmd.arg(stream).arg(start).arg(end);
+    if first_only {
+        cmd.arg("COUNT").arg(1);
+    }
+    let entries = parse_entries(&conn.query(&cmd).await?)?;
+    Ok(entries.into_iter().map(|e| e.id).collect())
+}
+
 /// Redis < 7.0 only (no `entries-added`): `Some(first entry id)` when the offset entry is gone
 /// and the stream now starts after it. It reports a loss that did not happen when the trim
 /// stopped exactly after `offset`.
 async fn trimmed_past_by_ids(conn: &mut ReaderConn, stream: &str, offset: &str) -> Option<String> {
-    let mut exists = redis::cmd("XRANGE");
-    exists.arg(stream).arg(offset).arg(offset);
-    if !parse_entries(&conn.query(&exists).await.ok()?)
-        .ok()?
-        .is_empty()
-    {
+    let exists = xrange_ids(conn, stream, (offset, offset), false).await;
+    if !exists.ok()?.is_empty() {
         return None;
     }
-    let mut first = redis::cmd("XRANGE");
-    first.arg(stream).arg("-").arg("+").arg("COUNT").arg(1);
-    let first_id = parse_entries(&conn.query(&first).await.ok()?)
-        .ok()?
-        .into_iter()
-        .next()?
-        .id;
+    let first = xrange_ids(conn, stream, ("-", "+"), true).await;
+    let first_id = first.ok()?.into_iter().next()?;
     (parse_id(&first_id)? > parse_id(offset)?).then_some(first_id)
 }
 
 /// One read of new entries, and the loss found before them, if any.
 struct Read {
     loss: Option<Loss>,
-    entries: Vec<StreamEntry>,
+    entries: Fetched,
 }
 
 /// Waits (unless `more_waiting`) for entries after `offset`, then reads them with the loss
@@ -358,18 +357,8 @@ async fn read_next(
     more_waiting: bool,
     reconnected: bool,
 ) -> RedisResult<Option<Read>> {
-    if !more_waiting {
-        let mut wait = redis::cmd("XREAD");
-        wait.arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(settings.block_ms)
-            .arg("STREAMS")
-            .arg(&settings.stream)
-            .arg(offset);
-        if parse_xread(&conn.query(&wait).await?)?.is_empty() {
-            return Ok(None);
-        }
+    if !more_waiting && !wait_for_entry(conn, settings, offset).await? {
+        return Ok(None);
     }
     let (info, entries) = read_with_info(conn, settings, offset).await?;
     let loss = |first_available: String, lost| Loss {
@@ -386,12 +375,76 @@ async fn read_next(
         )),
         // Without the counters, compare ids, only after a reconnection (as before 7.0 there
         // is nothing cheaper, and a connected reader rarely falls maxLen entries behind).
+        // On the raw path these commands leave the XREAD reply held in the buffer.
         Verdict::Unknown if reconnected => trimmed_past_by_ids(conn, &settings.stream, offset)
             .await
             .map(|first| loss(first, None)),
         Verdict::Unknown => None,
     };
     Ok(Some(Read { loss, entries }))
+}
+
+/// The entries of a read as views: over the owned entries, or parsed in place in the raw
+/// connection's buffer.
+fn batch_of<'a>(fetched: &'a Fetched, conn: Option<&'a ReaderConn>) -> RedisResult<EntryBatch<'a>> {
+    match (fetched, conn) {
+        (Fetched::Owned(entries), _) => Ok(EntryBatch::from_owned(entries)),
+        (Fetched::Held(range), Some(ReaderConn::Raw(raw))) => xread_batch(raw.held(range.clone()))
+            .map_err(|e| {
+                RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "unexpected XREAD reply",
+                    e.0,
+                ))
+            }),
+        (Fetched::Held(_), _) => unreachable!("held replies come from a raw connection"),
+    }
+}
+
+/// Where a reader is: the last entry read, its history position, whether to read again
+/// without waiting.
+struct Progress {
+    offset: Option<String>,
+    position: HistoryPosition,
+    /// The last read was full (or the connection was replaced): read again without waiting.
+    more_waiting: bool,
+    reconnected: bool,
+}
+
+/// Reports a loss, then hands the entries on and moves past them.
+fn deliver(
+    read: Read,
+    conn: Option<&ReaderConn>,
+    settings: &ReaderSettings,
+    progress: &mut Progress,
+    handlers: (&EntriesHandler, &LossHandler, &ReaderReport),
+    stats: &ReaderStats,
+) -> RedisResult<()> {
+    let (on_entries, on_loss, report) = handlers;
+    if let Some(loss) = read.loss {
+        stats.losses.fetch_add(1, Ordering::Relaxed);
+        stats
+            .lost_entries
+            .fetch_add(loss.lost.unwrap_or(0), Ordering::Relaxed);
+        let count = loss.lost.map_or("some".to_string(), |n| n.to_string());
+        report(format!(
+            "stream {}: {count} entries after {} were trimmed (the stream now starts at {}) \
+             before this node read them; raise maxLen",
+            settings.stream, loss.after, loss.first_available
+        ));
+        on_loss(&loss);
+    }
+    let batch = batch_of(&read.entries, conn)?;
+    progress.more_waiting = batch.len() >= settings.read_count as usize;
+    if let Some(last) = batch.last_id() {
+        progress.offset = Some(last.to_string());
+        progress.position.advance(batch.len());
+        stats
+            .entries
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        on_entries(&batch.views());
+    }
+    Ok(())
 }
 
 async fn run(
@@ -404,11 +457,12 @@ async fn run(
     stats: Arc<ReaderStats>,
 ) {
     let block = Duration::from_millis(settings.block_ms as u64);
-    let mut offset: Option<String> = None;
-    let mut position = HistoryPosition::at_end(None);
-    // The last read was full (or the connection was replaced): read again without waiting.
-    let mut more_waiting = false;
-    let mut reconnected = false;
+    let mut progress = Progress {
+        offset: None,
+        position: HistoryPosition::at_end(None),
+        more_waiting: false,
+        reconnected: false,
+    };
     let mut conn: Option<ReaderConn> = None;
     let mut backoff = MIN_BACKOFF;
     let mut attempt = 0usize;
@@ -428,115 +482,57 @@ async fn run(
                 }
             }
             let c = conn.as_mut().expect("connected above");
-            let Some(from) = offset.as_deref() else {
+            let p = &mut progress;
+            let Some(from) = p.offset.as_deref() else {
                 // Start at the end, as "$", but at a concrete id and history position.
                 let info = stream_info(c, &settings.stream).await?;
-                position = HistoryPosition::at_end(info.as_ref());
-                offset = Some(info.map_or_else(|| "0-0".to_string(), |i| i.last_generated_id));
+                p.position = HistoryPosition::at_end(info.as_ref());
+                p.offset = Some(info.map_or_else(|| "0-0".to_string(), |i| i.last_generated_id));
                 return Ok(None);
             };
-            read_next(c, &settings, from, &mut position, more_waiting, reconnected).await
+            read_next(
+                c,
+                &settings,
+                from,
+                &mut p.position,
+                p.more_waiting,
+                p.reconnected,
+            )
+            .await
         }
         .await;
-        match result {
-            Ok(read) => {
-                backoff = MIN_BACKOFF;
-                reconnected = false;
-                more_waiting = false;
-                let Some(Read { loss, entries }) = read else {
-                    continue;
-                };
-                if let Some(loss) = loss {
-                    stats.losses.fetch_add(1, Ordering::Relaxed);
-                    stats
-                        .lost_entries
-                        .fetch_add(loss.lost.unwrap_or(0), Ordering::Relaxed);
-                    let count = loss.lost.map_or("some".to_string(), |n| n.to_string());
-                    report(format!(
-                        "stream {}: {count} entries after {} were trimmed (the stream now starts \
-                         at {}) before this node read them; raise maxLen",
-                        settings.stream, loss.after, loss.first_available
-                    ));
-                    on_loss(&loss);
-                }
-                more_waiting = entries.len() >= settings.read_count as usize;
-                if let Some(last) = entries.last() {
-                    offset = Some(last.id.clone());
-                    position.advance(entries.len());
-                    stats
-                        .entries
-                        .fetch_add(entries.len() as u64, Ordering::Relaxed);
-                    on_entries(&entries);
-                }
-            }
-            Err(e) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                report(format!(
-                    "stream {}: read failed ({e}), retrying in {} ms",
-                    settings.stream,
-                    backoff.as_millis()
-                ));
-                // A broken connection is replaced; the offset is kept, and what follows it is
-                // read (and checked) as soon as the new connection is up.
-                conn = None;
-                more_waiting = true;
-                reconnected = true;
-                attempt += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+        let outcome = result.and_then(|read| {
+            backoff = MIN_BACKOFF;
+            progress.reconnected = false;
+            progress.more_waiting = false;
+            let Some(read) = read else {
+                return Ok(());
+            };
+            let handlers = (&on_entries, &on_loss, &report);
+            deliver(
+                read,
+                conn.as_ref(),
+                &settings,
+                &mut progress,
+                handlers,
+                &stats,
+            )
+        });
+        if let Err(e) = outcome {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            report(format!(
+                "stream {}: read failed ({e}), retrying in {} ms",
+                settings.stream,
+                backoff.as_millis()
+            ));
+            // A broken connection is replaced; the offset is kept, and what follows it is
+            // read (and checked) as soon as the new connection is up.
+            conn = None;
+            progress.more_waiting = true;
+            progress.reconnected = true;
+            attempt += 1;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn parses_resp2_and_resp3_xread_replies() {
-        let entries = Value::Array(vec![Value::Array(vec![
-            bulk("1-0"),
-            Value::Array(vec![bulk("uid"), bulk("a"), bulk("nsp"), bulk("/")]),
-        ])]);
-        let resp2 = Value::Array(vec![Value::Array(vec![bulk("s"), entries.clone()])]);
-        let resp3 = Value::Map(vec![(bulk("s"), entries)]);
-        let expected = vec![StreamEntry {
-            id: "1-0".into(),
-            fields: vec![
-                (b"uid".to_vec(), b"a".to_vec()),
-                (b"nsp".to_vec(), b"/".to_vec()),
-            ],
-        }];
-        assert_eq!(parse_xread(&resp2).unwrap(), expected);
-        assert_eq!(parse_xread(&resp3).unwrap(), expected);
-        assert!(parse_xread(&Value::Nil).unwrap().is_empty());
-        assert!(expected[0].has_field(b"nsp"));
-    }
-
-    #[test]
-    fn encodes_entries_compactly() {
-        let e = StreamEntry {
-            id: "1-2".into(),
-            fields: vec![(b"k".to_vec(), b"vv".to_vec())],
-        };
-        let out = encode_entries(&[e]);
-        assert_eq!(
-            out,
-            [
-                &3u32.to_le_bytes()[..],
-                &3u32.to_le_bytes(),
-                b"1-2",
-                &1u32.to_le_bytes(),
-                b"k",
-                &2u32.to_le_bytes(),
-                b"vv"
-            ]
-            .concat()
-        );
     }
 }

@@ -9,7 +9,7 @@
 
 use super::cluster_event::{broadcast_event_text, EventText};
 use super::delivery::FrameBatch;
-use crate::connection::stream_reader::{encode_entries, StreamEntry};
+use crate::connection::stream_entry::{encode_entries, EntryView};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,20 +56,14 @@ impl StreamRoutes {
     /// STREAM_ENTRIES frame each, broadcasts as STREAM_EVENT_TEXT frames in between.
     pub fn frame(
         &self,
-        entries: &[StreamEntry],
+        entries: &[EntryView<'_>],
         index: u32,
         stats: &StreamEntryStats,
         batch: &mut FrameBatch,
     ) {
-        let mut run: Vec<StreamEntry> = Vec::new();
+        let mut run: Vec<EntryView<'_>> = Vec::new();
         for entry in entries {
-            let field = |name: &[u8]| {
-                entry
-                    .fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_slice())
-            };
+            let field = |name: &[u8]| entry.field(name);
             // Entries without `nsp` are skipped as by the official reader.
             let Some(nsp) = field(b"nsp").filter(|n| !n.is_empty()) else {
                 continue;
@@ -85,7 +79,7 @@ impl StreamRoutes {
                 stats.delivered_as_text.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            run.push(entry.clone());
+            run.push(*entry);
         }
         flush_run(&mut run, index, batch);
     }
@@ -93,7 +87,7 @@ impl StreamRoutes {
     /// The STREAM_EVENT_TEXT payload of a plain broadcast entry, or None.
     fn event_text(
         &self,
-        entry: &StreamEntry,
+        entry: &EntryView<'_>,
         nsp: &[u8],
         msg_type: Option<&[u8]>,
         data: Option<&[u8]>,
@@ -112,12 +106,12 @@ impl StreamRoutes {
         Some(encode_event_text(
             nsp,
             &event,
-            with_offset.then_some(&entry.id),
+            with_offset.then_some(entry.id),
         ))
     }
 }
 
-fn flush_run(run: &mut Vec<StreamEntry>, index: u32, batch: &mut FrameBatch) {
+fn flush_run(run: &mut Vec<EntryView<'_>>, index: u32, batch: &mut FrameBatch) {
     if !run.is_empty() {
         batch.push_raw(STREAM_ENTRIES, index, &encode_entries(run));
         run.clear();
@@ -144,7 +138,7 @@ fn is_volatile(opts: Option<&str>) -> Option<bool> {
     Some(opts.flags.is_some_and(|f| f.volatile))
 }
 
-fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&String>) -> Vec<u8> {
+fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&str>) -> Vec<u8> {
     let opts = event.opts.unwrap_or("");
     let mut out = Vec::with_capacity(16 + nsp.len() * 2 + opts.len() + event.data.len());
     out.extend_from_slice(&(nsp.len() as u32).to_le_bytes());
@@ -177,7 +171,23 @@ fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::stream_entry::{EntryBatch, StreamEntry};
     use crate::protocol::delivery::parse_frames;
+
+    fn frame(
+        routes: &StreamRoutes,
+        entries: &[StreamEntry],
+        index: u32,
+        stats: &StreamEntryStats,
+        batch: &mut FrameBatch,
+    ) {
+        routes.frame(
+            &EntryBatch::from_owned(entries).views(),
+            index,
+            stats,
+            batch,
+        );
+    }
 
     fn entry(id: &str, fields: &[(&str, &str)]) -> StreamEntry {
         StreamEntry {
@@ -230,7 +240,7 @@ mod tests {
         ];
         let stats = StreamEntryStats::default();
         let mut batch = FrameBatch::default();
-        routes.frame(&entries, 2, &stats, &mut batch);
+        frame(&routes, &entries, 2, &stats, &mut batch);
         let frames = parse_frames(batch.bytes());
         let kinds: Vec<u8> = frames.iter().map(|f| f.0).collect();
         assert_eq!(kinds, [STREAM_ENTRIES, STREAM_EVENT_TEXT, STREAM_ENTRIES]);
@@ -274,7 +284,13 @@ mod tests {
             ),
         ];
         let mut batch = FrameBatch::default();
-        routes.frame(&entries, 0, &StreamEntryStats::default(), &mut batch);
+        frame(
+            &routes,
+            &entries,
+            0,
+            &StreamEntryStats::default(),
+            &mut batch,
+        );
         let texts: Vec<_> = parse_frames(batch.bytes())
             .iter()
             .map(|f| text_of(&f.2).2)
