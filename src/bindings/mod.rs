@@ -5,7 +5,7 @@
 pub mod classic;
 mod errors;
 pub mod publisher;
-pub mod sharded;
 mod runtime;
+pub mod sharded;
 mod sink;
 pub mod streams;
