@@ -141,6 +141,16 @@ impl ShardedDriver {
         self.core.server_count(ns).await.map_err(to_napi)
     }
 
+    /// Publishes a request on the main channel and resolves with the server count taken just
+    /// before it (see `ShardedCore::count_and_publish`).
+    #[napi]
+    pub async fn count_and_publish(&self, ns: u32, payload: Buffer) -> Result<i64> {
+        self.core
+            .count_and_publish(ns, payload.to_vec())
+            .await
+            .map_err(to_napi)
+    }
+
     /// Counters as JSON (see `metrics()` of the JS adapter).
     #[napi]
     pub fn metrics(&self) -> String {

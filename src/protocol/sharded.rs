@@ -438,6 +438,16 @@ impl<T: Transport> ShardedCore<T> {
         self.transport().count_listeners(&channels.main).await
     }
 
+    /// `server_count` and a publish on the main channel in one round trip where the transport
+    /// can (SHARDNUMSUB then SPUBLISH in one write): a request no longer waits for the count
+    /// before it leaves. Resolves with the count, taken before the publish.
+    pub async fn count_and_publish(&self, id: u32, payload: Vec<u8>) -> RedisResult<i64> {
+        let channels = self.channels(id).ok_or_else(|| unknown(id))?;
+        self.transport()
+            .count_and_publish(channels.main, payload)
+            .await
+    }
+
     pub fn shutdown(&self) {
         if let Some(t) = self.transport.get() {
             t.shutdown();

@@ -97,6 +97,17 @@ impl Transport for EitherTransport {
         }
     }
 
+    fn count_and_publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = RedisResult<i64>> + Send {
+        match self {
+            Self::Classic(t) => Either::Left(t.count_and_publish(channel, payload)),
+            Self::Sharded(t) => Either::Right(t.count_and_publish(channel, payload)),
+        }
+    }
+
     fn shutdown(&self) {
         match self {
             Self::Classic(t) => t.shutdown(),

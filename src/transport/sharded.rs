@@ -99,6 +99,12 @@ impl Transport for ShardedTransport {
         self.commands.num_sub(channel, true).await
     }
 
+    async fn count_and_publish(&self, channel: String, payload: Vec<u8>) -> RedisResult<i64> {
+        self.publisher
+            .publish_counted(PublishKind::SPublish, channel, payload)
+            .await
+    }
+
     fn shutdown(&self) {
         self.publisher.shutdown();
         self.subscriber.shutdown();
