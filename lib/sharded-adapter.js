@@ -4,8 +4,8 @@
 // socket.io-adapter's JS `ClusterAdapter`; SPUBLISH / SSUBSCRIBE / SHARDNUMSUB, channel routing
 // and own-message filtering happen in the Rust core, which follows shard channels across Redis
 // Cluster failovers and resharding.
-const crypto = require("crypto");
-const { Adapter, ClusterAdapter, MessageType } = require("socket.io-adapter");
+const { ClusterAdapter, MessageType } = require("socket.io-adapter");
+const { withCountedRequests } = require("./counted-requests");
 const notepack = require("notepack.io");
 const native = require("../binding");
 const { NativeNode, debug } = require("./native-node");
@@ -21,9 +21,6 @@ const { coalesceWritesOnce } = require("./write-coalescing");
 const { usesDefaultEncoder, readEventText, broadcastText, isPlainJson } = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
-// socket.io-adapter's ClusterAdapter: default request timeout and request id format.
-const DEFAULT_TIMEOUT = 5000;
-const randomId = () => crypto.randomBytes(8).toString("hex");
 
 // Message types whose data may carry binary: only these are ever sent as MessagePack (4.4).
 const MAY_CONTAIN_BINARY = new Set([
@@ -67,11 +64,6 @@ function roomChannelOf(rooms, mode) {
     return String(rooms[0]);
   }
   return null;
-}
-
-/** ClusterAdapter's encodeOptions (module-private upstream). */
-function encodeOptions(opts) {
-  return { rooms: [...opts.rooms], except: [...opts.except], flags: opts.flags };
 }
 
 /** notepack iff the type may carry binary and does; JSON otherwise (key order as built). */
@@ -268,108 +260,11 @@ class ShardedRedisAdapter extends ClusterAdapter {
     return Promise.resolve("");
   }
 
-  // ---- requests: ClusterAdapter's, with the server count and the publish in one round trip ----
-  // Upstream awaits serverCount() (SHARDNUMSUB), then publishes. Here the request is stored
-  // with an unknown count, published together with the count (SHARDNUMSUB then SPUBLISH in one
-  // write on a standalone server), and completed when the count arrives; answers that come
-  // first are kept. Timeouts, errors and results are upstream's.
-
   /** Publishes `message` on the main channel; resolves with the server count taken before. */
   async countAndPublish(message) {
     message.uid = this.uid;
     message.nsp = this.nsp.name;
     return Number(await this.driver.countAndPublish(this.ns, encode(message)));
-  }
-
-  /** Sets the expected answer count of a stored request, completing it if they are all in. */
-  settleRequest(requestId, expected) {
-    const request = this.requests.get(requestId);
-    if (!request) return;
-    request.expected = Math.max(expected, 0);
-    if (request.current < request.expected) return;
-    clearTimeout(request.timeout);
-    this.requests.delete(requestId);
-    if (request.type === MessageType.FETCH_SOCKETS) request.resolve(request.responses);
-    else request.resolve(null, request.responses);
-  }
-
-  async fetchSockets(opts) {
-    const localSockets = await Adapter.prototype.fetchSockets.call(this, opts);
-    if (opts.flags && opts.flags.local) return localSockets;
-    const requestId = randomId();
-    return new Promise((resolve, reject) => {
-      const timeout = setTimeout(() => {
-        const stored = this.requests.get(requestId);
-        if (stored) {
-          reject(
-            new Error(
-              `timeout reached: only ${stored.current} responses received out of ${stored.expected}`,
-            ),
-          );
-          this.requests.delete(requestId);
-        }
-      }, opts.flags.timeout || DEFAULT_TIMEOUT);
-      this.requests.set(requestId, {
-        type: MessageType.FETCH_SOCKETS,
-        resolve,
-        timeout,
-        current: 0,
-        expected: Infinity,
-        responses: localSockets,
-      });
-      const message = {
-        type: MessageType.FETCH_SOCKETS,
-        data: { opts: encodeOptions(opts), requestId },
-      };
-      this.countAndPublish(message).then(
-        (count) => this.settleRequest(requestId, count - 1),
-        (e) => {
-          clearTimeout(timeout);
-          this.requests.delete(requestId);
-          reject(e);
-        },
-      );
-    });
-  }
-
-  async serverSideEmit(packet) {
-    if (typeof packet[packet.length - 1] !== "function") return super.serverSideEmit(packet);
-    const ack = packet.pop();
-    const requestId = randomId();
-    const timeout = setTimeout(() => {
-      const stored = this.requests.get(requestId);
-      if (stored) {
-        ack(
-          new Error(
-            `timeout reached: only ${stored.current} responses received out of ${stored.expected}`,
-          ),
-          stored.responses,
-        );
-        this.requests.delete(requestId);
-      }
-    }, DEFAULT_TIMEOUT);
-    this.requests.set(requestId, {
-      type: MessageType.SERVER_SIDE_EMIT,
-      resolve: ack,
-      timeout,
-      current: 0,
-      expected: Infinity,
-      responses: [],
-    });
-    let count;
-    try {
-      count = await this.countAndPublish({
-        type: MessageType.SERVER_SIDE_EMIT,
-        data: { requestId, packet },
-      });
-    } catch (e) {
-      // Upstream's promise would reject unhandled; report the failure to the caller instead.
-      clearTimeout(timeout);
-      this.requests.delete(requestId);
-      ack(e, []);
-      return;
-    }
-    this.settleRequest(requestId, count - 1);
   }
 
   doPublishResponse(requesterUid, response) {
@@ -447,6 +342,8 @@ class ShardedRedisAdapter extends ClusterAdapter {
     return this.closing;
   }
 }
+
+withCountedRequests(ShardedRedisAdapter);
 
 function createNode(pubClient, opts) {
   const connection = nativeConnectionJson(pubClient, opts);

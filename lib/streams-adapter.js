@@ -8,6 +8,7 @@ const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { withCountedRequests } = require("./counted-requests");
 const { usesDefaultEncoder, readEventText, broadcastText, isPlainJson } = require("./event-text");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
@@ -334,6 +335,15 @@ class RedisStreamsAdapter extends ClusterAdapter {
     return this.node.queueXadd(this.streamName, this.opts.maxLen, this.encode(message));
   }
 
+  /** Publishes a request on the public channel; resolves with the server count taken just
+   * before (lib/counted-requests.js). Requests are always @msgpack/msgpack, as doPublish's. */
+  async countAndPublish(message) {
+    message.uid = this.uid;
+    message.nsp = this.nsp.name;
+    const payload = toBuffer(msgpack.encode(message));
+    return Number(await this.driver.countAndPublish(this.publicChannel, payload));
+  }
+
   doPublishResponse(requesterUid, response) {
     const channel = `${this.opts.channelPrefix}#${this.nsp.name}#${requesterUid}#`;
     const payload = toBuffer(msgpack.encode(response));
@@ -460,6 +470,8 @@ class RedisStreamsAdapter extends ClusterAdapter {
     this.node.unregister(this);
   }
 }
+
+withCountedRequests(RedisStreamsAdapter);
 
 /**
  * Returns a function that creates a RedisStreamsAdapter per namespace, as

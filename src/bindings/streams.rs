@@ -355,6 +355,16 @@ impl StreamsDriver {
         self.pubsub.count_listeners(&channel).await.map_err(to_napi)
     }
 
+    /// Publishes on `channel` and resolves with its listener count taken just before, in one
+    /// round trip where the transport can (see `Transport::count_and_publish`).
+    #[napi]
+    pub async fn count_and_publish(&self, channel: String, payload: Buffer) -> Result<i64> {
+        self.pubsub
+            .count_and_publish(channel, payload.to_vec())
+            .await
+            .map_err(to_napi)
+    }
+
     /// Counters as JSON.
     #[napi]
     pub fn metrics(&self) -> String {
