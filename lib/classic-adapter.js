@@ -15,6 +15,7 @@ const {
   broadcastText,
   isPlainJson,
   hasTargets,
+  wirePrefix,
 } = require("./event-text");
 
 const RequestType = Object.freeze({
@@ -80,7 +81,7 @@ class RedisAdapter extends Adapter {
     this.on("delete-room", (room) => this.driver.removeRoom(this.ns, String(room)));
     // With both default parsers, Rust hands broadcasts over as the text clients receive.
     this.wireText = this.parser === msgpack && usesDefaultEncoder(nsp.server);
-    this.wirePrefix = nsp.name === "/" ? "2" : `2${nsp.name},`;
+    this.wirePrefix = wirePrefix(nsp.name);
     if (this.wireText) this.driver.setWireText(this.ns, true);
     this.ready = this.driver.subscribeNamespace(this.ns).catch((e) => {
       debug("subscription for %s deferred: %s", nsp.name, e.message);

@@ -119,6 +119,34 @@ function isPlainJson(value, depth = 0) {
   return true;
 }
 
+/** What precedes the JSON of an EVENT's data in socket.io's text for namespace `name`. */
+function wirePrefix(name) {
+  return name === "/" ? "2" : `2${name},`;
+}
+
+/**
+ * A ClusterAdapter broadcast (sharded, streams) that can take the text fast path: a plain-JSON
+ * EVENT without ack id, not local-only, on an adapter whose clients get the default encoder's
+ * text (`adapter.wireText`). Returns the JSON of its data (serialized once), the rooms, and
+ * the message's `data` JSON: what JSON.stringify of upstream's
+ * `{ packet, opts: encodeOptions(opts) }` gives. Null when upstream's path must run.
+ */
+function plainClusterBroadcast(adapter, packet, opts) {
+  if (
+    !adapter.wireText ||
+    packet.type !== 2 ||
+    packet.id !== undefined ||
+    (opts.flags && opts.flags.local) ||
+    !isPlainJson(packet.data)
+  ) {
+    return null;
+  }
+  const json = JSON.stringify(packet.data);
+  const rooms = [...opts.rooms];
+  const encodedOpts = JSON.stringify({ rooms, except: [...opts.except], flags: opts.flags });
+  return { json, rooms, data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}` };
+}
+
 /** Whether a broadcast has rooms, exceptions or flags (else its options need not travel). */
 function hasTargets(opts) {
   if (!opts) return false;
@@ -127,4 +155,12 @@ function hasTargets(opts) {
   return false;
 }
 
-module.exports = { usesDefaultEncoder, readEventText, broadcastText, isPlainJson, hasTargets };
+module.exports = {
+  usesDefaultEncoder,
+  readEventText,
+  broadcastText,
+  isPlainJson,
+  hasTargets,
+  wirePrefix,
+  plainClusterBroadcast,
+};

@@ -18,7 +18,13 @@ const {
   isBoolean,
 } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
-const { usesDefaultEncoder, readEventText, broadcastText, isPlainJson } = require("./event-text");
+const {
+  usesDefaultEncoder,
+  readEventText,
+  broadcastText,
+  wirePrefix,
+  plainClusterBroadcast,
+} = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
@@ -201,22 +207,13 @@ class ShardedRedisAdapter extends ClusterAdapter {
    * and the same text is what local clients receive. Anything else takes the upstream path.
    */
   broadcast(packet, opts) {
-    if (
-      !this.wireText ||
-      packet.type !== 2 ||
-      packet.id !== undefined ||
-      (opts.flags && opts.flags.local) ||
-      !isPlainJson(packet.data)
-    ) {
-      return super.broadcast(packet, opts);
-    }
+    const plain = plainClusterBroadcast(this, packet, opts);
+    if (!plain) return super.broadcast(packet, opts);
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    const json = JSON.stringify(packet.data);
-    const rooms = [...opts.rooms];
-    const encodedOpts = JSON.stringify({ rooms, except: [...opts.except], flags: opts.flags });
+    const { json, rooms, data } = plain;
     const message =
-      `{"type":${MessageType.BROADCAST},"data":{"packet":{"type":2,"data":${json}},` +
-      `"opts":${encodedOpts}},"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+      `{"type":${MessageType.BROADCAST},"data":${data},` +
+      `"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
     if (
       !this.driver.publishTextDeferred(
         this.ns,
@@ -229,7 +226,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     this.node.scheduleFlush();
     // Upstream delivers locally after awaiting the publish: one microtask later, kept so that
     // a socket.emit() right after io.emit() still reaches its client first.
-    const text = this.nsp.name === "/" ? `2${json}` : `2${this.nsp.name},${json}`;
+    const text = wirePrefix(this.nsp.name) + json;
     queueMicrotask(() => broadcastText(this, text, opts));
     return Promise.resolve();
   }

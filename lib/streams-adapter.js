@@ -9,7 +9,13 @@ const native = require("../binding");
 const { debug } = require("./native-node");
 const { coalesceWritesOnce } = require("./write-coalescing");
 const { withCountedRequests } = require("./counted-requests");
-const { usesDefaultEncoder, readEventText, broadcastText, isPlainJson } = require("./event-text");
+const {
+  usesDefaultEncoder,
+  readEventText,
+  broadcastText,
+  wirePrefix,
+  plainClusterBroadcast,
+} = require("./event-text");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
 const { checkReliabilityOptions } = require("./options");
@@ -290,25 +296,12 @@ class RedisStreamsAdapter extends ClusterAdapter {
    * state recovery, and still happens if the XADD fails.
    */
   broadcast(packet, opts) {
-    if (
-      !this.wireText ||
-      packet.type !== 2 ||
-      packet.id !== undefined ||
-      (opts.flags && opts.flags.local) ||
-      !isPlainJson(packet.data)
-    ) {
-      return super.broadcast(packet, opts);
-    }
+    const plain = plainClusterBroadcast(this, packet, opts);
+    if (!plain) return super.broadcast(packet, opts);
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    const json = JSON.stringify(packet.data);
-    const encodedOpts = JSON.stringify({
-      rooms: [...opts.rooms],
-      except: [...opts.except],
-      flags: opts.flags,
-    });
-    const data = `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`;
+    const { json, data } = plain;
     const fields = ["uid", this.uid, "nsp", this.nsp.name, "type", "3", "data", data];
-    const prefix = this.nsp.name === "/" ? "2" : `2${this.nsp.name},`;
+    const prefix = wirePrefix(this.nsp.name);
     const withOffset = this.recovery && (opts.flags || {}).volatile === undefined;
     return this.node.queueXadd(this.streamName, this.opts.maxLen, fields).then(
       (offset) => {
