@@ -270,17 +270,8 @@ impl ClassicRouter {
         {
             return false;
         }
-        let mode = u8::from(!opts.is_empty());
-        batch.push_parts(
-            DeliveryKind::EventText,
-            id,
-            &[
-                &[mode],
-                &(opts.len() as u32).to_le_bytes(),
-                opts.as_bytes(),
-                text.as_bytes(),
-            ],
-        );
+        let opts = (!opts.is_empty()).then_some(opts.as_str());
+        batch.push_event_text(id, opts, &[text.as_bytes()]);
         true
     }
 

@@ -60,6 +60,16 @@ impl FrameBatch {
         }
     }
 
+    /// One [`DeliveryKind::EventText`] frame (see [`write_event_text`]).
+    pub fn push_event_text(&mut self, namespace: u32, opts: Option<&str>, text: &[&[u8]]) {
+        let len = 5 + opts.map_or(0, str::len) + text.iter().map(|p| p.len()).sum::<usize>();
+        self.buf.reserve(9 + len);
+        self.buf.push(DeliveryKind::EventText as u8);
+        self.buf.extend_from_slice(&namespace.to_le_bytes());
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        write_event_text(&mut self.buf, opts, text);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -76,6 +86,29 @@ impl FrameBatch {
         if !self.buf.is_empty() {
             sink.deliver(std::mem::take(&mut self.buf));
         }
+    }
+}
+
+/// Appends the payload of a broadcast delivered as wire text (lib/event-text.js
+/// `readEventText` reads it): `mode: u8` (1 when options follow), `opts_len: u32 LE`, the
+/// options JSON (`{rooms, except, flags}`), then the text, given in parts. The one writer of
+/// this layout for the three adapters.
+pub fn write_event_text(out: &mut Vec<u8>, opts: Option<&str>, text: &[&[u8]]) {
+    let opts_json = opts.unwrap_or("");
+    out.push(u8::from(opts.is_some()));
+    out.extend_from_slice(&(opts_json.len() as u32).to_le_bytes());
+    out.extend_from_slice(opts_json.as_bytes());
+    for part in text {
+        out.extend_from_slice(part);
+    }
+}
+
+/// `"2"` then `nsp + ","` unless it is `/`: what socket.io writes before an EVENT's JSON.
+pub fn event_wire_head(nsp: &str) -> [&[u8]; 3] {
+    if nsp == "/" {
+        [b"2", b"", b""]
+    } else {
+        [b"2", nsp.as_bytes(), b","]
     }
 }
 

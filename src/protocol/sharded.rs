@@ -4,8 +4,8 @@
 //! The cluster-adapter protocol itself (request correlation, answers) stays in socket.io-adapter's
 //! JS `ClusterAdapter`; this side only moves bytes and drops what JS would drop anyway.
 
-use super::cluster_event::{broadcast_event_text, EventText, BROADCAST};
-use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use super::cluster_event::{broadcast_event_text, BROADCAST};
+use super::delivery::{event_wire_head, DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
@@ -164,7 +164,9 @@ impl ShardedRouter {
                     && header.nsp.as_deref() == Some(ns.name.as_str())
                 {
                     if let Some(event) = header.data.and_then(broadcast_event_text) {
-                        push_event_text(&event, &ns.name, id, batch);
+                        let [two, nsp, comma] = event_wire_head(&ns.name);
+                        let text = [two, nsp, comma, event.data.as_bytes()];
+                        batch.push_event_text(id, event.opts, &text);
                         bump(&self.stats.delivered);
                         bump(&self.stats.delivered_as_text);
                         return;
@@ -184,27 +186,6 @@ impl ShardedRouter {
         bump(&self.stats.delivered);
         batch.push(DeliveryKind::Broadcast, id, payload);
     }
-}
-
-/// Frames a broadcast as `mode: u8, opts_len: u32 LE, opts JSON, wire text`, as the classic
-/// router does (see `DeliveryKind::EventText`); mode 0: no options needed.
-fn push_event_text(event: &EventText<'_>, nsp: &str, id: u32, batch: &mut FrameBatch) {
-    let opts = event.opts.unwrap_or("");
-    let prefix: &[u8] = if nsp == "/" { b"" } else { nsp.as_bytes() };
-    let comma: &[u8] = if nsp == "/" { b"" } else { b"," };
-    batch.push_parts(
-        DeliveryKind::EventText,
-        id,
-        &[
-            &[u8::from(event.opts.is_some())],
-            &(opts.len() as u32).to_le_bytes(),
-            opts.as_bytes(),
-            b"2",
-            prefix,
-            comma,
-            event.data.as_bytes(),
-        ],
-    );
 }
 
 impl MessageHandler for ShardedRouter {

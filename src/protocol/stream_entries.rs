@@ -8,7 +8,7 @@
 //! wants it (ClusterAdapter#addOffsetIfNecessary). Everything else keeps the entry format.
 
 use super::cluster_event::{broadcast_event_text, EventText};
-use super::delivery::FrameBatch;
+use super::delivery::{event_wire_head, write_event_text, FrameBatch};
 use crate::connection::stream_entry::{encode_entries, EntryView};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -139,31 +139,28 @@ fn is_volatile(opts: Option<&str>) -> Option<bool> {
 }
 
 fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&str>) -> Vec<u8> {
-    let opts = event.opts.unwrap_or("");
-    let mut out = Vec::with_capacity(16 + nsp.len() * 2 + opts.len() + event.data.len());
+    let mut out = Vec::with_capacity(32 + nsp.len() * 2 + event.data.len());
     out.extend_from_slice(&(nsp.len() as u32).to_le_bytes());
     out.extend_from_slice(nsp.as_bytes());
-    out.push(u8::from(event.opts.is_some()));
-    out.extend_from_slice(&(opts.len() as u32).to_le_bytes());
-    out.extend_from_slice(opts.as_bytes());
-    out.push(b'2');
-    if nsp != "/" {
-        out.extend_from_slice(nsp.as_bytes());
-        out.push(b',');
-    }
+    let [two, prefix, comma] = event_wire_head(nsp);
+    let args = event.data.as_bytes();
     match offset {
         // packet.data.push(offset): the entry id (digits and a dash) as the last argument.
         Some(id) => {
-            let args = event.data.as_bytes();
-            out.extend_from_slice(&args[..args.len() - 1]);
-            if args != b"[]" {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(b"\"]");
+            let separator: &[u8] = if args == b"[]" { b"" } else { b"," };
+            let text = [
+                two,
+                prefix,
+                comma,
+                &args[..args.len() - 1],
+                separator,
+                b"\"",
+                id.as_bytes(),
+                b"\"]",
+            ];
+            write_event_text(&mut out, event.opts, &text);
         }
-        None => out.extend_from_slice(event.data.as_bytes()),
+        None => write_event_text(&mut out, event.opts, &[two, prefix, comma, args]),
     }
     out
 }
