@@ -73,6 +73,8 @@ export interface PublisherMetrics {
   droppedOverflow: number;
   retries: number;
   bufferedBytes: number;
+  /** Batches written to Redis by the publishing thread itself, the sender being idle. */
+  directWrites: number;
 }
 
 /** Requests of one type (sockets, allRooms, fetchSockets, serverSideEmit, other). */

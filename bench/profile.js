@@ -5,7 +5,7 @@
 
 const fs = require("fs");
 const path = require("path");
-const { startCluster, runBroadcast } = require("./scenarios");
+const { startCluster, runBroadcast, runRequest, scenarioGroups } = require("./scenarios");
 const { table } = require("./report");
 const { fmtNum } = require("./stats");
 
@@ -50,10 +50,22 @@ function summarizeProfile(file) {
   return { totalMs: total / 1000, functions: top(fnTime, 15), packages: top(pkgTime, 12) };
 }
 
+function profiledScenario(only) {
+  const fallback = { id: "bcast 1/node 100B all", kind: "broadcast", payload: "100B", room: null };
+  if (!only) return { sc: fallback, socketsPerNode: 1 };
+  const pattern = only;
+  for (const group of scenarioGroups({ emitter: false })) {
+    const sc = group.scenarios.find((s) => s.kind !== "raw" && pattern.test(s.id));
+    if (sc) return { sc, socketsPerNode: group.socketsPerNode };
+  }
+  throw new Error(`--profile --only ${only}: no such scenario`);
+}
+
 async function runProfile(args, ctx, meta) {
   const dir = path.join(__dirname, "results", `profiles-${meta.date.replace(/[:.]/g, "-")}`);
   fs.mkdirSync(dir, { recursive: true });
-  const sc = { id: "bcast 1/node 100B all", kind: "broadcast", payload: "100B", room: null };
+  // --only REGEX picks another scenario (a request one profiles the asking node and a responder).
+  const { sc, socketsPerNode } = profiledScenario(args.only);
   const timing = { ...ctx.timing, warmupMs: 500, durationMs: (args.duration || 5) * 1000 };
   const parts = [
     `Command: \`${meta.command}\`  \nDate: ${meta.date}  \nMachine: ${meta.machine}  \nAdapters: ${meta.adapters}`,
@@ -66,18 +78,21 @@ async function runProfile(args, ctx, meta) {
       kind: ctx.kind,
       adapter,
       redisUrl: ctx.redisUrl,
-      socketsPerNode: 1,
+      socketsPerNode,
       execArgvFor: (i) =>
         i <= 1 ? ["--cpu-prof", "--cpu-prof-dir", path.join(sub, `node${i}`)] : [],
     });
     let r;
     try {
-      r = await runBroadcast(cluster, sc, { ...ctx, timing });
+      r =
+        sc.kind === "request"
+          ? await runRequest(cluster, sc, { ...ctx, timing })
+          : await runBroadcast(cluster, sc, { ...ctx, timing });
     } finally {
       await cluster.close(); // a normal exit writes the profiles
     }
     parts.push(
-      `### ${adapter}: ${sc.id}: ${fmtNum(r.msgRate)} client msg/s, CPU ms/1k sender ${fmtNum(r.senderCpu)}, receiver ${fmtNum(r.receiverCpu)} (whole process lifetime is profiled, including start-up)`,
+      `### ${adapter}: ${sc.id}: ${sc.kind === "request" ? `${fmtNum(r.opsRate)} ops/s, p50 ${fmtNum(r.p50, 2)} ms` : `${fmtNum(r.msgRate)} client msg/s`}, CPU ms/1k sender ${fmtNum(r.senderCpu)}, receiver ${fmtNum(r.receiverCpu)} (whole process lifetime is profiled, including start-up)`,
     );
     for (const [i, role] of [
       [1, "receiving node 1"],

@@ -31,6 +31,7 @@ const HELP = {
   published_droppedOverflow: "Messages refused because the outgoing buffer was full",
   published_retries: "Publish attempts retried after a connection error",
   published_bufferedBytes: "Bytes waiting to be published",
+  published_directWrites: "Batches written by the publishing thread itself (sender idle)",
   requests_sent: "Requests published that waited for answers",
   requests_timedOut: "Requests ended by requestsTimeout before every answer arrived",
   requests_failed: "Requests Redis refused",

@@ -1,4 +1,5 @@
 use super::errors::to_napi;
+use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
@@ -7,7 +8,8 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
 use crate::protocol::requests::uid2;
 use crate::transport::PubSubTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
+use napi::Env;
 use napi::Result;
 use napi_derive::napi;
 use std::sync::atomic::Ordering;
@@ -174,48 +176,51 @@ impl ClassicDriver {
         self.core.server_count(ns).await.map_err(to_napi)
     }
 
-    #[napi]
-    pub async fn request(
+    /// Publishes a request and resolves with the answers. Started on the JS thread (see
+    /// `runtime::started`): the request leaves during this call when the publisher is idle.
+    #[napi(ts_return_type = "Promise<RequestOutcome>")]
+    pub fn request<'env>(
         &self,
+        env: &'env Env,
         ns: u32,
         request_id: String,
         payload: Buffer,
         timeout_ms: u32,
-    ) -> Result<RequestOutcome> {
+    ) -> Result<PromiseRaw<'env, RequestOutcome>> {
         let payload = payload.to_vec();
         let kind = RequestMetrics::kind_of(&payload);
         let started = Instant::now();
-        let outcome = self
-            .core
-            .request(
-                ns,
-                &request_id,
-                payload,
-                Duration::from_millis(timeout_ms as u64),
-            )
-            .await
-            .inspect_err(|_| {
-                self.requests
-                    .kind(kind)
-                    .failed
-                    .fetch_add(1, Ordering::Relaxed);
+        let (core, requests) = (self.core.clone(), self.requests.clone());
+        let request = async move {
+            let outcome = core
+                .request(
+                    ns,
+                    &request_id,
+                    payload,
+                    Duration::from_millis(timeout_ms as u64),
+                )
+                .await
+                .inspect_err(|_| {
+                    requests.kind(kind).failed.fetch_add(1, Ordering::Relaxed);
+                })
+                .map_err(to_napi)?;
+            // Not sent when no other node listens (expected == 0): nothing to time.
+            if outcome.expected > 0 {
+                requests.record(
+                    kind,
+                    started.elapsed(),
+                    outcome.expected,
+                    outcome.responses.len(),
+                    outcome.timed_out,
+                );
+            }
+            Ok(RequestOutcome {
+                expected: outcome.expected as u32,
+                timed_out: outcome.timed_out,
+                responses: outcome.responses.into_iter().map(Buffer::from).collect(),
             })
-            .map_err(to_napi)?;
-        // Not sent when no other node listens (expected == 0): nothing to time.
-        if outcome.expected > 0 {
-            self.requests.record(
-                kind,
-                started.elapsed(),
-                outcome.expected,
-                outcome.responses.len(),
-                outcome.timed_out,
-            );
-        }
-        Ok(RequestOutcome {
-            expected: outcome.expected as u32,
-            timed_out: outcome.timed_out,
-            responses: outcome.responses.into_iter().map(Buffer::from).collect(),
-        })
+        };
+        env.spawn_future(runtime::started(request))
     }
 
     #[napi]

@@ -1,4 +1,5 @@
 use super::errors::to_napi;
+use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
@@ -6,7 +7,8 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer};
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
+use napi::Env;
 use napi::Result;
 use napi_derive::napi;
 use std::sync::atomic::Ordering;
@@ -143,12 +145,18 @@ impl ShardedDriver {
 
     /// Publishes a request on the main channel and resolves with the server count taken just
     /// before it (see `ShardedCore::count_and_publish`).
-    #[napi]
-    pub async fn count_and_publish(&self, ns: u32, payload: Buffer) -> Result<i64> {
-        self.core
-            .count_and_publish(ns, payload.to_vec())
-            .await
-            .map_err(to_napi)
+    /// Started on the JS thread (see `runtime::started`): the request leaves during this call
+    /// when the publisher is idle.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn count_and_publish<'env>(
+        &self,
+        env: &'env Env,
+        ns: u32,
+        payload: Buffer,
+    ) -> Result<PromiseRaw<'env, i64>> {
+        let (core, payload) = (self.core.clone(), payload.to_vec());
+        let published = async move { core.count_and_publish(ns, payload).await.map_err(to_napi) };
+        env.spawn_future(runtime::started(published))
     }
 
     /// Counters as JSON (see `metrics()` of the JS adapter).

@@ -1,4 +1,5 @@
 use super::errors::to_napi;
+use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_entry::{encode_entries, parse_entries, EntryBatch};
@@ -148,7 +149,7 @@ impl ReaderContext {
 pub struct StreamsDriver {
     /// Requests and responses: the classic or the sharded pub/sub transport (the same ones as
     /// createAdapter and createShardedAdapter), whose command connection also runs XADD & co.
-    pubsub: EitherTransport,
+    pubsub: Arc<EitherTransport>,
     writer: StreamWriter,
     reader_context: ReaderContext,
     /// (stream name, its reader), in start order.
@@ -198,7 +199,7 @@ impl StreamsDriver {
                 .map(|(index, stream)| (stream.clone(), reader_context.spawn(index, stream)))
                 .collect();
             Ok(Self {
-                pubsub,
+                pubsub: Arc::new(pubsub),
                 writer,
                 reader_context,
                 readers: Mutex::new(readers),
@@ -357,12 +358,23 @@ impl StreamsDriver {
 
     /// Publishes on `channel` and resolves with its listener count taken just before, in one
     /// round trip where the transport can (see `Transport::count_and_publish`).
-    #[napi]
-    pub async fn count_and_publish(&self, channel: String, payload: Buffer) -> Result<i64> {
-        self.pubsub
-            .count_and_publish(channel, payload.to_vec())
-            .await
-            .map_err(to_napi)
+    /// Started on the JS thread (see `runtime::started`): the request leaves during this call
+    /// when the publisher is idle.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn count_and_publish<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+        payload: Buffer,
+    ) -> Result<PromiseRaw<'env, i64>> {
+        let (pubsub, payload) = (self.pubsub.clone(), payload.to_vec());
+        let published = async move {
+            pubsub
+                .count_and_publish(channel, payload)
+                .await
+                .map_err(to_napi)
+        };
+        env.spawn_future(runtime::started(published))
     }
 
     /// Counters as JSON.

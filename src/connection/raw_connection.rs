@@ -10,9 +10,10 @@ use super::resp::{parse_frame, write_command, Item, Parsed, Push};
 use super::resp_nested::{complete_value, Completeness};
 use super::subscriber::Subscription;
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
+use std::io::ErrorKind::WouldBlock;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Most messages handed over in one batch; bounds the latency of the first one.
@@ -20,7 +21,9 @@ const MAX_BATCH: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub struct RawConnection {
-    stream: TcpStream,
+    /// Shared so that another thread can write to it without waking the task that reads it
+    /// (see [`Self::writer`]); all I/O goes through readiness and `try_*` calls on `&self`.
+    stream: Arc<TcpStream>,
     /// Received bytes; those before `start` are consumed.
     buf: Vec<u8>,
     start: usize,
@@ -56,6 +59,19 @@ pub(super) fn server_error(text: &[u8]) -> RedisError {
     RedisError::from((kind, "refused by Redis", text))
 }
 
+/// Writes all of `bytes`, waiting for the socket to accept more whenever it is full.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> RedisResult<()> {
+    while !bytes.is_empty() {
+        stream.writable().await.map_err(RedisError::from)?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == WouldBlock => continue,
+            Err(e) => return Err(RedisError::from(e)),
+        }
+    }
+    Ok(())
+}
+
 impl RawConnection {
     /// Connects and authenticates. `info` must be a plain TCP address (see [`plain_tcp`]).
     pub async fn connect(info: &ConnectionInfo, timeout: Duration) -> RedisResult<Self> {
@@ -66,7 +82,7 @@ impl RawConnection {
             .map_err(RedisError::from)?;
         stream.set_nodelay(true).map_err(RedisError::from)?;
         let mut conn = Self {
-            stream,
+            stream: Arc::new(stream),
             buf: Vec::with_capacity(READ_CHUNK),
             start: 0,
             want: 0,
@@ -109,12 +125,30 @@ impl RawConnection {
         &mut self,
         commands: &[u8],
         count: usize,
+        on_reply: impl FnMut(usize, &[Item<'_>]) + Send,
+    ) -> RedisResult<()> {
+        write_all(&self.stream, commands).await?;
+        self.read_replies(count, on_reply).await
+    }
+
+    /// The socket, for writing from another thread (`try_write`) while this connection's
+    /// owner reads the replies with [`Self::read_replies`]; writes must not interleave, which
+    /// the caller ensures.
+    pub fn writer(&self) -> Arc<TcpStream> {
+        self.stream.clone()
+    }
+
+    /// Writes `bytes` (the rest of commands another thread began writing).
+    pub async fn write(&self, bytes: &[u8]) -> RedisResult<()> {
+        write_all(&self.stream, bytes).await
+    }
+
+    /// Waits for `count` replies of commands already written (see [`Self::pipeline_with`]).
+    pub async fn read_replies(
+        &mut self,
+        count: usize,
         mut on_reply: impl FnMut(usize, &[Item<'_>]) + Send,
     ) -> RedisResult<()> {
-        self.stream
-            .write_all(commands)
-            .await
-            .map_err(RedisError::from)?;
         let mut first_error = None;
         let mut left = count;
         while left > 0 {
@@ -233,10 +267,7 @@ impl RawConnection {
         if commands.is_empty() {
             return Ok(());
         }
-        self.stream
-            .write_all(commands)
-            .await
-            .map_err(RedisError::from)?;
+        write_all(&self.stream, commands).await?;
         let mut confirmations = expected;
         while confirmations > 0 {
             let mut failure = None;
@@ -262,10 +293,7 @@ impl RawConnection {
     /// valid (the buffer is not compacted) until [`Self::release`]: readers parse entries in
     /// place and hand them on without copying them out.
     pub async fn request(&mut self, commands: &[u8], replies: usize) -> RedisResult<Range<usize>> {
-        self.stream
-            .write_all(commands)
-            .await
-            .map_err(RedisError::from)?;
+        write_all(&self.stream, commands).await?;
         // Offsets from `start`, which compaction keeps in place.
         let mut end = 0;
         for _ in 0..replies {
@@ -309,10 +337,14 @@ impl RawConnection {
         }
         let spare = (self.start + self.want).saturating_sub(self.buf.len());
         self.buf.reserve(spare.max(READ_CHUNK));
-        match self.stream.read_buf(&mut self.buf).await {
-            Ok(0) => Err(io_error("connection closed")),
-            Ok(_) => Ok(()),
-            Err(e) => Err(RedisError::from(e)),
+        loop {
+            self.stream.readable().await.map_err(RedisError::from)?;
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(0) => return Err(io_error("connection closed")),
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == WouldBlock => continue,
+                Err(e) => return Err(RedisError::from(e)),
+            }
         }
     }
 

@@ -167,6 +167,7 @@ pub fn publisher_json(stats: &PublisherStats) -> Value {
         "droppedOverflow": load(&stats.dropped_overflow),
         "retries": load(&stats.retries),
         "bufferedBytes": stats.buffered_bytes.load(Ordering::Relaxed),
+        "directWrites": load(&stats.direct_writes),
     })
 }
 
