@@ -47,6 +47,22 @@ function tlsSettings(tls) {
   };
 }
 
+/**
+ * The database index as a number. node-redis sends `database` as given (`SELECT "3"` works) and
+ * ioredis parses a string `db`, so `database: process.env.REDIS_DB` is fine with the official
+ * packages; the Rust core wants an integer.
+ */
+function databaseIndex(db) {
+  if (db === undefined || db === null || db === "") return undefined;
+  const n = typeof db === "string" && /^\s*\d+\s*$/.test(db) ? Number(db) : db;
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new InvalidRedisClientError(
+      `invalid database ${JSON.stringify(db)}: a non-negative integer is expected`,
+    );
+  }
+  return n;
+}
+
 function definedOnly(obj) {
   const out = {};
   for (const [k, v] of Object.entries(obj)) {
@@ -208,7 +224,7 @@ function connectionOptionsFrom(client) {
       "unsupported Redis client: pass a node-redis v4/v5 or ioredis client or cluster, a URL, or an options object",
     );
   }
-  return definedOnly(settings);
+  return definedOnly({ ...settings, db: databaseIndex(settings.db) });
 }
 
 /**
