@@ -166,6 +166,45 @@ function fromIORedis(options) {
   };
 }
 
+/**
+ * The options object of node-redis v5 `createSentinel({ name, sentinelRootNodes,
+ * nodeClientOptions, sentinelClientOptions })`. The sentinel client itself keeps them in private
+ * fields (see isNodeRedisSentinel), so users pass this object instead.
+ */
+function fromNodeRedisSentinel(options) {
+  if (!options.name) {
+    throw new InvalidRedisClientError("sentinel options need the master's `name`");
+  }
+  const node = options.nodeClientOptions || {};
+  const sentinel = options.sentinelClientOptions || {};
+  const socket = node.socket || {};
+  return {
+    topology: "sentinel",
+    nodes: options.sentinelRootNodes.map(parseHostPort),
+    sentinelMaster: options.name,
+    sentinelUsername: sentinel.username,
+    sentinelPassword: sentinel.password,
+    username: node.username,
+    password: node.password,
+    db: node.database,
+    connectTimeoutMs: socket.connectTimeout,
+    ...tlsSettings(socket.tls ? socket : false),
+  };
+}
+
+/**
+ * A node-redis v5 sentinel client (`createSentinel`): its master name, credentials and TLS
+ * settings live in private class fields, and its public getters only show addresses once
+ * connected, so its settings cannot be read.
+ */
+function isNodeRedisSentinel(client) {
+  return (
+    typeof client.getSentinelNode === "function" &&
+    typeof client.getMasterNode === "function" &&
+    typeof client.getReplicaNodes === "function"
+  );
+}
+
 function fromIORedisCluster(cluster) {
   const redisOptions = (cluster.options && cluster.options.redisOptions) || {};
   return {
@@ -179,6 +218,7 @@ function fromIORedisCluster(cluster) {
 
 function fromPlainOptions(options) {
   if (options.rootNodes) return fromNodeRedisCluster(options);
+  if (Array.isArray(options.sentinelRootNodes)) return fromNodeRedisSentinel(options);
   if (options.sentinels) return fromIORedis(options);
   if (options.startupNodes) {
     return fromIORedisCluster({ startupNodes: options.startupNodes, options });
@@ -207,6 +247,13 @@ function connectionOptionsFrom(client) {
     settings = { topology: "standalone", url: client };
   } else if (typeof client !== "object" && typeof client !== "function") {
     throw new InvalidRedisClientError(`unsupported Redis client of type ${typeof client}`);
+  } else if (isNodeRedisSentinel(client)) {
+    throw new InvalidRedisClientError(
+      "a node-redis createSentinel() client keeps its settings (master name, credentials) " +
+        "private and cannot be read; pass the options object given to createSentinel() " +
+        "({ name, sentinelRootNodes, nodeClientOptions, sentinelClientOptions }) instead, " +
+        "or an ioredis client with `sentinels` and `name`",
+    );
   } else if (client.isCluster === true && Array.isArray(client.startupNodes)) {
     settings = fromIORedisCluster(client);
   } else if (nodeRedisClusterOptions(client)) {

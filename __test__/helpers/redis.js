@@ -90,7 +90,10 @@ function cli(port, args, { timeout = 5000 } = {}) {
   });
 }
 
-/** Minimal PING over a raw socket: resolves true when "+PONG" comes back. */
+/**
+ * Minimal PING over a raw socket: resolves true when "+PONG" comes back (or "-NOAUTH": a server
+ * started with requirepass, e.g. a password-protected sentinel, answers but wants AUTH first).
+ */
 function ping(port, timeout = 500) {
   return new Promise((resolve) => {
     const sock = net.connect({ port, host: "127.0.0.1" });
@@ -104,7 +107,7 @@ function ping(port, timeout = 500) {
     sock.on("connect", () => sock.write("PING\r\n"));
     sock.on("data", (d) => {
       buf += d.toString();
-      if (buf.includes("\r\n")) done(buf.startsWith("+PONG"));
+      if (buf.includes("\r\n")) done(buf.startsWith("+PONG") || buf.startsWith("-NOAUTH"));
     });
     sock.on("error", () => done(false));
   });
@@ -148,9 +151,11 @@ async function waitUntil(fn, { timeout = 10000, interval = 20, what = "condition
  * Spawn one redis-server on `port` in `dir`; resolves once PING answers.
  * Rejects if the process exits first (e.g. port already taken).
  */
-function spawnServer(port, dir, args) {
+function spawnServer(port, dir, args, configFile) {
   return new Promise((resolve, reject) => {
     const fullArgs = [
+      // redis-server takes a config file only as its first argument
+      ...(configFile ? [configFile] : []),
       "--port",
       String(port),
       "--bind",
@@ -196,20 +201,24 @@ function spawnServer(port, dir, args) {
 
 /**
  * Start a private redis-server.
- * @param {{args?: string[], port?: number}} [options]
+ * `config`: contents of a config file written to the instance's dir and passed first (a sentinel
+ * needs one, as it rewrites it); it is written once and kept across restarts.
+ * @param {{args?: string[], port?: number, config?: string}} [options]
  * @returns {Promise<{port:number, url:string, dir:string, cli:Function,
  *   stop:Function, kill:Function, restart:Function, isRunning:Function}>}
  */
-async function startRedis({ args = [], port: wantedPort, pickPort = getFreePort } = {}) {
+async function startRedis({ args = [], port: wantedPort, pickPort = getFreePort, config } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-redis-"));
   tmpDirs.add(dir);
+  const configFile = config === undefined ? undefined : path.join(dir, "redis.conf");
+  if (configFile) fs.writeFileSync(configFile, config);
   let child;
   let port;
   let lastErr;
   for (let attempt = 0; attempt < 10; attempt++) {
     port = wantedPort || (await pickPort());
     try {
-      child = await spawnServer(port, dir, args);
+      child = await spawnServer(port, dir, args, configFile);
       break;
     } catch (err) {
       lastErr = err;
@@ -248,7 +257,7 @@ async function startRedis({ args = [], port: wantedPort, pickPort = getFreePort 
       let err;
       for (let attempt = 0; attempt < 50; attempt++) {
         try {
-          child = await spawnServer(port, dir, args);
+          child = await spawnServer(port, dir, args, configFile);
           return instance;
         } catch (e) {
           err = e;

@@ -5,14 +5,18 @@
 use super::config::{ConnectionOptions, Topology};
 use super::raw_connection::plain_tcp;
 use super::sentinel::resolve_master;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, ConnectionInfo, FromRedisValue, Pipeline, RedisError, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, FromRedisValue, Pipeline, RedisError,
+    RedisResult, ServerErrorKind, Value,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,11 +41,22 @@ enum Inner {
         client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
     },
-    /// The master is looked up through the sentinels on first use.
+    /// The master is looked up through the sentinels on first use, and again after any error
+    /// that may mean it moved (see [`master_may_have_moved`]): a connection that reconnected by
+    /// itself would go back to the old address, by then a replica after a failover, where a
+    /// PUBLISH is accepted but reaches no subscriber and an XADD is refused.
     Sentinel {
         options: Box<ConnectionOptions>,
-        conn: OnceCell<ConnectionManager>,
+        master: Mutex<Option<SentinelMaster>>,
+        connections: AtomicU64,
     },
+}
+
+/// The connection to the master the sentinels named, numbered so that an error seen on one
+/// connection never drops a newer one.
+struct SentinelMaster {
+    id: u64,
+    conn: MultiplexedConnection,
 }
 
 fn manager_config(opts: &ConnectionOptions) -> ConnectionManagerConfig {
@@ -99,7 +114,8 @@ impl CommandConnection {
             }
             Topology::Sentinel => Inner::Sentinel {
                 options: Box::new(opts.clone()),
-                conn: OnceCell::new(),
+                master: Mutex::new(None),
+                connections: AtomicU64::new(0),
             },
         };
         Ok(Self {
@@ -122,7 +138,10 @@ impl CommandConnection {
         match &*self.inner {
             Inner::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
             Inner::Cluster { .. } => cmd.query_async(&mut self.cluster().await?).await,
-            Inner::Sentinel { .. } => cmd.query_async(&mut self.sentinel().await?).await,
+            Inner::Sentinel { .. } => {
+                let (id, mut conn) = self.sentinel().await?;
+                self.checked(id, cmd.query_async(&mut conn).await).await
+            }
         }
     }
 
@@ -131,7 +150,10 @@ impl CommandConnection {
         match &*self.inner {
             Inner::Standalone(conn) => pipe.exec_async(&mut conn.clone()).await,
             Inner::Cluster { .. } => pipe.exec_async(&mut self.cluster().await?).await,
-            Inner::Sentinel { .. } => pipe.exec_async(&mut self.sentinel().await?).await,
+            Inner::Sentinel { .. } => {
+                let (id, mut conn) = self.sentinel().await?;
+                self.checked(id, pipe.exec_async(&mut conn).await).await
+            }
         }
     }
 
@@ -140,7 +162,10 @@ impl CommandConnection {
         match &*self.inner {
             Inner::Standalone(conn) => pipe.query_async(&mut conn.clone()).await,
             Inner::Cluster { .. } => pipe.query_async(&mut self.cluster().await?).await,
-            Inner::Sentinel { .. } => pipe.query_async(&mut self.sentinel().await?).await,
+            Inner::Sentinel { .. } => {
+                let (id, mut conn) = self.sentinel().await?;
+                self.checked(id, pipe.query_async(&mut conn).await).await
+            }
         }
     }
 
@@ -177,17 +202,92 @@ impl CommandConnection {
             .cloned()
     }
 
-    async fn sentinel(&self) -> RedisResult<ConnectionManager> {
-        let Inner::Sentinel { options, conn } = &*self.inner else {
+    /// The connection to the current master (and its number), asking the sentinels first when
+    /// there is none. One lookup at a time: concurrent callers wait for it and share the result.
+    async fn sentinel(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        let Inner::Sentinel {
+            options,
+            master,
+            connections,
+        } = &*self.inner
+        else {
             unreachable!("sentinel() on a non-sentinel connection")
         };
-        conn.get_or_try_init(|| async {
-            let master = resolve_master(options).await?;
-            let client = redis::Client::open(master)?;
-            ConnectionManager::new_with_config(client, manager_config(options)).await
-        })
-        .await
-        .cloned()
+        let mut current = master.lock().await;
+        if let Some(m) = &*current {
+            return Ok((m.id, m.conn.clone()));
+        }
+        let info = resolve_master(options).await?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(
+                options
+                    .connect_timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(CONNECT_TIMEOUT),
+            ))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let mut conn = redis::Client::open(info)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        // The sentinels may still name a master that has just been demoted (or not yet name
+        // the promoted replica): refuse a replica, the caller retries with a new lookup.
+        if let Ok(role) = redis::cmd("ROLE").query_async::<Value>(&mut conn).await {
+            if !is_master_role(&role) {
+                return Err(RedisError::from((
+                    ErrorKind::Io,
+                    "sentinel",
+                    "the node the sentinels named as master is not a master (failover under way)"
+                        .to_string(),
+                )));
+            }
+        }
+        let id = connections.fetch_add(1, Ordering::Relaxed);
+        *current = Some(SentinelMaster {
+            id,
+            conn: conn.clone(),
+        });
+        Ok((id, conn))
+    }
+
+    /// Passes `result` through; drops connection `id` (the next call asks the sentinels again)
+    /// when the error may mean the master moved.
+    async fn checked<T>(&self, id: u64, result: RedisResult<T>) -> RedisResult<T> {
+        if let (Err(e), Inner::Sentinel { master, .. }) = (&result, &*self.inner) {
+            if master_may_have_moved(e) {
+                let mut current = master.lock().await;
+                if current.as_ref().is_some_and(|m| m.id == id) {
+                    *current = None;
+                }
+            }
+        }
+        result
+    }
+}
+
+/// An error after which a sentinel-resolved master must be looked up again: the connection was
+/// lost or timed out (the sentinels kill the clients of a demoted master), or the node says it
+/// is no longer a writable master.
+fn master_may_have_moved(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
+}
+
+/// `ROLE` → true unless the node reports itself as a replica (`slave`) or a sentinel.
+fn is_master_role(role: &Value) -> bool {
+    let first = match role {
+        Value::Array(items) => items.first(),
+        _ => None,
+    };
+    match first {
+        Some(Value::BulkString(name)) => name.as_slice() == b"master",
+        Some(Value::SimpleString(name)) => name == "master",
+        _ => true,
     }
 }
 
@@ -238,5 +338,34 @@ mod tests {
         ]);
         assert_eq!(sum_num_sub_per_node(per_node).unwrap(), 6);
         assert!(parse_num_sub(&Value::Nil).is_err());
+    }
+
+    #[test]
+    fn sentinel_master_is_looked_up_again_after_errors_that_may_mean_a_failover() {
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(master_may_have_moved(&io));
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(master_may_have_moved(&refused));
+        let read_only = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        assert!(master_may_have_moved(&read_only));
+        // a refused command (bad argument, wrong type) says nothing about where the master is
+        let wrong_type = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+        ));
+        assert!(!master_may_have_moved(&wrong_type));
+    }
+
+    #[test]
+    fn role_reply_tells_a_master_from_a_replica() {
+        let role = |name: &str| Value::Array(vec![Value::BulkString(name.as_bytes().to_vec())]);
+        assert!(is_master_role(&role("master")));
+        assert!(!is_master_role(&role("slave")));
+        assert!(!is_master_role(&role("sentinel")));
+        // an unexpected reply does not block the connection
+        assert!(is_master_role(&Value::Nil));
     }
 }

@@ -2,7 +2,14 @@
 //! is followed.
 
 use super::config::{ConnectionOptions, NodeAddr};
-use redis::{ConnectionInfo, RedisError, RedisResult};
+use redis::{AsyncConnectionConfig, ConnectionInfo, RedisError, RedisResult};
+use std::time::Duration;
+
+/// Bounds on each sentinel's answer (the connect one unless the user's client sets its own), so
+/// one that hangs (host down, packets dropped) is skipped for the next one instead of holding
+/// every (re)connection for minutes.
+const SENTINEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const SENTINEL_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks each sentinel in turn for the address of the monitored master.
 pub async fn resolve_master(opts: &ConnectionOptions) -> RedisResult<ConnectionInfo> {
@@ -14,11 +21,20 @@ pub async fn resolve_master(opts: &ConnectionOptions) -> RedisResult<ConnectionI
         sentinel_master: None,
         ..opts.clone()
     };
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(
+            opts.connect_timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(SENTINEL_CONNECT_TIMEOUT),
+        ))
+        .set_response_timeout(Some(SENTINEL_RESPONSE_TIMEOUT));
     let mut last_error = None;
     for info in sentinel_opts.connection_infos().map_err(config_error)? {
         let attempt = async {
             let client = redis::Client::open(info)?;
-            let mut conn = client.get_multiplexed_async_connection().await?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
                 .arg("get-master-addr-by-name")
                 .arg(&master_name)

@@ -9,6 +9,8 @@ pub struct RedisProcess {
     pub port: u16,
     child: Option<Child>,
     args: Vec<String>,
+    /// A config file passed first (redis-server takes one only there), e.g. a sentinel's.
+    config: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -25,6 +27,25 @@ impl RedisProcess {
             port: free_port(),
             child: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
+            config: None,
+        };
+        p.spawn();
+        p
+    }
+
+    /// Starts with `config` written to a file of its own (a sentinel rewrites its file).
+    pub fn start_with_config(config: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        let path = std::env::temp_dir().join(format!(
+            "sio-redis-native-{}-{port}.conf",
+            std::process::id()
+        ));
+        std::fs::write(&path, config).expect("write the config file");
+        let mut p = Self {
+            port,
+            child: None,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            config: Some(path),
         };
         p.spawn();
         p
@@ -36,6 +57,7 @@ impl RedisProcess {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
+            .args(&self.config)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(&self.args)
@@ -68,5 +90,8 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.kill();
+        if let Some(path) = &self.config {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
