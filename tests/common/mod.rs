@@ -60,6 +60,15 @@ impl RedisProcess {
             .args(&self.config)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            // A replica still writes the RDB of its full sync: keep it out of the worktree.
+            .args([
+                "--dir",
+                std::env::temp_dir().to_str().expect("utf-8 temp dir"),
+            ])
+            .args([
+                "--dbfilename",
+                &format!("sio-redis-native-{}.rdb", self.port),
+            ])
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
