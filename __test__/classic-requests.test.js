@@ -55,6 +55,9 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
             expect([...remote.rooms].sort()).toEqual([remote.id, `room-${i}`].sort());
             expect(remote.handshake.address).toEqual(expect.any(String));
             expect(remote.handshake.query).toEqual(expect.objectContaining({ EIO: "4" }));
+            // Whole, as the node holding the socket has it (ours parses it on first use).
+            const { sessionStore, ...handshake } = c.serverSockets[i].handshake;
+            expect({ ...remote.handshake }).toEqual(JSON.parse(JSON.stringify(handshake)));
           }
         }
       });

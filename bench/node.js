@@ -51,6 +51,12 @@ async function main() {
         if (kind === "fetchSockets") {
           const sockets = await io.fetchSockets();
           lastResult = sockets.length;
+        } else if (kind === "fetchSocketsHandshakes") {
+          // As an application that reads every remote handshake (ours parses them on use).
+          const sockets = await io.fetchSockets();
+          let headers = 0;
+          for (const socket of sockets) headers += Object.keys(socket.handshake.headers).length;
+          lastResult = headers > 0 ? sockets.length : -1;
         } else if (kind === "serverSideEmitAck") {
           // Namespace#serverSideEmitWithAck: the adapter's requestsTimeout (5 s) applies.
           const responses = await io.serverSideEmitWithAck("bench-sse", nowUs());

@@ -68,6 +68,11 @@ function scenarioGroups({ emitter, kind = "classic" }) {
       socketsPerNode: 100,
       scenarios: [
         { id: "fetchSockets (3 nodes x 100 sockets)", kind: "request", op: "fetchSockets" },
+        {
+          id: "fetchSockets, every handshake read (3 nodes x 100 sockets)",
+          kind: "request",
+          op: "fetchSocketsHandshakes",
+        },
         { id: "serverSideEmit with ack (3 nodes)", kind: "request", op: "serverSideEmitAck" },
       ],
     },

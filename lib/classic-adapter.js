@@ -9,6 +9,7 @@ const { NativeNode, debug } = require("./native-node");
 const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
 const { validateClassicOptions } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { readFetchAnswer } = require("./fetch-answers");
 const {
   usesDefaultEncoder,
   readEventText,
@@ -309,8 +310,8 @@ class RedisAdapter extends Adapter {
     }
   }
 
-  /** Sends a request and resolves with the decoded answers (correlated in Rust). */
-  async collect(request) {
+  /** Sends a request and resolves with the answers (correlated in Rust), each `decode`d. */
+  async collect(request, decode = (payload) => decodeMessage(this.parser, payload)) {
     const outcome = await this.driver.request(
       this.ns,
       request.requestId,
@@ -320,7 +321,7 @@ class RedisAdapter extends Adapter {
     const responses = [];
     for (const payload of outcome.responses) {
       try {
-        responses.push(decodeMessage(this.parser, payload));
+        responses.push(decode(payload));
       } catch (e) {
         debug("ignoring a malformed response: %s", e.message);
       }
@@ -343,12 +344,14 @@ class RedisAdapter extends Adapter {
     const localSockets = await super.fetchSockets(opts);
     if (opts.flags && opts.flags.local) return localSockets;
     const requestId = this.driver.newRequestId();
-    const outcome = await this.collect({
-      uid: this.uid,
-      requestId,
-      type: RequestType.REMOTE_FETCH,
-      opts: roomsAndExcept(opts),
-    });
+    const outcome = await this.collect(
+      { uid: this.uid, requestId, type: RequestType.REMOTE_FETCH, opts: roomsAndExcept(opts) },
+      // Handshakes are parsed when first used (see lib/fetch-answers.js).
+      (payload) => {
+        const sockets = readFetchAnswer(payload);
+        return sockets ? { sockets } : decodeMessage(this.parser, payload);
+      },
+    );
     if (outcome.timedOut)
       throw new Error("timeout reached while waiting for fetchSockets response");
     const sockets = [...localSockets];

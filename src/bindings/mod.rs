@@ -3,6 +3,7 @@
 //! threadsafe function per driver.
 
 pub mod classic;
+pub mod codec;
 mod errors;
 pub mod publisher;
 mod runtime;

@@ -6,5 +6,6 @@
 //! - [`json`]: the pieces of V8's `JSON.stringify` needed for byte equality (number
 //!   formatting, string escaping, `Date#toISOString`).
 
+pub mod fetch_sockets;
 pub mod json;
 pub mod msgpack;
