@@ -4,7 +4,11 @@
 // the details must be what JSON.parse of the answer gives, whatever the caller does with them.
 const util = require("util");
 const msgpack = require("notepack.io");
+const native = require("../binding");
 const { lazyObject, readFetchAnswer } = require("../lib/fetch-answers");
+
+// What the Rust core hands to JS for an answer (split as it arrives).
+const asDelivered = (payload) => native.fetchAnswerForJs(payload);
 
 const handshake = {
   headers: { host: "127.0.0.1:3000", "user-agent": "jest \u00e9\u{1F600}", cookie: 'a="b"' },
@@ -27,7 +31,7 @@ describe("readFetchAnswer", () => {
       { id: "s2", handshake: {}, rooms: [], data: null },
       { id: "s3", handshake: { ...handshake, extra: [1] }, rooms: ["s3"], data: "text" },
     ];
-    const read = readFetchAnswer(answer(sockets));
+    const read = readFetchAnswer(asDelivered(answer(sockets))).sockets;
     expect(read).toEqual(sockets);
     expect(JSON.parse(JSON.stringify(read))).toEqual(sockets);
     expect(read.map((s) => s.handshake.headers?.["user-agent"])).toEqual([
@@ -45,8 +49,10 @@ describe("readFetchAnswer", () => {
       Buffer.from('{"sockets":[{"id":"s","handshake":null,"rooms":[],"data":{}}]}'),
       Buffer.from('{"sockets":['),
     ];
-    for (const payload of odd) expect(readFetchAnswer(payload)).toBeNull();
-    expect(readFetchAnswer(answer([]))).toEqual([]);
+    for (const payload of odd) {
+      expect(readFetchAnswer(asDelivered(payload))).toEqual({ whole: payload });
+    }
+    expect(readFetchAnswer(asDelivered(answer([])))).toEqual({ sockets: [] });
   });
 });
 
@@ -97,5 +103,43 @@ describe("lazyObject", () => {
     expect(Object.keys(h)).toEqual(["__proto__", "a"]);
     expect(h.polluted).toBeUndefined();
     expect({}.polluted).toBeUndefined();
+  });
+});
+
+describe("lazyObject, rarer operations", () => {
+  const text = JSON.stringify(handshake);
+
+  it("can be frozen, sealed and given non-configurable properties", () => {
+    const frozen = Object.freeze(lazyObject(text));
+    expect(Object.isFrozen(frozen)).toBe(true);
+    expect(frozen.query.EIO).toBe("4");
+    expect(() => {
+      "use strict";
+      frozen.address = "x";
+    }).toThrow(TypeError);
+    expect({ ...frozen }).toEqual(handshake);
+    const sealed = Object.seal(lazyObject(text));
+    expect(Object.isSealed(sealed)).toBe(true);
+    expect(Object.keys(sealed)).toEqual(Object.keys(handshake));
+    const fixed = lazyObject(text);
+    Object.defineProperty(fixed, "pinned", { value: 1, configurable: false });
+    expect(fixed.pinned).toBe(1);
+    expect(Object.getOwnPropertyDescriptor(fixed, "pinned").configurable).toBe(false);
+    expect(fixed.time).toBe(handshake.time);
+  });
+
+  it("has no properties of its own beyond the parsed ones", () => {
+    const h = lazyObject(text);
+    expect(Reflect.ownKeys(h)).toEqual(Object.keys(handshake));
+    expect(Object.getOwnPropertySymbols(h)).toEqual([]);
+    expect(h instanceof Object).toBe(true);
+    expect(Object.getPrototypeOf(lazyObject("{}"))).toBe(Object.prototype);
+  });
+
+  it("prints nested values to the depth asked", () => {
+    const nested = { a: { b: { c: { d: 1 } } } };
+    const h = lazyObject(JSON.stringify(nested));
+    expect(util.inspect({ h }, { depth: 1 })).toEqual(util.inspect({ h: nested }, { depth: 1 }));
+    expect(util.inspect(h, { depth: 0 })).toEqual(util.inspect(nested, { depth: 0 }));
   });
 });

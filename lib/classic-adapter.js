@@ -317,6 +317,8 @@ class RedisAdapter extends Adapter {
       request.requestId,
       Buffer.from(JSON.stringify(request)),
       this.requestsTimeout,
+      // fetchSockets answers are split in Rust as they arrive (see lib/fetch-answers.js).
+      request.type === RequestType.REMOTE_FETCH,
     );
     const responses = [];
     for (const payload of outcome.responses) {
@@ -348,8 +350,8 @@ class RedisAdapter extends Adapter {
       { uid: this.uid, requestId, type: RequestType.REMOTE_FETCH, opts: roomsAndExcept(opts) },
       // Handshakes are parsed when first used (see lib/fetch-answers.js).
       (payload) => {
-        const sockets = readFetchAnswer(payload);
-        return sockets ? { sockets } : decodeMessage(this.parser, payload);
+        const answer = readFetchAnswer(payload);
+        return answer.whole ? decodeMessage(this.parser, answer.whole) : answer;
       },
     );
     if (outcome.timedOut)

@@ -1,98 +1,132 @@
 "use strict";
-// Socket details of fetchSockets() answers (classic adapter) with each handshake parsed on
+// Socket details of fetchSockets() answers (classic adapter) with the handshakes parsed on
 // first use. The handshakes are about seven eighths of an answer's JSON, and parsing them was
 // half of a requesting node's CPU time in fetchSockets() across 3 nodes x 100 sockets, while
 // most callers only read `id`, `rooms` or `data` of the remote sockets. The Rust core splits
-// the answer (codec::fetch_sockets); everything but the handshakes is parsed here at once.
+// each answer as it arrives (codec::fetch_sockets, on a Tokio thread); here everything but the
+// handshakes is parsed at once, and the handshakes of an answer all together (one JSON.parse
+// of an array is far cheaper than one per handshake) when the first of them is used.
 const util = require("util");
-const native = require("../binding");
 
-const TRAPS = [
-  "get",
-  "set",
-  "has",
-  "deleteProperty",
-  "defineProperty",
-  "getOwnPropertyDescriptor",
-  "ownKeys",
-  "getPrototypeOf",
-  "setPrototypeOf",
-  "isExtensible",
-  "preventExtensions",
-];
+/** First byte of what the Rust core hands over per answer (codec::fetch_sockets). */
+const SPLIT_MARK = 0;
+const WHOLE_MARK = 1;
 
 /**
- * A plain object parsed from the JSON object text `text` when it is first used: any property
- * read, write, key listing or prototype check parses it into the proxy's target, which then
- * behaves as the object `JSON.parse(text)` would have returned. `util.inspect` (console.log)
- * looks at the target directly, so the target carries an inspect hook that parses first.
- * Only structured cloning sees the difference: a Proxy cannot be cloned.
+ * The target of a lazy object's Proxy: holds the JSON text, then the parsed object, in private
+ * fields (no properties of its own, so every Proxy invariant holds while the traps answer for
+ * the parsed object). `util.inspect` bypasses proxies and looks at the target: the inspect hook
+ * on this class's prototype prints the parsed object instead.
+ */
+class LazyTarget {
+  #source;
+  #index;
+  #value = null;
+
+  /** `source.parse()` returns an array of objects; this one is at `index`. */
+  constructor(source, index) {
+    this.#source = source;
+    this.#index = index;
+  }
+
+  static valueOf(target) {
+    if (target.#value === null) {
+      target.#value = target.#source.parse()[target.#index];
+      target.#source = null;
+    }
+    return target.#value;
+  }
+
+  /**
+   * Freezing, sealing or a non-configurable property need the target itself to hold the
+   * properties (Proxy invariants): copy them over, once, and answer from the target after.
+   */
+  static pin(target) {
+    const value = LazyTarget.valueOf(target);
+    if (value === target) return;
+    Object.defineProperties(target, Object.getOwnPropertyDescriptors(value));
+    Object.setPrototypeOf(target, Object.getPrototypeOf(value));
+    target.#value = target;
+  }
+
+  [util.inspect.custom](depth, options, inspect) {
+    // `this` is the proxy: spreading it parses and copies the own properties.
+    return inspect({ ...this }, { ...options, depth });
+  }
+}
+
+const { valueOf, pin } = LazyTarget;
+const LAZY_HANDLER = {
+  get: (t, key) => Reflect.get(valueOf(t), key),
+  set: (t, key, value) => Reflect.set(valueOf(t), key, value),
+  has: (t, key) => Reflect.has(valueOf(t), key),
+  deleteProperty: (t, key) => Reflect.deleteProperty(valueOf(t), key),
+  ownKeys: (t) => Reflect.ownKeys(valueOf(t)),
+  getOwnPropertyDescriptor: (t, key) => Reflect.getOwnPropertyDescriptor(valueOf(t), key),
+  defineProperty(t, key, descriptor) {
+    if (descriptor.configurable === false) pin(t);
+    return Reflect.defineProperty(valueOf(t), key, descriptor);
+  },
+  getPrototypeOf: (t) => Reflect.getPrototypeOf(valueOf(t)),
+  setPrototypeOf: (t, proto) => Reflect.setPrototypeOf(valueOf(t), proto),
+  isExtensible: (t) => Reflect.isExtensible(t),
+  preventExtensions(t) {
+    pin(t);
+    return Reflect.preventExtensions(t);
+  },
+};
+
+/**
+ * An object parsed from the JSON object text `text` when it is first used: any property read,
+ * write, key listing or prototype check parses it, and the proxy then behaves as the object
+ * `JSON.parse(text)` would have returned (console.log prints it as such). Only structured
+ * cloning sees the difference: a Proxy cannot be cloned.
  */
 function lazyObject(text) {
-  const target = {};
-  let pending = text;
-  const parse = () => {
-    if (pending === null) return;
-    const parsed = JSON.parse(pending);
-    pending = null;
-    delete target[util.inspect.custom];
-    // defineProperty rather than assignment: a "__proto__" key stays an own property, as in
-    // what JSON.parse returns.
-    for (const key of Object.keys(parsed)) {
-      Object.defineProperty(target, key, {
-        value: parsed[key],
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    }
-  };
-  Object.defineProperty(target, util.inspect.custom, {
-    value(depth, options, inspect) {
-      parse();
-      return inspect(target, options);
-    },
-    configurable: true,
-    writable: true,
-    enumerable: false,
-  });
-  const handler = {};
-  for (const trap of TRAPS) {
-    handler[trap] = (t, ...args) => {
-      parse();
-      return Reflect[trap](t, ...args);
-    };
+  return new Proxy(new LazyTarget(new LazyArray(`[${text}]`), 0), LAZY_HANDLER);
+}
+
+/** The JSON text of an array, parsed once, when first needed. */
+class LazyArray {
+  #text;
+  #values = null;
+
+  constructor(text) {
+    this.#text = text;
   }
-  return new Proxy(target, handler);
+
+  parse() {
+    if (this.#values === null) {
+      this.#values = JSON.parse(this.#text);
+      this.#text = null;
+    }
+    return this.#values;
+  }
 }
 
 /**
- * The `sockets` of one answer (a Buffer as published), or null when the answer is not the
- * usual JSON shape (the caller then decodes it whole).
+ * One answer as the Rust core hands it over: `{ sockets }` when it could split it, else
+ * `{ whole }`, the answer as published, for the caller to decode. Split: `SPLIT_MARK,
+ * head_len: u32 LE, head, handshakes`, head being `[[id, rooms, data], ..]` and handshakes
+ * `[handshake, ..]`, both JSON.
  */
 function readFetchAnswer(answer) {
-  if (answer[0] !== 0x7b) return null; // "{": JSON
-  const split = native.splitFetchAnswer(answer);
-  if (!split) return null;
-  const headLength = split.readUInt32LE(0);
-  const head = JSON.parse(split.toString("utf8", 4, 4 + headLength));
-  const count = split.readUInt32LE(4 + headLength);
-  let lengthAt = 8 + headLength;
-  let at = lengthAt + 4 * count;
-  const sockets = new Array(count);
-  for (let i = 0; i < count; i++) {
-    const length = split.readUInt32LE(lengthAt);
-    lengthAt += 4;
+  if (answer[0] === WHOLE_MARK) return { whole: answer.subarray(1) };
+  if (answer.length < 5 || answer[0] !== SPLIT_MARK) throw new Error("not a fetch answer");
+  const headEnd = 5 + answer.readUInt32LE(1);
+  const head = JSON.parse(answer.toString("utf8", 5, headEnd));
+  const handshakes = new LazyArray(answer.toString("utf8", headEnd));
+  const sockets = new Array(head.length);
+  for (let i = 0; i < head.length; i++) {
     const [id, rooms, data] = head[i];
     sockets[i] = {
       id,
-      handshake: lazyObject(split.toString("utf8", at, at + length)),
+      handshake: new Proxy(new LazyTarget(handshakes, i), LAZY_HANDLER),
       rooms,
       data,
     };
-    at += length;
   }
-  return sockets;
+  return { sockets };
 }
 
 module.exports = { lazyObject, readFetchAnswer };

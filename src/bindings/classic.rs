@@ -1,12 +1,13 @@
 use super::errors::to_napi;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
+use crate::codec::fetch_sockets;
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
 use crate::connection::{ConnectionOptions, SubscriberStats};
 use crate::protocol::classic::{ClassicCore, ClassicSettings};
 use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
-use crate::protocol::requests::uid2;
+use crate::protocol::requests::{uid2, AnswerMap};
 use crate::transport::PubSubTransport;
 use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
 use napi::Env;
@@ -178,6 +179,8 @@ impl ClassicDriver {
 
     /// Publishes a request and resolves with the answers. Started on the JS thread (see
     /// `runtime::started`): the request leaves during this call when the publisher is idle.
+    /// `fetch_answers`: the answers are fetchSockets answers, split as they arrive for the
+    /// lazy handshakes of lib/fetch-answers.js (see `codec::fetch_sockets`).
     #[napi(ts_return_type = "Promise<RequestOutcome>")]
     pub fn request<'env>(
         &self,
@@ -186,18 +189,24 @@ impl ClassicDriver {
         request_id: String,
         payload: Buffer,
         timeout_ms: u32,
+        fetch_answers: Option<bool>,
     ) -> Result<PromiseRaw<'env, RequestOutcome>> {
+        let map: Option<AnswerMap> = match fetch_answers {
+            Some(true) => Some(fetch_sockets::fetch_answer_for_js),
+            _ => None,
+        };
         let payload = payload.to_vec();
         let kind = RequestMetrics::kind_of(&payload);
         let started = Instant::now();
         let (core, requests) = (self.core.clone(), self.requests.clone());
         let request = async move {
             let outcome = core
-                .request(
+                .request_mapped(
                     ns,
                     &request_id,
                     payload,
                     Duration::from_millis(timeout_ms as u64),
+                    map,
                 )
                 .await
                 .inspect_err(|_| {

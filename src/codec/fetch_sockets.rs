@@ -29,64 +29,69 @@ struct Details<'a> {
     data: &'a RawValue,
 }
 
-/// `answer` as `head_len: u32 LE, head, count: u32 LE, count x (len: u32 LE), handshakes`,
-/// where `head` is the JSON text `[[id, rooms, data], ..]` and the handshakes are the JSON
-/// texts of the entries' handshakes, in order. None when the answer is not that shape (not
-/// JSON, a socket entry without one of the four fields, a duplicate field, a handshake that
-/// is not an object): the caller then parses the whole answer as before.
+/// First byte of a split answer.
+pub const SPLIT_MARK: u8 = 0;
+/// First byte of an answer handed over as published (then follows the answer).
+pub const WHOLE_MARK: u8 = 1;
+
+/// `answer` as `SPLIT_MARK, head_len: u32 LE, head, handshakes`, where `head` is the JSON text
+/// `[[id, rooms, data], ..]` and `handshakes` the JSON text `[handshake, ..]`, in the same
+/// order. None when the answer is not that shape (not JSON, a socket entry without one of the
+/// four fields, a duplicate field, a handshake that is not an object): the caller then parses
+/// the whole answer as before.
 pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
     let parsed: Answer<'_> = serde_json::from_slice(answer).ok()?;
-    let mut head = Vec::with_capacity(answer.len() / 4);
-    head.push(b'[');
-    let mut handshake_bytes = 0;
+    let mut out = Vec::with_capacity(answer.len() + 8);
+    out.push(SPLIT_MARK);
+    out.extend_from_slice(&[0; 4]);
+    out.push(b'[');
     for (i, socket) in parsed.sockets.iter().enumerate() {
         if !socket.handshake.get().starts_with('{') {
             return None;
         }
-        handshake_bytes += socket.handshake.get().len();
         if i > 0 {
-            head.push(b',');
+            out.push(b',');
         }
-        head.push(b'[');
-        head.extend_from_slice(socket.id.get().as_bytes());
-        head.push(b',');
-        head.extend_from_slice(socket.rooms.get().as_bytes());
-        head.push(b',');
-        head.extend_from_slice(socket.data.get().as_bytes());
-        head.push(b']');
+        for (part, text) in [socket.id, socket.rooms, socket.data].iter().enumerate() {
+            out.push(if part == 0 { b'[' } else { b',' });
+            out.extend_from_slice(text.get().as_bytes());
+        }
+        out.push(b']');
     }
-    head.push(b']');
-    let count = parsed.sockets.len();
-    let mut out = Vec::with_capacity(8 + head.len() + 4 * count + handshake_bytes);
-    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(&(count as u32).to_le_bytes());
-    for socket in &parsed.sockets {
-        out.extend_from_slice(&(socket.handshake.get().len() as u32).to_le_bytes());
-    }
-    for socket in &parsed.sockets {
+    out.push(b']');
+    let head_len = (out.len() - 5) as u32;
+    out[1..5].copy_from_slice(&head_len.to_le_bytes());
+    out.push(b'[');
+    for (i, socket) in parsed.sockets.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
         out.extend_from_slice(socket.handshake.get().as_bytes());
     }
+    out.push(b']');
     Some(out)
+}
+
+/// What the JS side of a classic fetchSockets gets for each answer: split when it can be,
+/// else [`WHOLE_MARK`] and the answer as published (whatever a custom parser made of it).
+pub fn fetch_answer_for_js(answer: &[u8]) -> Vec<u8> {
+    split_fetch_answer(answer).unwrap_or_else(|| {
+        let mut whole = Vec::with_capacity(answer.len() + 1);
+        whole.push(WHOLE_MARK);
+        whole.extend_from_slice(answer);
+        whole
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn read(out: &[u8]) -> (String, Vec<String>) {
-        let u32_at = |at: usize| u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as usize;
-        let head_len = u32_at(0);
-        let head = String::from_utf8(out[4..4 + head_len].to_vec()).unwrap();
-        let count = u32_at(4 + head_len);
-        let mut at = 8 + head_len + 4 * count;
-        let mut handshakes = Vec::new();
-        for i in 0..count {
-            let len = u32_at(8 + head_len + 4 * i);
-            handshakes.push(String::from_utf8(out[at..at + len].to_vec()).unwrap());
-            at += len;
-        }
-        assert_eq!(at, out.len());
+    fn read(out: &[u8]) -> (String, String) {
+        assert_eq!(out[0], SPLIT_MARK);
+        let head_len = u32::from_le_bytes(out[1..5].try_into().unwrap()) as usize;
+        let head = String::from_utf8(out[5..5 + head_len].to_vec()).unwrap();
+        let handshakes = String::from_utf8(out[5 + head_len..].to_vec()).unwrap();
         (head, handshakes)
     }
 
@@ -102,18 +107,14 @@ mod tests {
         );
         assert_eq!(
             handshakes,
-            vec![
-                r#"{"headers":{"host":"h"},"query":{"EIO":"4"},"auth":{}}"#.to_string(),
-                "{}".to_string()
-            ]
+            r#"[{"headers":{"host":"h"},"query":{"EIO":"4"},"auth":{}},{}]"#
         );
     }
 
     #[test]
     fn no_sockets() {
         let (head, handshakes) = read(&split_fetch_answer(br#"{"sockets":[]}"#).unwrap());
-        assert_eq!(head, "[]");
-        assert!(handshakes.is_empty());
+        assert_eq!((head.as_str(), handshakes.as_str()), ("[]", "[]"));
     }
 
     #[test]
@@ -128,6 +129,10 @@ mod tests {
             br#"{"sockets":[{"id":"s","handshake":{},"rooms":[],"data":1}"#, // truncated
         ] {
             assert!(split_fetch_answer(answer).is_none(), "{answer:?}");
+            assert_eq!(
+                fetch_answer_for_js(answer),
+                [&[WHOLE_MARK], answer].concat()
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
-use super::requests::{uid2, Outcome, RequestRegistry};
+use super::requests::{uid2, AnswerMap, Outcome, RequestRegistry};
 use crate::codec::msgpack;
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
@@ -579,8 +579,21 @@ impl<T: Transport> ClassicCore<T> {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> RedisResult<Outcome> {
+        self.request_mapped(id, request_id, payload, timeout, None)
+            .await
+    }
+
+    /// [`Self::request`], each answer turned by `map` as it arrives.
+    pub async fn request_mapped(
+        &self,
+        id: u32,
+        request_id: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+        map: Option<AnswerMap>,
+    ) -> RedisResult<Outcome> {
         let channels = self.channels(id).ok_or_else(|| Self::unknown(id))?;
-        let waiter = self.registry().register(request_id, usize::MAX);
+        let waiter = self.registry().register_mapped(request_id, usize::MAX, map);
         let listeners = self
             .transport()
             .count_and_publish(channels.request, payload)

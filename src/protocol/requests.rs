@@ -37,7 +37,12 @@ struct Pending {
     expected: usize,
     responses: Vec<Vec<u8>>,
     complete: Option<oneshot::Sender<()>>,
+    map: Option<AnswerMap>,
 }
+
+/// Turns an answer into what the waiter gets, when it arrives (on the thread that reads it,
+/// rather than on the JS thread once they are all in).
+pub type AnswerMap = fn(&[u8]) -> Vec<u8>;
 
 #[derive(Default)]
 pub struct RequestRegistry {
@@ -54,6 +59,11 @@ pub struct Waiter<'a> {
 
 impl RequestRegistry {
     pub fn register(&self, id: &str, expected: usize) -> Waiter<'_> {
+        self.register_mapped(id, expected, None)
+    }
+
+    /// [`Self::register`], each answer kept as `map` turns it.
+    pub fn register_mapped(&self, id: &str, expected: usize, map: Option<AnswerMap>) -> Waiter<'_> {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(
             id.to_string(),
@@ -61,6 +71,7 @@ impl RequestRegistry {
                 expected,
                 responses: Vec::new(),
                 complete: Some(tx),
+                map,
             },
         );
         Waiter {
@@ -99,7 +110,10 @@ impl RequestRegistry {
         if entry.responses.len() >= entry.expected {
             return false;
         }
-        entry.responses.push(payload.to_vec());
+        entry.responses.push(match entry.map {
+            Some(map) => map(payload),
+            None => payload.to_vec(),
+        });
         if entry.responses.len() == entry.expected {
             if let Some(tx) = entry.complete.take() {
                 let _ = tx.send(());
@@ -168,6 +182,16 @@ mod tests {
         assert!(hex
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[tokio::test]
+    async fn answers_are_mapped_as_they_arrive() {
+        let registry = RequestRegistry::default();
+        let waiter = registry.register_mapped("m", 2, Some(|a: &[u8]| a.to_ascii_uppercase()));
+        assert!(registry.add_response("m", b"ab"));
+        assert!(registry.add_response("m", b"c"));
+        let outcome = waiter.wait(Duration::from_secs(5)).await;
+        assert_eq!(outcome.responses, vec![b"AB".to_vec(), b"C".to_vec()]);
     }
 
     #[tokio::test]
