@@ -102,12 +102,37 @@ describe("framed batches from JS to Rust", () => {
           Buffer.concat([str("bf-stream"), u32(100), u32(2), str("n"), str(String(i))]),
         ),
       ]);
-      const outcomes = await driver.xaddBatch(good);
+      const outcomes = (await driver.xaddBatch(good)).split("\n");
       expect(outcomes).toHaveLength(2);
-      for (const o of outcomes) expect(o.id).toMatch(/^\d+-\d+$/);
-      const [a, b] = outcomes.map((o) => o.id.split("-").map(BigInt));
+      for (const o of outcomes) expect(o).toMatch(/^\+\d+-\d+$/);
+      const [a, b] = outcomes.map((o) => o.slice(1).split("-").map(BigInt));
       expect(a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])).toBe(true);
       expect(await redis.cli(["XLEN", "bf-stream"])).toBe("2");
+      // An entry Redis refuses gets its error, in its place; the others their ids.
+      await redis.cli(["SET", "bf-string", "x"]);
+      const mixed = Buffer.concat([
+        str("bf-stream"),
+        u32(100),
+        u32(2),
+        str("n"),
+        str("3"),
+        str("bf-string"),
+        u32(100),
+        u32(2),
+        str("n"),
+        str("4"),
+        str("bf-stream"),
+        u32(100),
+        u32(2),
+        str("n"),
+        str("5"),
+      ]);
+      const lines = (await driver.xaddBatch(mixed)).split("\n");
+      expect(lines).toHaveLength(3);
+      expect(lines[0]).toMatch(/^\+\d+-\d+$/);
+      expect(lines[1]).toMatch(/^-.*WRONGTYPE/);
+      expect(lines[2]).toMatch(/^\+\d+-\d+$/);
+      expect(await redis.cli(["XLEN", "bf-stream"])).toBe("4");
     } finally {
       driver.shutdown();
     }

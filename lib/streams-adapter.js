@@ -120,28 +120,24 @@ function nextOffset(offset) {
 
 /** One createAdapter() call: the native driver and the adapters of its namespaces. */
 /** Frames of StreamsDriver.xaddBatch: stream, maxLen u32, field count u32, fields (u32 LE lengths). */
+// Fields are strings (see encode()): written straight into the frames, no Buffer per field.
 function encodeXaddFrames(entries) {
-  const parts = entries.map((e) => ({
-    stream: Buffer.from(e.stream),
-    maxLen: e.maxLen,
-    fields: e.fields.map((f) => Buffer.from(f)),
-  }));
   let size = 0;
-  for (const p of parts) {
-    size += 12 + p.stream.length;
-    for (const f of p.fields) size += 4 + f.length;
+  for (const e of entries) {
+    size += 12 + Buffer.byteLength(e.stream);
+    for (const f of e.fields) size += 4 + Buffer.byteLength(f);
   }
   const frames = Buffer.allocUnsafe(size);
   let offset = 0;
-  for (const p of parts) {
-    offset = frames.writeUInt32LE(p.stream.length, offset);
-    offset += p.stream.copy(frames, offset);
-    offset = frames.writeUInt32LE(p.maxLen, offset);
-    offset = frames.writeUInt32LE(p.fields.length, offset);
-    for (const f of p.fields) {
-      offset = frames.writeUInt32LE(f.length, offset);
-      offset += f.copy(frames, offset);
-    }
+  const put = (text) => {
+    const length = frames.write(text, offset + 4);
+    offset = frames.writeUInt32LE(length, offset) + length;
+  };
+  for (const e of entries) {
+    put(e.stream);
+    offset = frames.writeUInt32LE(e.maxLen, offset);
+    offset = frames.writeUInt32LE(e.fields.length, offset);
+    for (const f of e.fields) put(f);
   }
   return frames;
 }
@@ -195,11 +191,13 @@ class StreamsNode {
       for (const entry of batch) entry.reject(err);
       return;
     }
+    // One line per entry: "+<entry id>" or "-<error>".
     outcomes.then(
-      (results) =>
-        results.forEach((r, i) =>
-          r.error == null ? batch[i].resolve(r.id) : batch[i].reject(new Error(r.error)),
-        ),
+      (lines) =>
+        lines.split("\n").forEach((line, i) => {
+          if (line[0] === "+") batch[i].resolve(line.slice(1));
+          else batch[i].reject(new Error(line.slice(1)));
+        }),
       (err) => batch.forEach((entry) => entry.reject(err)),
     );
   }

@@ -250,13 +250,14 @@ impl StreamsDriver {
     /// call; retried while Redis is away. `frames` is, per entry,
     /// `stream, max_len: u32 LE, field count: u32 LE, fields`, each string as `u32 LE length +
     /// UTF-8`. All are queued before this returns (call order kept); resolves with one outcome
-    /// per entry, in order.
-    #[napi(ts_return_type = "Promise<Array<XaddOutcome>>")]
+    /// per entry, in order, as one string (one crossing instead of an object per entry): lines
+    /// `+<entry id>` or `-<error>`, joined by `\n` (see [`outcome_lines`]).
+    #[napi(ts_return_type = "Promise<string>")]
     pub fn xadd_batch<'env>(
         &self,
         env: &'env Env,
         frames: Buffer,
-    ) -> Result<PromiseRaw<'env, Vec<XaddOutcome>>> {
+    ) -> Result<PromiseRaw<'env, String>> {
         let entries = parse_xadd_frames(&frames).map_err(to_napi)?;
         let mut replies = Vec::with_capacity(entries.len());
         for (stream, max_len, fields) in entries {
@@ -265,24 +266,10 @@ impl StreamsDriver {
         }
         env.spawn_future(async move {
             let results = futures_util::future::join_all(replies).await;
-            Ok(results
-                .into_iter()
-                .map(|r| {
-                    let id = r.map_err(|e| e.to_string()).and_then(|v| {
-                        redis::from_redis_value::<String>(v).map_err(|e| e.to_string())
-                    });
-                    match id {
-                        Ok(id) => XaddOutcome {
-                            id: Some(id),
-                            error: None,
-                        },
-                        Err(error) => XaddOutcome {
-                            id: None,
-                            error: Some(error),
-                        },
-                    }
-                })
-                .collect())
+            Ok(outcome_lines(results.into_iter().map(|r| {
+                r.map_err(|e| e.to_string())
+                    .and_then(|v| redis::from_redis_value::<String>(v).map_err(|e| e.to_string()))
+            })))
         })
     }
 
@@ -426,11 +413,26 @@ impl StreamsDriver {
     }
 }
 
-/// One entry of `xadd_batch`: the entry id, or why it failed.
-#[napi(object)]
-pub struct XaddOutcome {
-    pub id: Option<String>,
-    pub error: Option<String>,
+/// The outcomes of an `xadd_batch`, one line each: `+<entry id>` or `-<error>` (line breaks in
+/// an error become spaces; entry ids have none).
+fn outcome_lines(outcomes: impl Iterator<Item = std::result::Result<String, String>>) -> String {
+    let mut out = String::new();
+    for (i, outcome) in outcomes.enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match outcome {
+            Ok(id) => {
+                out.push('+');
+                out.push_str(&id);
+            }
+            Err(e) => {
+                out.push('-');
+                out.push_str(&e.replace(['\r', '\n'], " "));
+            }
+        }
+    }
+    out
 }
 
 /// One entry of an `xadd_batch` call: stream, MAXLEN, field/value strings.
