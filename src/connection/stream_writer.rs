@@ -10,7 +10,9 @@
 //! shards) and the groups are sent side by side; each stream keeps its order, as its commands
 //! share a group.
 
-use super::commands::CommandConnection;
+use super::commands::{CommandConnection, RawTarget};
+use super::raw_connection::{server_error, RawConnection};
+use super::resp::Item;
 use super::slot::key_slot;
 use futures_util::future::join_all;
 use redis::{Cmd, RedisError, RedisResult, Value};
@@ -23,6 +25,8 @@ use tokio::task::JoinHandle;
 const MAX_PIPELINE: usize = 256;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// As the command connection's response timeout.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Pending {
     cmd: Cmd,
@@ -165,6 +169,86 @@ async fn send_group(
     }
 }
 
+/// [`send_group`] on the writer's own connection (standalone Redis over plain TCP): the
+/// commands go out as RESP bytes in one write and the replies are read in place, without the
+/// redis crate's pipeline (a task hop to its connection driver and a `Value` tree per reply).
+/// Entries whose reply arrived are answered even when the connection fails afterwards; only
+/// the rest are kept for the retry.
+async fn send_group_raw(
+    target: &RawTarget,
+    raw: &mut Option<RawConnection>,
+    group: &mut Vec<Pending>,
+    stats: &WriterStats,
+) -> GroupOutcome {
+    let mut commands = Vec::new();
+    for p in group.iter() {
+        p.cmd.write_packed_command(&mut commands);
+    }
+    if raw.is_none() {
+        match RawConnection::connect(&target.info, target.connect_timeout).await {
+            Ok(conn) => *raw = Some(conn),
+            Err(e) if retryable(&e) => return GroupOutcome::Retry(e),
+            Err(e) => {
+                fail_all(group, &e, stats);
+                return GroupOutcome::Done;
+            }
+        }
+    }
+    let conn = raw.as_mut().expect("connected above");
+    let mut replies: Vec<RedisResult<Value>> = Vec::with_capacity(group.len());
+    let exchange = conn.pipeline_with(&commands, group.len(), |_, items| {
+        replies.push(reply_value(items));
+    });
+    let outcome = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "no reply from Redis in time",
+            )))
+        });
+    let answered = replies.len();
+    for (p, reply) in group.drain(..answered).zip(replies) {
+        match &reply {
+            Ok(_) => stats.written.fetch_add(1, Ordering::Relaxed),
+            Err(_) => stats.failed.fetch_add(1, Ordering::Relaxed),
+        };
+        let _ = p.done.send(reply);
+    }
+    match outcome {
+        // Every reply is in: an error among them was one command's, answered above.
+        _ if group.is_empty() => GroupOutcome::Done,
+        Err(e) if retryable(&e) => {
+            *raw = None;
+            GroupOutcome::Retry(e)
+        }
+        Err(e) => {
+            *raw = None;
+            fail_all(group, &e, stats);
+            GroupOutcome::Done
+        }
+        Ok(()) => GroupOutcome::Done,
+    }
+}
+
+/// One reply as the redis crate would give it.
+fn reply_value(items: &[Item<'_>]) -> RedisResult<Value> {
+    match items {
+        [Item::Bulk(bytes)] => Ok(Value::BulkString(bytes.to_vec())),
+        [Item::Simple(b"OK")] => Ok(Value::Okay),
+        [Item::Simple(text)] => Ok(Value::SimpleString(
+            String::from_utf8_lossy(text).into_owned(),
+        )),
+        [Item::Int(n)] => Ok(Value::Int(*n)),
+        [Item::Nil] => Ok(Value::Nil),
+        [Item::Error(text)] => Err(server_error(text)),
+        _ => Err(RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected reply to a stream write",
+        ))),
+    }
+}
+
 /// Splits `batch` by slot, keeping the call order inside each group.
 fn group_by_slot(batch: Vec<Pending>) -> Vec<Vec<Pending>> {
     let mut groups: Vec<Vec<Pending>> = Vec::new();
@@ -186,6 +270,7 @@ async fn drain(
 ) {
     let mut batch: Vec<Pending> = Vec::new();
     let mut backoff = MIN_BACKOFF;
+    let mut raw: Option<RawConnection> = None;
     loop {
         if batch.is_empty() {
             match rx.recv().await {
@@ -200,12 +285,24 @@ async fn drain(
             }
         }
         let mut groups = group_by_slot(std::mem::take(&mut batch));
-        let outcomes = join_all(
-            groups
-                .iter_mut()
-                .map(|group| send_group(&conn, group, &stats)),
-        )
-        .await;
+        let outcomes = match conn.raw_target() {
+            // Standalone: one group.
+            Some(target) => {
+                let mut outcomes = Vec::with_capacity(groups.len());
+                for group in groups.iter_mut() {
+                    outcomes.push(send_group_raw(target, &mut raw, group, &stats).await);
+                }
+                outcomes
+            }
+            None => {
+                join_all(
+                    groups
+                        .iter_mut()
+                        .map(|group| send_group(&conn, group, &stats)),
+                )
+                .await
+            }
+        };
         // What is left in the groups could not be sent: keep it, in order, for a retry.
         batch = groups.into_iter().flatten().collect();
         let Some(e) = outcomes.into_iter().find_map(|o| match o {

@@ -1,0 +1,102 @@
+//! The stream writer on its own raw connection (standalone Redis over TCP): order, entry ids,
+//! a refused entry among accepted ones, and entries queued while Redis is down.
+
+mod common;
+
+use common::RedisProcess;
+use redis::Value;
+use socket_io_redis_native::connection::stream_writer::{xadd_command, StreamWriter};
+use socket_io_redis_native::connection::{CommandConnection, ConnectionOptions};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn writer(url: &str) -> StreamWriter {
+    let conn = CommandConnection::new(&ConnectionOptions::from_url(url).unwrap()).unwrap();
+    assert!(conn.raw_target().is_some(), "standalone TCP: the raw path");
+    StreamWriter::spawn(
+        conn,
+        Duration::from_secs(10),
+        Arc::new(|line| eprintln!("writer: {line}")),
+    )
+}
+
+fn xadd(
+    w: &StreamWriter,
+    stream: &str,
+    n: u32,
+) -> impl std::future::Future<Output = redis::RedisResult<Value>> {
+    let fields = vec!["n".to_string(), n.to_string()];
+    w.queue(stream, xadd_command(stream, 1000, &fields).unwrap())
+}
+
+fn id_of(v: Value) -> (u64, u64) {
+    let Value::BulkString(bytes) = v else {
+        panic!("not an entry id: {v:?}")
+    };
+    let text = String::from_utf8(bytes).unwrap();
+    let (ms, seq) = text.split_once('-').unwrap();
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+async fn cli(url: &str, args: &[&str]) -> Value {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(&mut conn).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_are_written_in_order_and_refusals_answered_in_place() {
+    let redis = RedisProcess::start(&[]);
+    let w = writer(&redis.url());
+    cli(&redis.url(), &["SET", "not-a-stream", "x"]).await;
+    let mut replies = Vec::new();
+    for n in 0..200u32 {
+        let stream = if n == 100 { "not-a-stream" } else { "s" };
+        replies.push(xadd(&w, stream, n));
+    }
+    let outcomes = futures_util::future::join_all(replies).await;
+    let mut last = (0, 0);
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        if n == 100 {
+            let e = outcome.expect_err("XADD to a string key is refused");
+            assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+            continue;
+        }
+        let id = id_of(outcome.unwrap());
+        assert!(id > last, "ids increase in call order");
+        last = id;
+    }
+    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(199));
+    assert_eq!(w.stats.written.load(Ordering::Relaxed), 199);
+    assert_eq!(w.stats.failed.load(Ordering::Relaxed), 1);
+    w.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_queued_while_redis_is_down_are_written_when_it_is_back() {
+    let mut redis = RedisProcess::start(&[]);
+    let w = writer(&redis.url());
+    id_of(xadd(&w, "s", 0).await.unwrap());
+    redis.kill();
+    let pending: Vec<_> = (1..=3).map(|n| xadd(&w, "s", n)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.restart();
+    let outcomes = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::future::join_all(pending),
+    )
+    .await
+    .expect("written once Redis is back");
+    for outcome in outcomes {
+        id_of(outcome.unwrap());
+    }
+    // A fresh server (nothing persisted): exactly the three entries.
+    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(3));
+    assert!(w.stats.retries.load(Ordering::Relaxed) >= 1);
+    w.shutdown();
+}
