@@ -69,17 +69,6 @@ impl MessageHandler for PubSubHandler {
     }
 }
 
-/// One frame of a stream-specific kind (same layout as protocol::delivery frames), the
-/// namespace field carrying the index of the stream.
-fn stream_frame(kind: u8, index: usize, payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(9 + payload.len());
-    frame.push(kind);
-    frame.extend_from_slice(&(index as u32).to_le_bytes());
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(payload);
-    frame
-}
-
 /// What a stream reader needs; kept to start more readers later (see `read_stream`).
 struct ReaderContext {
     connection: ConnectionOptions,
@@ -135,7 +124,10 @@ impl ReaderContext {
                         "lost": loss.lost,
                     })
                     .to_string();
-                    sink.deliver(stream_frame(STREAM_LOSS, index, json.as_bytes()));
+                    // A stream-specific kind; the namespace field carries the stream's index.
+                    let mut frame = FrameBatch::default();
+                    frame.push_raw(STREAM_LOSS, index as u32, json.as_bytes());
+                    frame.flush_to(&*sink);
                 }
             }),
             self.report.clone(),
