@@ -153,3 +153,27 @@ async fn a_direct_write_on_a_dead_connection_is_retried_on_a_new_one() {
     assert_eq!(p.stats().failed.load(Ordering::Relaxed), 0);
     p.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_count_alone_publishes_nothing() {
+    let redis = RedisProcess::start(&[]);
+    let p = publisher(&redis.url()).await;
+    let mut sub = subscriber(&redis.url(), "counted-only").await;
+    assert!(publish_from_thread(&p, "warmup", b"x".to_vec()).await);
+    wait_until("the connection", || published(p.stats()) == 1).await;
+    let p2 = p.clone();
+    let count =
+        std::thread::spawn(move || p2.queue_count(PublishKind::Publish, "counted-only".into()))
+            .join()
+            .unwrap();
+    assert_eq!(count.await.unwrap(), 1);
+    assert_eq!(published(p.stats()), 1, "a count is not a message");
+    // Nothing reached the subscriber: the next message it gets is the one published now.
+    assert!(publish_from_thread(&p, "counted-only", b"after".to_vec()).await);
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.on_message().next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.get_payload_bytes(), b"after");
+    p.shutdown();
+}

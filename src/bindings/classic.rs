@@ -172,9 +172,12 @@ impl ClassicDriver {
             .publish_response(ns, requester_uid.as_deref(), payload.to_vec(), common_only)
     }
 
-    #[napi]
-    pub async fn server_count(&self, ns: u32) -> Result<i64> {
-        self.core.server_count(ns).await.map_err(to_napi)
+    /// `PUBSUB NUMSUB` of the request channel, started on the JS thread (`runtime::started`).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn server_count<'env>(&self, env: &'env Env, ns: u32) -> Result<PromiseRaw<'env, i64>> {
+        let core = self.core.clone();
+        let count = async move { core.server_count(ns).await.map_err(to_napi) };
+        env.spawn_future(runtime::started(count))
     }
 
     /// Publishes a request and resolves with the answers. Started on the JS thread (see

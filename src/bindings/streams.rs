@@ -330,9 +330,16 @@ impl StreamsDriver {
     }
 
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over a cluster.
-    #[napi]
-    pub async fn count_listeners(&self, channel: String) -> Result<i64> {
-        self.pubsub.count_listeners(&channel).await.map_err(to_napi)
+    /// Started on the JS thread (`runtime::started`).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn count_listeners<'env>(
+        &self,
+        env: &'env Env,
+        channel: String,
+    ) -> Result<PromiseRaw<'env, i64>> {
+        let pubsub = self.pubsub.clone();
+        let count = async move { pubsub.count_listeners(&channel).await.map_err(to_napi) };
+        env.spawn_future(runtime::started(count))
     }
 
     /// Publishes on `channel` and resolves with its listener count taken just before, in one

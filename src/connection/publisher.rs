@@ -70,6 +70,8 @@ struct Outgoing {
     /// Preceded by `PUBSUB NUMSUB channel` (see [`Publisher::publish_counted`]).
     counted: bool,
     count: i64,
+    /// False for a count alone (see [`Publisher::queue_count`]): no PUBLISH is sent.
+    publish: bool,
 }
 
 /// Called with a reason when messages are dropped or fail, for logging on the JS side.
@@ -159,7 +161,7 @@ impl Publisher {
 
     /// Fire and forget. Returns false when the message was refused (buffer full or closed).
     pub fn publish(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
-        let queued = self.enqueue(kind, channel, payload, None, false);
+        let queued = self.enqueue(self.outgoing(kind, channel, payload, None, false));
         self.flush();
         queued
     }
@@ -167,7 +169,7 @@ impl Publisher {
     /// Queues without waking the sender: for bursts, followed by one [`Publisher::flush`].
     /// Any later wake (a flush, another publish) sends it, in order.
     pub fn publish_deferred(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
-        self.enqueue(kind, channel, payload, None, false)
+        self.enqueue(self.outgoing(kind, channel, payload, None, false))
     }
 
     /// Sends everything queued so far: written right here when the sender offers its idle
@@ -236,6 +238,18 @@ impl Publisher {
         self.confirmation(kind, channel, payload, true)
     }
 
+    /// `PUBSUB NUMSUB` (or `SHARDNUMSUB` for [`PublishKind::SPublish`]) of `channel` alone,
+    /// through the publisher's pipeline: on standalone Redis over TCP it leaves on the raw
+    /// connection, written by the caller's thread when the sender is idle, instead of taking
+    /// the command connection (the redis crate's task hops).
+    pub fn queue_count(
+        &self,
+        kind: PublishKind,
+        channel: String,
+    ) -> impl std::future::Future<Output = RedisResult<i64>> + Send + 'static {
+        self.confirmation_of(kind, channel, Vec::new(), true, false)
+    }
+
     /// Queues at once (so calls keep their order) and returns the confirmation to await.
     pub fn queue_confirmed(
         &self,
@@ -254,8 +268,20 @@ impl Publisher {
         payload: Vec<u8>,
         counted: bool,
     ) -> impl std::future::Future<Output = RedisResult<i64>> + Send + 'static {
+        self.confirmation_of(kind, channel, payload, counted, true)
+    }
+
+    fn confirmation_of(
+        &self,
+        kind: PublishKind,
+        channel: String,
+        payload: Vec<u8>,
+        counted: bool,
+        publish: bool,
+    ) -> impl std::future::Future<Output = RedisResult<i64>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let queued = self.enqueue(kind, channel, payload, Some(tx), counted);
+        let msg = self.outgoing(kind, channel, payload, Some(tx), counted);
+        let queued = self.enqueue(Outgoing { publish, ..msg });
         self.flush();
         async move {
             if !queued {
@@ -269,22 +295,15 @@ impl Publisher {
         }
     }
 
-    fn enqueue(
+    fn outgoing(
         &self,
         kind: PublishKind,
         channel: String,
         payload: Vec<u8>,
         done: Option<oneshot::Sender<RedisResult<i64>>>,
         counted: bool,
-    ) -> bool {
-        let size = payload.len() + channel.len();
-        let buffered = self.stats.buffered_bytes.fetch_add(size, Ordering::Relaxed);
-        if buffered + size > self.limits.max_buffered_bytes {
-            self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
-            self.stats.dropped_overflow.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        let msg = Outgoing {
+    ) -> Outgoing {
+        Outgoing {
             kind,
             channel,
             payload,
@@ -292,7 +311,18 @@ impl Publisher {
             done,
             counted,
             count: 0,
-        };
+            publish: true,
+        }
+    }
+
+    fn enqueue(&self, msg: Outgoing) -> bool {
+        let size = msg.payload.len() + msg.channel.len();
+        let buffered = self.stats.buffered_bytes.fetch_add(size, Ordering::Relaxed);
+        if buffered + size > self.limits.max_buffered_bytes {
+            self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.stats.dropped_overflow.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         if self.queue.closed.load(Ordering::Relaxed) {
             self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
             return false;
@@ -339,8 +369,9 @@ async fn send_once(
             .num_sub(&msg.channel, msg.kind == PublishKind::SPublish)
             .await?;
     }
+    // A count alone was done above: only PUBLISHes go in the pipelines (never an empty one).
     let mut groups: Vec<(Option<u16>, Vec<usize>)> = Vec::new();
-    for (i, msg) in batch.iter().enumerate() {
+    for (i, msg) in batch.iter().enumerate().filter(|(_, m)| m.publish) {
         let key = match msg.kind {
             PublishKind::SPublish if conn.is_cluster() => Some(key_slot(msg.channel.as_bytes())),
             _ => None,
@@ -368,7 +399,7 @@ async fn send_once(
     let Some(err) = results.iter().find_map(|r| r.as_ref().err()).cloned() else {
         return Ok(());
     };
-    let mut sent = vec![false; batch.len()];
+    let mut sent: Vec<bool> = batch.iter().map(|m| !m.publish).collect();
     for ((_, members), result) in groups.iter().zip(&results) {
         if result.is_ok() {
             for &i in members {
@@ -381,7 +412,9 @@ async fn send_once(
         let was_sent = sent[index];
         index += 1;
         if was_sent {
-            stats.published.fetch_add(1, Ordering::Relaxed);
+            stats
+                .published
+                .fetch_add(u64::from(m.publish), Ordering::Relaxed);
             stats
                 .published_bytes
                 .fetch_add(m.payload.len() as u64, Ordering::Relaxed);
@@ -432,15 +465,17 @@ fn encode_raw(batch: &[Outgoing]) -> Encoded {
             counts.push((replies, i));
             replies += 1;
         }
-        write_command(
-            &mut commands,
-            &[
-                command_name(msg.kind).as_bytes(),
-                msg.channel.as_bytes(),
-                &msg.payload,
-            ],
-        );
-        replies += 1;
+        if msg.publish {
+            write_command(
+                &mut commands,
+                &[
+                    command_name(msg.kind).as_bytes(),
+                    msg.channel.as_bytes(),
+                    &msg.payload,
+                ],
+            );
+            replies += 1;
+        }
     }
     Encoded {
         commands,
@@ -587,9 +622,10 @@ async fn send_with_retry(
         };
         match outcome {
             Ok(()) => {
-                stats
-                    .published
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                stats.published.fetch_add(
+                    batch.iter().filter(|m| m.publish).count() as u64,
+                    Ordering::Relaxed,
+                );
                 let bytes: usize = batch.iter().map(|m| m.payload.len()).sum();
                 stats
                     .published_bytes

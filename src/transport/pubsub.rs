@@ -86,8 +86,13 @@ impl Transport for PubSubTransport {
             .await
     }
 
-    async fn count_listeners(&self, channel: &str) -> RedisResult<i64> {
-        self.commands.num_sub(channel, false).await
+    /// Through the publisher's pipeline (see `Publisher::queue_count`), queued at the call.
+    fn count_listeners(
+        &self,
+        channel: &str,
+    ) -> impl std::future::Future<Output = RedisResult<i64>> + Send {
+        self.publisher
+            .queue_count(PublishKind::Publish, channel.to_string())
     }
 
     fn shutdown(&self) {

@@ -95,8 +95,13 @@ impl Transport for ShardedTransport {
         self.subscriber.unsubscribe(channels(subs))
     }
 
-    async fn count_listeners(&self, channel: &str) -> RedisResult<i64> {
-        self.commands.num_sub(channel, true).await
+    /// Through the publisher's pipeline (see `Publisher::queue_count`), queued at the call.
+    fn count_listeners(
+        &self,
+        channel: &str,
+    ) -> impl std::future::Future<Output = RedisResult<i64>> + Send {
+        self.publisher
+            .queue_count(PublishKind::SPublish, channel.to_string())
     }
 
     async fn count_and_publish(&self, channel: String, payload: Vec<u8>) -> RedisResult<i64> {
