@@ -162,7 +162,7 @@ impl Publisher {
     /// Fire and forget. Returns false when the message was refused (buffer full or closed).
     pub fn publish(&self, kind: PublishKind, channel: String, payload: Vec<u8>) -> bool {
         let queued = self.enqueue(self.outgoing(kind, channel, payload, None, false));
-        self.flush();
+        self.flush_now();
         queued
     }
 
@@ -172,9 +172,16 @@ impl Publisher {
         self.enqueue(self.outgoing(kind, channel, payload, None, false))
     }
 
-    /// Sends everything queued so far: written right here when the sender offers its idle
-    /// connection (see [`QueueState::direct`]), else by the sender, which this wakes.
+    /// Wakes the sender for everything queued so far (bursts of broadcasts: the sender's
+    /// thread writes them, next to the JS thread, rather than the JS thread itself).
     pub fn flush(&self) {
+        self.queue.wake.notify_one();
+    }
+
+    /// Sends everything queued so far: written right here when the sender offers its idle
+    /// connection (see [`QueueState::direct`]), else by the sender, which this wakes. For
+    /// single messages whose latency counts (requests, answers, counts).
+    fn flush_now(&self) {
         self.write_directly();
         self.queue.wake.notify_one();
     }
@@ -282,7 +289,7 @@ impl Publisher {
         let (tx, rx) = oneshot::channel();
         let msg = self.outgoing(kind, channel, payload, Some(tx), counted);
         let queued = self.enqueue(Outgoing { publish, ..msg });
-        self.flush();
+        self.flush_now();
         async move {
             if !queued {
                 return Err(RedisError::from((
