@@ -5,7 +5,7 @@
 //! it is back, instead of being lost as with the official adapters.
 
 use super::commands::{CommandConnection, RawTarget};
-use super::raw_connection::RawConnection;
+use super::raw_connection::{replied_in_time, RawConnection};
 use super::resp::{write_command, Item};
 use super::slot::key_slot;
 use futures_util::future::join_all;
@@ -22,8 +22,6 @@ use tokio::task::JoinHandle;
 /// Commands per pipelined write.
 const MAX_PIPELINE: usize = 512;
 const MAX_PIPELINE_BYTES: usize = 4 << 20;
-/// As the command connection's response timeout.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishKind {
@@ -515,14 +513,7 @@ async fn finish_raw(
         conn.write(&encoded.commands[written..]).await?;
         conn.read_replies(encoded.replies, on_reply).await
     };
-    let sent = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(RedisError::from((
-                redis::ErrorKind::Io,
-                "no reply from Redis in time",
-            )))
-        });
+    let sent = replied_in_time(exchange).await;
     if sent.as_ref().is_err_and(is_transient) {
         *raw = None;
     }

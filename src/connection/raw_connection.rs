@@ -59,6 +59,24 @@ pub(super) fn server_error(text: &[u8]) -> RedisError {
     RedisError::from((kind, "refused by Redis", text))
 }
 
+/// How long a pipeline on a raw connection may wait for its replies (as the command
+/// connection's response timeout).
+pub const PIPELINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `exchange` (a write and its replies), failed as an I/O error after [`PIPELINE_TIMEOUT`].
+pub async fn replied_in_time(
+    exchange: impl std::future::Future<Output = RedisResult<()>>,
+) -> RedisResult<()> {
+    tokio::time::timeout(PIPELINE_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "no reply from Redis in time",
+            )))
+        })
+}
+
 /// Writes all of `bytes`, waiting for the socket to accept more whenever it is full.
 async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> RedisResult<()> {
     while !bytes.is_empty() {

@@ -11,7 +11,7 @@
 //! share a group.
 
 use super::commands::{CommandConnection, RawTarget};
-use super::raw_connection::{server_error, RawConnection};
+use super::raw_connection::{replied_in_time, server_error, RawConnection};
 use super::resp::Item;
 use super::slot::key_slot;
 use futures_util::future::join_all;
@@ -25,8 +25,6 @@ use tokio::task::JoinHandle;
 const MAX_PIPELINE: usize = 256;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// As the command connection's response timeout.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Pending {
     cmd: Cmd,
@@ -199,14 +197,7 @@ async fn send_group_raw(
     let exchange = conn.pipeline_with(&commands, group.len(), |_, items| {
         replies.push(reply_value(items));
     });
-    let outcome = tokio::time::timeout(RESPONSE_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(RedisError::from((
-                redis::ErrorKind::Io,
-                "no reply from Redis in time",
-            )))
-        });
+    let outcome = replied_in_time(exchange).await;
     let answered = replies.len();
     for (p, reply) in group.drain(..answered).zip(replies) {
         match &reply {
