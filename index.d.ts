@@ -44,6 +44,13 @@ export interface RedisAdapterOptions {
    */
   coalesceWebSocketWrites: boolean;
   /**
+   * Not in the official package. fetchSockets() parses the handshakes of remote sockets when
+   * one of them is first used (a Proxy that behaves as the parsed object); false parses them
+   * at once into plain objects, as the official adapter does (e.g. for structuredClone).
+   * @default true
+   */
+  lazyRemoteHandshakes: boolean;
+  /**
    * Milliseconds between two self-pings of the subscription connection; a ping not seen back
    * within one more interval makes the subscriber reconnect and resubscribe. 0 disables it.
    * (Not in the official package.)

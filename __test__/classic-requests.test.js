@@ -4,6 +4,7 @@
 // (fetchSockets, remote sockets, socketsJoin/Leave, disconnectSockets,
 // serverSideEmit, allRooms, serverCount) and adapter room events.
 
+const util = require("util");
 const { startRedis } = require("./helpers/redis");
 const {
   createCluster,
@@ -59,6 +60,19 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
             const { sessionStore, ...handshake } = c.serverSockets[i].handshake;
             expect({ ...remote.handshake }).toEqual(JSON.parse(JSON.stringify(handshake)));
           }
+        }
+      });
+
+      it("gives plain handshake objects with lazyRemoteHandshakes: false", async () => {
+        await setup({ adapterOpts: { lazyRemoteHandshakes: false } });
+        const sockets = await c.servers[0].fetchSockets();
+        expect(ids(sockets)).toEqual(ids(c.serverSockets));
+        for (const remote of sockets) {
+          const i = c.serverSockets.findIndex((s) => s.id === remote.id);
+          if (i === 0) continue; // the local one
+          expect(util.types.isProxy(remote.handshake)).toBe(false);
+          const { sessionStore, ...handshake } = c.serverSockets[i].handshake;
+          expect(structuredClone(remote.handshake)).toEqual(JSON.parse(JSON.stringify(handshake)));
         }
       });
 

@@ -72,6 +72,7 @@ class RedisAdapter extends Adapter {
     this.publishOnSpecificResponseChannel = !!opts.publishOnSpecificResponseChannel;
     this.parser = opts.parser || msgpack;
     this.coalesceWebSocketWrites = opts.coalesceWebSocketWrites;
+    this.lazyRemoteHandshakes = opts.lazyRemoteHandshakes !== false;
     this.ackRequests = new Map();
     this.node = node || createNode(pubClient, subClient, opts);
     this.driver = this.node.driver;
@@ -310,15 +311,24 @@ class RedisAdapter extends Adapter {
     }
   }
 
-  /** Sends a request and resolves with the answers (correlated in Rust), each `decode`d. */
-  async collect(request, decode = (payload) => decodeMessage(this.parser, payload)) {
+  /**
+   * Sends a request and resolves with the decoded answers (correlated in Rust).
+   * `splitFetchAnswers`: fetchSockets answers are split in Rust as they arrive and their
+   * handshakes parsed when first used (see lib/fetch-answers.js).
+   */
+  async collect(request, splitFetchAnswers = false) {
+    const decode = splitFetchAnswers
+      ? (payload) => {
+          const answer = readFetchAnswer(payload);
+          return answer.whole ? decodeMessage(this.parser, answer.whole) : answer;
+        }
+      : (payload) => decodeMessage(this.parser, payload);
     const outcome = await this.driver.request(
       this.ns,
       request.requestId,
       Buffer.from(JSON.stringify(request)),
       this.requestsTimeout,
-      // fetchSockets answers are split in Rust as they arrive (see lib/fetch-answers.js).
-      request.type === RequestType.REMOTE_FETCH,
+      splitFetchAnswers,
     );
     const responses = [];
     for (const payload of outcome.responses) {
@@ -348,11 +358,7 @@ class RedisAdapter extends Adapter {
     const requestId = this.driver.newRequestId();
     const outcome = await this.collect(
       { uid: this.uid, requestId, type: RequestType.REMOTE_FETCH, opts: roomsAndExcept(opts) },
-      // Handshakes are parsed when first used (see lib/fetch-answers.js).
-      (payload) => {
-        const answer = readFetchAnswer(payload);
-        return answer.whole ? decodeMessage(this.parser, answer.whole) : answer;
-      },
+      this.lazyRemoteHandshakes,
     );
     if (outcome.timedOut)
       throw new Error("timeout reached while waiting for fetchSockets response");

@@ -33,6 +33,7 @@ function validateClassicOptions(opts) {
   check(opts, "publishOnSpecificResponseChannel", isBoolean, "a boolean");
   check(opts, "parser", isParser, "an object with encode() and decode()");
   check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
+  check(opts, "lazyRemoteHandshakes", isBoolean, "a boolean");
   checkReliabilityOptions(opts);
   return opts;
 }
