@@ -83,7 +83,12 @@ const LAZY_HANDLER = {
  * cloning sees the difference: a Proxy cannot be cloned.
  */
 function lazyObject(text) {
-  return new Proxy(new LazyTarget(new LazyArray(`[${text}]`), 0), LAZY_HANDLER);
+  return lazyElement(new LazyArray(`[${text}]`), 0);
+}
+
+/** The object at `index` of the LazyArray `source`, parsed (with the whole array) on use. */
+function lazyElement(source, index) {
+  return new Proxy(new LazyTarget(source, index), LAZY_HANDLER);
 }
 
 /** The JSON text of an array, parsed once, when first needed. */
@@ -121,7 +126,7 @@ function readFetchAnswer(answer) {
     const [id, rooms, data] = head[i];
     sockets[i] = {
       id,
-      handshake: new Proxy(new LazyTarget(handshakes, i), LAZY_HANDLER),
+      handshake: lazyElement(handshakes, i),
       rooms,
       data,
     };

@@ -65,7 +65,7 @@ struct Outgoing {
     queued_at: Instant,
     /// Resolved once Redis accepted the message, with the listener count when `counted`.
     done: Option<oneshot::Sender<RedisResult<i64>>>,
-    /// Preceded by `PUBSUB NUMSUB channel` (see [`Publisher::publish_counted`]).
+    /// Preceded by `PUBSUB NUMSUB channel` (see [`Publisher::queue_counted`]).
     counted: bool,
     count: i64,
     /// False for a count alone (see [`Publisher::queue_count`]): no PUBLISH is sent.
@@ -222,18 +222,8 @@ impl Publisher {
     /// and publishes right after, resolving with the count once Redis accepted both. On a
     /// standalone server both go in the same write, in that order, so a request costs one round
     /// trip before the answers instead of two, and the count is still taken before the publish
-    /// (what the official adapter does in two steps).
-    pub async fn publish_counted(
-        &self,
-        kind: PublishKind,
-        channel: String,
-        payload: Vec<u8>,
-    ) -> RedisResult<i64> {
-        self.confirmation(kind, channel, payload, true).await
-    }
-
-    /// [`Self::publish_counted`], queued (and, the sender being idle, written) during this
-    /// call rather than when the returned future is first polled.
+    /// (what the official adapter does in two steps). Queued (and, the sender being idle,
+    /// written) during this call, not when the returned future is first polled.
     pub fn queue_counted(
         &self,
         kind: PublishKind,

@@ -80,10 +80,14 @@ impl Transport for PubSubTransport {
         self.subscriber.unsubscribe(subs).await
     }
 
-    async fn count_and_publish(&self, channel: String, payload: Vec<u8>) -> RedisResult<i64> {
+    /// Both in one round trip (see `Publisher::queue_counted`), queued at the call.
+    fn count_and_publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = RedisResult<i64>> + Send {
         self.publisher
-            .publish_counted(PublishKind::Publish, channel, payload)
-            .await
+            .queue_counted(PublishKind::Publish, channel, payload)
     }
 
     /// Through the publisher's pipeline (see `Publisher::queue_count`), queued at the call.

@@ -104,10 +104,14 @@ impl Transport for ShardedTransport {
             .queue_count(PublishKind::SPublish, channel.to_string())
     }
 
-    async fn count_and_publish(&self, channel: String, payload: Vec<u8>) -> RedisResult<i64> {
+    /// Both in one round trip (see `Publisher::queue_counted`), queued at the call.
+    fn count_and_publish(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = RedisResult<i64>> + Send {
         self.publisher
-            .publish_counted(PublishKind::SPublish, channel, payload)
-            .await
+            .queue_counted(PublishKind::SPublish, channel, payload)
     }
 
     fn shutdown(&self) {
