@@ -169,6 +169,32 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
       }
     });
 
+    it("keeps emit order across every kind of broadcast and odd room names", async () => {
+      // On a native sender small plain-JSON broadcasts wait for the end of the turn and
+      // cross into Rust together; a Buffer, a large payload or a request published between
+      // them must not overtake them. The room name holds the batch's separators.
+      await setup();
+      const odd = 'a\u0000b\u0001"c\\\u2603';
+      c.serverSockets.forEach((s) => s.join(odd));
+      const got = record(c.clients, "ev");
+      const big = "x".repeat(70 * 1024);
+      const io = c.servers[0];
+      io.emit("ev", 1);
+      io.emit("ev", 2, Buffer.from([2]));
+      io.emit("ev", 3, big);
+      io.to(odd).emit("ev", 4, odd);
+      io.to(odd).except("nobody").emit("ev", 5, { odd });
+      io.emit("ev", 6);
+      for (const g of got) await waitForCount(g, 6);
+      for (const g of got) {
+        expect(g.map((args) => args[0])).toEqual([1, 2, 3, 4, 5, 6]);
+        expect([...g[1][1]]).toEqual([2]);
+        expect(g[2][1]).toBe(big);
+        expect(g[3][1]).toBe(odd);
+        expect(g[4][1]).toEqual({ odd });
+      }
+    });
+
     it("writes the classic envelope [uid, packet, opts] with nsp on the wire", async () => {
       await setup();
       const messages = await c.monitor();

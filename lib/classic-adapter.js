@@ -5,7 +5,7 @@
 const { Adapter } = require("socket.io-adapter");
 const msgpack = require("notepack.io");
 const native = require("../binding");
-const { NativeNode, debug } = require("./native-node");
+const { NativeNode, debug, MAX_QUEUED_RECORD } = require("./native-node");
 const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-options");
 const { validateClassicOptions } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
@@ -127,16 +127,18 @@ class RedisAdapter extends Adapter {
         const options = hasTargets(opts) ? rawOptions(opts) : null;
         if (options === null || isPlainJson(options)) {
           const optionsJson = options && JSON.stringify(options);
-          queued = this.driver.broadcastJson(this.ns, room, json, optionsJson);
+          if (json.length < MAX_QUEUED_RECORD) {
+            this.node.queueBroadcastJson(this.ns, room, json, optionsJson);
+            return;
+          }
+          queued = this.node.inOrder().broadcastJson(this.ns, room, json, optionsJson);
         }
       }
       if (queued === undefined || queued === -1) {
         const msg = this.parser.encode([this.uid, packet, rawOptions(opts)]);
-        queued = this.driver.broadcast(
-          this.ns,
-          room,
-          Buffer.isBuffer(msg) ? msg : Buffer.from(msg),
-        );
+        queued = this.node
+          .inOrder()
+          .broadcast(this.ns, room, Buffer.isBuffer(msg) ? msg : Buffer.from(msg));
       }
       if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
       this.node.scheduleFlush();
@@ -177,7 +179,7 @@ class RedisAdapter extends Adapter {
         packet,
         opts: rawOptions(opts),
       });
-      this.driver.ackRequest(this.ns, requestId, Buffer.from(request), timeout);
+      this.node.inOrder().ackRequest(this.ns, requestId, Buffer.from(request), timeout);
       // As the official adapter: no way to know when every client answered, so forget the
       // request after the operation's own timeout.
       setTimeout(() => this.ackRequests.delete(requestId), timeout).unref?.();
@@ -200,7 +202,7 @@ class RedisAdapter extends Adapter {
 
   publishResponse(request, response, commonOnly = false) {
     const payload = typeof response === "string" ? Buffer.from(response) : Buffer.from(response);
-    this.driver.publishResponse(this.ns, request.uid ?? null, payload, commonOnly);
+    this.node.inOrder().publishResponse(this.ns, request.uid ?? null, payload, commonOnly);
   }
 
   onRequest(payload) {
@@ -306,7 +308,7 @@ class RedisAdapter extends Adapter {
   // ---- requests to other nodes ----
 
   publishRequest(request) {
-    if (!this.driver.publishRequest(this.ns, Buffer.from(JSON.stringify(request)))) {
+    if (!this.node.inOrder().publishRequest(this.ns, Buffer.from(JSON.stringify(request)))) {
       debug("request refused: outgoing buffer full or adapter closed");
     }
   }
@@ -323,13 +325,15 @@ class RedisAdapter extends Adapter {
           return answer.whole ? decodeMessage(this.parser, answer.whole) : answer;
         }
       : (payload) => decodeMessage(this.parser, payload);
-    const outcome = await this.driver.request(
-      this.ns,
-      request.requestId,
-      Buffer.from(JSON.stringify(request)),
-      this.requestsTimeout,
-      splitFetchAnswers,
-    );
+    const outcome = await this.node
+      .inOrder()
+      .request(
+        this.ns,
+        request.requestId,
+        Buffer.from(JSON.stringify(request)),
+        this.requestsTimeout,
+        splitFetchAnswers,
+      );
     const responses = [];
     for (const payload of outcome.responses) {
       try {

@@ -6,6 +6,11 @@ const { DeliveryKind, forEachFrame } = require("./frames");
 
 const debug = debugModule("socket.io-redis-native");
 
+/** UTF-16 units of queued broadcasts past which they are handed to Rust at once. */
+const MAX_QUEUED_JSON = 1 << 20;
+/** Data JSON longer than this is published by its own call (no copy into the queue). */
+const MAX_QUEUED_RECORD = 1 << 16;
+
 class NativeNode {
   /**
    * @param {(onDeliver: (batch: Buffer) => void) => object} createDriver
@@ -16,6 +21,8 @@ class NativeNode {
     // Messages that passed the Rust filters but that JS could not decode (counted here, added
     // to the Rust decodeErrors by the adapters' metrics()).
     this.decodeErrors = 0;
+    // Broadcasts waiting for the end of the event-loop turn (see queueBroadcastJson).
+    this.queuedJson = "";
     this.driver = createDriver((batch) => this.onDeliver(batch));
   }
 
@@ -28,8 +35,50 @@ class NativeNode {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      if (!this.closed) this.driver.flush();
+      if (this.closed) return;
+      this.sendQueued();
+      this.driver.flush();
     });
+  }
+
+  /**
+   * Queues a small plain-JSON broadcast (classic driver): it crosses into Rust with the
+   * others of this event-loop turn as one string at the flush that ends the turn, which it
+   * waited for anyway (one napi call per broadcast cost as much as transcoding it; the
+   * record layout is in src/protocol/broadcast_batch.rs). `room`: a string or null;
+   * `optionsJson`: JSON of {rooms, except, flags} or null; `json`: JSON of the data.
+   */
+  queueBroadcastJson(ns, room, json, optionsJson) {
+    this.queuedJson +=
+      ns +
+      "\x01" +
+      (room === null ? "" : JSON.stringify(room)) +
+      "\x01" +
+      (optionsJson === null ? "" : optionsJson) +
+      "\x01" +
+      json +
+      "\x00";
+    // A long synchronous burst goes to Rust in parts, where the outgoing-buffer limit holds.
+    if (this.queuedJson.length >= MAX_QUEUED_JSON) this.sendQueued();
+    this.scheduleFlush();
+  }
+
+  /** Hands the queued broadcasts to Rust (still without waking its sender). */
+  sendQueued() {
+    if (this.queuedJson === "") return;
+    const batch = this.queuedJson;
+    this.queuedJson = "";
+    const problem = this.driver.broadcastJsonBatch(batch);
+    if (problem) debug("%s", problem);
+  }
+
+  /**
+   * The driver, once the queued broadcasts are in Rust: every other publish goes through
+   * this so that messages leave in the order they were emitted.
+   */
+  inOrder() {
+    if (this.queuedJson !== "") this.sendQueued();
+    return this.driver;
   }
 
   /** `extra`: more arguments of the driver's addNamespace (the sharded driver takes a uid). */
@@ -40,6 +89,8 @@ class NativeNode {
   }
 
   async unregister(ns) {
+    // What was emitted before close() leaves before the namespace is unsubscribed.
+    if (!this.closed) this.inOrder().flush();
     this.adapters.delete(ns);
     let remaining = this.adapters.size > 0;
     try {
@@ -80,4 +131,4 @@ class NativeNode {
   }
 }
 
-module.exports = { NativeNode, debug };
+module.exports = { NativeNode, debug, MAX_QUEUED_RECORD };

@@ -149,6 +149,14 @@ impl ClassicDriver {
         }
     }
 
+    /// The broadcasts JS queued during one event-loop turn, as one string (layout in
+    /// `protocol::broadcast_batch`). Returns nothing when every one was queued, else what
+    /// happened to the others, for the debug log.
+    #[napi]
+    pub fn broadcast_json_batch(&self, batch: String) -> Option<String> {
+        self.core.broadcast_json_batch(&batch).problem()
+    }
+
     /// Sends the broadcasts queued since the last flush.
     #[napi]
     pub fn flush(&self) {

@@ -170,6 +170,25 @@ impl Publisher {
         self.enqueue(self.outgoing(kind, channel, payload, None, false))
     }
 
+    /// [`Publisher::publish_deferred`] for many messages under one lock of the queue.
+    /// Returns how many were queued; the others were refused (buffer full or closed).
+    pub fn publish_deferred_many(
+        &self,
+        kind: PublishKind,
+        messages: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> usize {
+        let mut queued = 0;
+        let mut state = self.queue.state.lock().unwrap();
+        for (channel, payload) in messages {
+            let msg = self.outgoing(kind, channel, payload, None, false);
+            if self.admit(&msg) {
+                state.items.push_back(msg);
+                queued += 1;
+            }
+        }
+        queued
+    }
+
     /// Wakes the sender for everything queued so far (bursts of broadcasts: the sender's
     /// thread writes them, next to the JS thread, rather than the JS thread itself).
     pub fn flush(&self) {
@@ -311,6 +330,15 @@ impl Publisher {
     }
 
     fn enqueue(&self, msg: Outgoing) -> bool {
+        if !self.admit(&msg) {
+            return false;
+        }
+        self.queue.state.lock().unwrap().items.push_back(msg);
+        true
+    }
+
+    /// Counts `msg` into the buffered bytes, or refuses it (buffer full, closed).
+    fn admit(&self, msg: &Outgoing) -> bool {
         let size = msg.payload.len() + msg.channel.len();
         let buffered = self.stats.buffered_bytes.fetch_add(size, Ordering::Relaxed);
         if buffered + size > self.limits.max_buffered_bytes {
@@ -322,7 +350,6 @@ impl Publisher {
             self.stats.buffered_bytes.fetch_sub(size, Ordering::Relaxed);
             return false;
         }
-        self.queue.state.lock().unwrap().items.push_back(msg);
         true
     }
 

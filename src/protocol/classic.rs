@@ -2,6 +2,7 @@
 //! channel names, which incoming message goes where, which ones a node ignores, and the
 //! request/response flows whose correlation happens here rather than in JS.
 
+use super::broadcast_batch::{self, BatchOutcome};
 use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
 use super::requests::{uid2, AnswerMap, Outcome, RequestRegistry};
@@ -500,15 +501,62 @@ impl<T: Transport> ClassicCore<T> {
         data_json: &str,
         opts_json: Option<&str>,
     ) -> Result<bool, msgpack::TranscodeError> {
+        let Some((channel, nsp)) = self.broadcast_route(id, room) else {
+            return Ok(false);
+        };
+        let envelope = self.json_envelope(&nsp, data_json, opts_json)?;
+        Ok(self.transport().publish_deferred(channel, envelope))
+    }
+
+    /// [`ClassicCore::broadcast_json`] for the broadcasts JS queued during one event-loop
+    /// turn (see [`broadcast_batch`]), queued under one lock, in order. A record that cannot
+    /// be read or transcoded is skipped with its reason in the outcome.
+    pub fn broadcast_json_batch(&self, batch: &str) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        let mut messages = Vec::new();
+        for record in broadcast_batch::records(batch) {
+            let queued = match record {
+                Ok(queued) => queued,
+                Err(malformed) => {
+                    outcome.skip(malformed.to_string());
+                    continue;
+                }
+            };
+            let Some((channel, nsp)) = self.broadcast_route(queued.ns, queued.room.as_deref())
+            else {
+                outcome.refused += 1;
+                continue;
+            };
+            match self.json_envelope(&nsp, queued.data_json, queued.opts_json) {
+                Ok(envelope) => messages.push((channel, envelope)),
+                Err(e) => outcome.skip(format!("queued broadcast not transcodable: {e}")),
+            }
+        }
+        let offered = messages.len();
+        let queued = self.transport().publish_deferred_many(messages);
+        outcome.queued += queued;
+        outcome.refused += offered - queued;
+        outcome
+    }
+
+    /// The channel of a broadcast to `room` (or to all) and the namespace's name.
+    fn broadcast_route(&self, id: u32, room: Option<&str>) -> Option<(String, String)> {
+        let routes = self.router.routes.read().unwrap();
+        let ns = routes.namespaces.get(&id)?;
+        Some((ns.channels.broadcast_channel(room), ns.name.clone()))
+    }
+
+    /// The envelope `[uid, {type: 2, data, nsp}, opts]` of an EVENT whose `data` JS serialized
+    /// with `JSON.stringify`, byte-identical to notepack's. `opts_json`: `{rooms, except,
+    /// flags}` as JSON, `None` for no rooms, except or flags.
+    fn json_envelope(
+        &self,
+        nsp: &str,
+        data_json: &str,
+        opts_json: Option<&str>,
+    ) -> Result<Vec<u8>, msgpack::TranscodeError> {
         /// `{rooms: [], except: [], flags: {}}` as notepack encodes it.
         const NO_OPTS: &[u8] = b"\x83\xa5rooms\x90\xa6except\x90\xa5flags\x80";
-        let (channel, nsp) = {
-            let routes = self.router.routes.read().unwrap();
-            match routes.namespaces.get(&id) {
-                Some(ns) => (ns.channels.broadcast_channel(room), ns.name.clone()),
-                None => return Ok(false),
-            }
-        };
         let uid = &self.settings().uid;
         let mut w = msgpack::Writer::with_capacity(data_json.len() + nsp.len() + 64);
         w.write_array_len(3);
@@ -521,13 +569,13 @@ impl<T: Transport> ClassicCore<T> {
         msgpack::json_to_msgpack(data_json, &mut buf)?;
         let mut w = msgpack::Writer::from_vec(buf);
         w.write_str("nsp");
-        w.write_str(&nsp);
+        w.write_str(nsp);
         let mut buf = w.into_inner();
         match opts_json {
             Some(json) => msgpack::json_to_msgpack(json, &mut buf)?,
             None => buf.extend_from_slice(NO_OPTS),
         }
-        Ok(self.transport().publish_deferred(channel, buf))
+        Ok(buf)
     }
 
     pub fn flush(&self) {

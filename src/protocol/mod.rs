@@ -4,6 +4,7 @@
 //! and to the JS layer only through [`DeliverySink`].
 
 pub mod backlog;
+pub mod broadcast_batch;
 pub mod classic;
 pub mod cluster_event;
 pub mod delivery;

@@ -24,6 +24,15 @@ pub trait Transport: Send + Sync + 'static {
         self.publish(channel, payload)
     }
 
+    /// [`Transport::publish_deferred`] for many messages; returns how many were queued.
+    fn publish_deferred_many(&self, messages: Vec<(String, Vec<u8>)>) -> usize {
+        messages
+            .into_iter()
+            .map(|(channel, payload)| self.publish_deferred(channel, payload))
+            .filter(|queued| *queued)
+            .count()
+    }
+
     /// Send everything queued with `publish_deferred`.
     fn flush(&self) {}
 

@@ -62,6 +62,11 @@ impl Transport for PubSubTransport {
             .publish_deferred(PublishKind::Publish, channel, payload)
     }
 
+    fn publish_deferred_many(&self, messages: Vec<(String, Vec<u8>)>) -> usize {
+        self.publisher
+            .publish_deferred_many(PublishKind::Publish, messages)
+    }
+
     fn flush(&self) {
         self.publisher.flush();
     }

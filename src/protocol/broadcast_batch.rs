@@ -1,0 +1,205 @@
+//! Broadcasts that JS queued during one event-loop turn, crossing into Rust as one string.
+//!
+//! Each napi method call costs about a microsecond before any work is done (argument
+//! conversion, napi-rs's borrow bookkeeping for `&self`, a String allocation per argument),
+//! as much as the whole transcoding of a 100 B event: `perf` of a sending node showed it as
+//! the largest item. Small plain-JSON broadcasts therefore wait in a JS string until the
+//! flush that ends the turn (which they waited for anyway), and cross together.
+//!
+//! A record is `ns \x01 room \x01 opts \x01 data \x00`:
+//! - `ns`: the namespace id, decimal;
+//! - `room`: empty for none, else the room name as a JSON string (`JSON.stringify(room)`);
+//! - `opts`: empty for none, else the JSON of `{rooms, except, flags}`;
+//! - `data`: `JSON.stringify(packet.data)`.
+//!
+//! JSON text never holds a raw U+0000 or U+0001 (`JSON.stringify` escapes every control
+//! character), so the separators cannot occur inside a field.
+
+use std::fmt;
+
+/// Ends a record.
+pub const RECORD_END: char = '\0';
+/// Separates the fields of a record.
+pub const FIELD_SEPARATOR: char = '\u{1}';
+
+/// One queued broadcast, borrowing from the batch string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedBroadcast<'a> {
+    pub ns: u32,
+    pub room: Option<String>,
+    pub opts_json: Option<&'a str>,
+    pub data_json: &'a str,
+}
+
+/// A record that does not follow the layout above (a bug in the JS layer, not bad input from
+/// Redis): reported and skipped, the records around it are still sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedRecord {
+    pub index: usize,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for MalformedRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "queued broadcast {}: {}", self.index, self.reason)
+    }
+}
+
+/// What became of a batch's records.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Handed to the publisher.
+    pub queued: usize,
+    /// Refused: outgoing buffer full, adapter closed, or namespace gone (as a single
+    /// broadcast's `false`).
+    pub refused: usize,
+    /// Skipped because malformed or not transcodable; `skip_reason` says why for the first.
+    pub skipped: usize,
+    pub skip_reason: Option<String>,
+}
+
+impl BatchOutcome {
+    pub fn skip(&mut self, reason: String) {
+        self.skipped += 1;
+        self.skip_reason.get_or_insert(reason);
+    }
+
+    /// `None` when every record was queued, else a line for the debug log.
+    pub fn problem(&self) -> Option<String> {
+        if self.refused == 0 && self.skipped == 0 {
+            return None;
+        }
+        let mut line = format!(
+            "{} of {} queued broadcasts not sent: {} refused (outgoing buffer full or adapter closed)",
+            self.refused + self.skipped,
+            self.queued + self.refused + self.skipped,
+            self.refused
+        );
+        if let Some(reason) = &self.skip_reason {
+            line.push_str(&format!(", {} skipped ({reason})", self.skipped));
+        }
+        Some(line)
+    }
+}
+
+/// The records of `batch`, in order. Text after the last `\0` is reported as malformed.
+pub fn records(batch: &str) -> impl Iterator<Item = Result<QueuedBroadcast<'_>, MalformedRecord>> {
+    let mut rest = batch;
+    let mut index = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (record, after) = match rest.find(RECORD_END) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, ""),
+        };
+        let unterminated = after.is_empty() && !rest.ends_with(RECORD_END);
+        rest = after;
+        let parsed = if unterminated {
+            Err("no record end")
+        } else {
+            parse_record(record)
+        };
+        let item = parsed.map_err(|reason| MalformedRecord { index, reason });
+        index += 1;
+        Some(item)
+    })
+}
+
+fn parse_record(record: &str) -> Result<QueuedBroadcast<'_>, &'static str> {
+    let mut fields = record.splitn(4, FIELD_SEPARATOR);
+    let (Some(ns), Some(room), Some(opts), Some(data)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err("fewer than 4 fields");
+    };
+    let ns = ns.parse::<u32>().map_err(|_| "namespace id is not a u32")?;
+    let room = if room.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str::<String>(room).map_err(|_| "room is not a JSON string")?)
+    };
+    if data.is_empty() {
+        return Err("no data");
+    }
+    Ok(QueuedBroadcast {
+        ns,
+        room,
+        opts_json: (!opts.is_empty()).then_some(opts),
+        data_json: data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(batch: &str) -> Vec<Result<QueuedBroadcast<'_>, MalformedRecord>> {
+        records(batch).collect()
+    }
+
+    #[test]
+    fn reads_records_in_order() {
+        let batch = "3\u{1}\u{1}\u{1}[\"a\",1]\0\
+                     7\u{1}\"room \\u0001 \\\"x\\\"\"\u{1}{\"rooms\":[\"r\"]}\u{1}[\"b\"]\0";
+        let got = all(batch);
+        assert_eq!(
+            got,
+            vec![
+                Ok(QueuedBroadcast {
+                    ns: 3,
+                    room: None,
+                    opts_json: None,
+                    data_json: "[\"a\",1]",
+                }),
+                Ok(QueuedBroadcast {
+                    ns: 7,
+                    room: Some("room \u{1} \"x\"".into()),
+                    opts_json: Some("{\"rooms\":[\"r\"]}"),
+                    data_json: "[\"b\"]",
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_batch_has_no_records() {
+        assert!(all("").is_empty());
+    }
+
+    #[test]
+    fn malformed_records_are_reported_and_the_others_kept() {
+        let batch = "x\u{1}\u{1}\u{1}[1]\0\
+                     1\u{1}\u{1}[1]\0\
+                     2\u{1}not json\u{1}\u{1}[1]\0\
+                     3\u{1}\u{1}\u{1}\0\
+                     4\u{1}\u{1}\u{1}[4]\0\
+                     5\u{1}\u{1}\u{1}[5]";
+        let got = all(batch);
+        let reasons: Vec<_> = got
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| (e.index, e.reason)))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                Some((0, "namespace id is not a u32")),
+                Some((1, "fewer than 4 fields")),
+                Some((2, "room is not a JSON string")),
+                Some((3, "no data")),
+                None,
+                Some((5, "no record end")),
+            ]
+        );
+        assert_eq!(got[4].as_ref().unwrap().data_json, "[4]");
+    }
+
+    #[test]
+    fn data_keeps_everything_after_the_third_separator() {
+        // Only the first three separators split; data is JSON and cannot hold one, but a
+        // stray one must stay in data (and fail transcoding there) rather than shift fields.
+        let got = all("1\u{1}\u{1}\u{1}[\"a\u{1}b\"]\0");
+        assert_eq!(got[0].as_ref().unwrap().data_json, "[\"a\u{1}b\"]");
+    }
+}
