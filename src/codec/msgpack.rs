@@ -13,6 +13,7 @@
 
 mod envelope;
 mod event_wire;
+mod plain_json;
 mod reader;
 mod transcode;
 mod writer;

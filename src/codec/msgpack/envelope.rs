@@ -69,6 +69,9 @@ pub struct BroadcastEnvelope<'a> {
     pub opts: &'a [u8],
     /// The encoded `opts.flags` value, when present.
     pub flags: Option<&'a [u8]>,
+    /// The packet's `data` array when the packet is an EVENT that socket.io-parser writes
+    /// as one text packet (type 2, no ack id, no attachments, string keys once each).
+    pub event_data: Option<&'a [u8]>,
 }
 
 fn rooms_of<'a>(v: Option<ValueRef<'a>>) -> Result<Vec<RoomRef<'a>>, DecodeError> {
@@ -91,10 +94,10 @@ fn rooms_of<'a>(v: Option<ValueRef<'a>>) -> Result<Vec<RoomRef<'a>>, DecodeError
 /// present but non-string `packet.nsp` gives [`DecodeError::UnexpectedType`] (a JS node
 /// would drop such a message, since it cannot equal the namespace name).
 pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, DecodeError> {
-    // One validation walk per element of the envelope array, which also gives each part's
-    // bounds (receivers run this for every broadcast: the packet used to be walked three
-    // times here). Element walks start one level below the array, so together they make
-    // exactly the checks of one walk over the whole buffer, in the same order.
+    // One validation walk over the buffer, which also reads the entries of the packet and
+    // opts maps as it passes them (receivers run this for every broadcast). Element walks
+    // start one level below the array, entry walks two, so together they make exactly the
+    // checks of one walk over the whole buffer, in the same order.
     let limits = Limits::default();
     let (Head::Array(n), start) = read_head(buf, 0)? else {
         return Err(DecodeError::UnexpectedType("envelope array"));
@@ -102,14 +105,33 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
     if n > limits.max_len {
         return Err(DecodeError::TooLarge);
     }
-    let inner = Limits {
+    let element = Limits {
         max_depth: limits.max_depth - 1,
         ..limits
     };
+    let mut packet = PacketScan::default();
+    let mut opts = OptsScan::default();
     let mut bounds = [start; 4]; // start of uid, packet, opts; end of opts
     let mut end = start;
     for i in 0..n {
-        end = skip_at(buf, end, &inner)?;
+        end = match i {
+            // Later duplicates overwrite earlier ones, as JS property assignment does.
+            1 => {
+                let (end, is_map) =
+                    walk_map(buf, end, &element, |key, value| packet.entry(key, value))?;
+                packet.is_map = is_map;
+                end
+            }
+            2 => {
+                let (end, is_map) = walk_map(buf, end, &element, |key, value| {
+                    opts.entry(key, value);
+                    Ok(())
+                })?;
+                opts.is_map = is_map;
+                end
+            }
+            _ => skip_at(buf, end, &element)?,
+        };
         if i < 3 {
             bounds[i + 1] = end;
         }
@@ -125,69 +147,149 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
         ValueRef::InvalidStr(_) => return Err(DecodeError::InvalidUtf8),
         _ => return Err(DecodeError::UnexpectedType("uid str")),
     };
-    let packet = &buf[bounds[1]..bounds[2]];
-    let opts = &buf[bounds[2]..bounds[3]];
-
-    let mut env = BroadcastEnvelope {
-        uid,
-        packet_nsp: None,
-        rooms: Vec::new(),
-        except: Vec::new(),
-        has_packet_id: false,
-        packet,
-        opts,
-        flags: None,
+    if !packet.is_map {
+        return Err(DecodeError::UnexpectedType("packet map"));
+    }
+    let packet_nsp = match packet.nsp {
+        None => None,
+        Some(value) => match decode_at(value, 0)?.0 {
+            ValueRef::Str(s) => Some(s),
+            ValueRef::InvalidStr(_) => return Err(DecodeError::InvalidUtf8),
+            _ => return Err(DecodeError::UnexpectedType("packet.nsp str")),
+        },
     };
-    // Later duplicates overwrite earlier ones, as JS property assignment does.
-    for_each_entry(packet, "packet map", |key, value| {
-        match key {
-            Some("nsp") => {
-                env.packet_nsp = match decode_at(value, 0)?.0 {
-                    ValueRef::Str(s) => Some(s),
-                    ValueRef::InvalidStr(_) => return Err(DecodeError::InvalidUtf8),
-                    _ => return Err(DecodeError::UnexpectedType("packet.nsp str")),
-                }
-            }
-            Some("id") => env.has_packet_id = true,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    let (mut rooms, mut except) = (None, None);
-    for_each_entry(opts, "opts map", |key, value| {
-        match key {
-            Some("rooms") => rooms = Some(value),
-            Some("except") => except = Some(value),
-            Some("flags") => env.flags = Some(value),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    env.rooms = rooms_of(rooms.map(|v| decode_at(v, 0)).transpose()?.map(|(v, _)| v))?;
-    env.except = rooms_of(except.map(|v| decode_at(v, 0)).transpose()?.map(|(v, _)| v))?;
-    Ok(env)
+    if !opts.is_map {
+        return Err(DecodeError::UnexpectedType("opts map"));
+    }
+    Ok(BroadcastEnvelope {
+        uid,
+        packet_nsp,
+        rooms: rooms_of(
+            opts.rooms
+                .map(|v| decode_at(v, 0))
+                .transpose()?
+                .map(|(v, _)| v),
+        )?,
+        except: rooms_of(
+            opts.except
+                .map(|v| decode_at(v, 0))
+                .transpose()?
+                .map(|(v, _)| v),
+        )?,
+        has_packet_id: packet.has_id,
+        packet: &buf[bounds[1]..bounds[2]],
+        opts: &buf[bounds[2]..bounds[3]],
+        flags: opts.flags,
+        event_data: packet.event_data(),
+    })
 }
 
-/// Calls `f(key, raw value)` for each entry of the validated map `map` (key `None` when it is
-/// not a UTF-8 str), skipping each value once.
-fn for_each_entry<'a>(
-    map: &'a [u8],
-    what: &'static str,
+/// What the walk over a packet map noticed.
+#[derive(Default)]
+struct PacketScan<'a> {
+    is_map: bool,
+    nsp: Option<&'a [u8]>,
+    has_id: bool,
+    /// `type` is the unsigned integer 2 (EVENT).
+    is_event: bool,
+    data: Option<&'a [u8]>,
+    /// A key that is not a UTF-8 str, a key seen twice, or `attachments`: socket.io-parser's
+    /// text for the packet could then depend on more than type, nsp, data and id.
+    odd_keys: bool,
+    /// The keys seen so far (a packet has four at most; more only mark it odd).
+    keys: [&'a str; 4],
+    key_count: usize,
+}
+
+impl<'a> PacketScan<'a> {
+    fn entry(&mut self, key: Option<&'a str>, value: &'a [u8]) -> Result<(), DecodeError> {
+        let Some(key) = key else {
+            self.odd_keys = true;
+            return Ok(());
+        };
+        if self.keys[..self.key_count].contains(&key) || self.key_count == self.keys.len() {
+            self.odd_keys = true;
+        } else {
+            self.keys[self.key_count] = key;
+            self.key_count += 1;
+        }
+        match key {
+            "nsp" => self.nsp = Some(value),
+            "id" => self.has_id = true,
+            "type" => self.is_event = matches!(read_head(value, 0)?.0, Head::UInt(2)),
+            "data" => self.data = Some(value),
+            "attachments" => self.odd_keys = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The packet's data when it is an EVENT that socket.io-parser writes as one text packet,
+    /// if the data is plain (which `super::event_wire` checks).
+    fn event_data(&self) -> Option<&'a [u8]> {
+        let data = self.data?;
+        let event = self.is_event && !self.has_id && !self.odd_keys;
+        (event && matches!(read_head(data, 0).ok()?.0, Head::Array(_))).then_some(data)
+    }
+}
+
+/// What the walk over an opts map noticed.
+#[derive(Default)]
+struct OptsScan<'a> {
+    is_map: bool,
+    rooms: Option<&'a [u8]>,
+    except: Option<&'a [u8]>,
+    flags: Option<&'a [u8]>,
+}
+
+impl<'a> OptsScan<'a> {
+    fn entry(&mut self, key: Option<&'a str>, value: &'a [u8]) {
+        match key {
+            Some("rooms") => self.rooms = Some(value),
+            Some("except") => self.except = Some(value),
+            Some("flags") => self.flags = Some(value),
+            _ => {}
+        }
+    }
+}
+
+/// Walks the value at `pos` as [`skip_at`] with `limits` would (same checks, same order);
+/// when it is a map, calls `f(key, raw value)` for each entry (key `None` when it is not a
+/// UTF-8 str). Returns its end and whether it is a map.
+fn walk_map<'a>(
+    buf: &'a [u8],
+    pos: usize,
+    limits: &Limits,
     mut f: impl FnMut(Option<&'a str>, &'a [u8]) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
-    let (Head::Map(n), mut pos) = read_head(map, 0)? else {
-        return Err(DecodeError::UnexpectedType(what));
+) -> Result<(usize, bool), DecodeError> {
+    let (Head::Map(n), mut at) = read_head(buf, pos)? else {
+        return Ok((skip_at(buf, pos, limits)?, false));
+    };
+    if n > limits.max_len {
+        return Err(DecodeError::TooLarge);
+    }
+    if n > 0 {
+        if 2 * n as u64 > (buf.len() - at) as u64 {
+            return Err(DecodeError::Truncated);
+        }
+        if limits.max_depth == 0 {
+            return Err(DecodeError::TooDeep);
+        }
+    }
+    let entry = Limits {
+        max_depth: limits.max_depth.saturating_sub(1),
+        ..*limits
     };
     for _ in 0..n {
-        let (key, value_pos) = match read_head(map, pos)? {
-            (Head::Str(len), p) => (std::str::from_utf8(&map[p..p + len]).ok(), p + len),
-            _ => (None, skip_at(map, pos, &Limits::UNLIMITED)?),
+        let value_at = skip_at(buf, at, &entry)?;
+        let key = match read_head(buf, at)? {
+            (Head::Str(len), p) => std::str::from_utf8(&buf[p..p + len]).ok(),
+            _ => None,
         };
-        let value_end = skip_at(map, value_pos, &Limits::UNLIMITED)?;
-        f(key, &map[value_pos..value_end])?;
-        pos = value_end;
+        at = skip_at(buf, value_at, &entry)?;
+        f(key, &buf[value_at..at])?;
     }
-    Ok(())
+    Ok((at, true))
 }
 
 /// The sender uid of a broadcast envelope (`[uid, packet, opts]`), read without looking at the
@@ -208,7 +310,7 @@ impl BroadcastEnvelope<'_> {
     /// The text socket.io would send to clients for this envelope's packet, when it is certain
     /// (see [`super::event_wire_string`]); the packet is known to be well-formed already.
     pub fn event_wire_text(&self, nsp: &str) -> Option<String> {
-        super::event_wire::text_of_validated_packet(self.packet, nsp)
+        super::event_wire::text_of_event_data(self.event_data?, nsp)
     }
 }
 

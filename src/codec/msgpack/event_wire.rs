@@ -7,6 +7,7 @@
 //! result is certain to be the same string: otherwise [`event_wire_string`] returns `None` and
 //! the message takes the ordinary JS path.
 
+use super::plain_json::{write_plain_json, Plain};
 use super::reader::{read_head, skip_at, Head};
 use super::transcode::msgpack_to_json_validated;
 use super::{validate, DecodeError, Limits};
@@ -22,8 +23,7 @@ pub fn event_wire_string(packet: &[u8], nsp: &str, limits: &Limits) -> Option<St
     text_of_validated_packet(packet, nsp)
 }
 
-/// [`event_wire_string`] for a packet validated already (as part of its envelope). Three walks
-/// over the data at most: the key scan, the plain-JSON check, the JSON writer.
+/// [`event_wire_string`] for a packet validated already.
 pub(super) fn text_of_validated_packet(packet: &[u8], nsp: &str) -> Option<String> {
     let (Head::Map(n), mut pos) = read_head(packet, 0).ok()? else {
         return None;
@@ -50,14 +50,26 @@ pub(super) fn text_of_validated_packet(packet: &[u8], nsp: &str) -> Option<Strin
     if !is_event || !matches!(read_head(data, 0).ok()?.0, Head::Array(_)) {
         return None;
     }
-    if !is_plain_json(data).ok()? {
-        return None;
-    }
+    text_of_event_data(data, nsp)
+}
+
+/// The wire text of an EVENT packet whose `data` array is `data` (validated), when it is
+/// plain: one pass for the usual values ([`write_plain_json`]), else the check and the
+/// general writer.
+pub(super) fn text_of_event_data(data: &[u8], nsp: &str) -> Option<String> {
     let mut out = String::with_capacity(data.len() + nsp.len() + 8);
     out.push('2');
     if nsp != "/" {
         out.push_str(nsp);
         out.push(',');
+    }
+    match write_plain_json(data, &mut out).ok()? {
+        Plain::Written => return Some(out),
+        Plain::No => return None,
+        Plain::Unsure => {}
+    }
+    if !is_plain_json(data).ok()? {
+        return None;
     }
     msgpack_to_json_validated(data, &mut out).ok()?;
     Some(out)
@@ -90,7 +102,7 @@ fn str_at(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
 
 /// JS turns canonical array-index keys ("0", "17", below 2^32 - 1) into integer keys and
 /// enumerates them first, so `JSON.stringify` would not keep the wire order.
-fn is_array_index(key: &[u8]) -> bool {
+pub(super) fn is_array_index(key: &[u8]) -> bool {
     match key {
         [b'0'] => true,
         [b'1'..=b'9', rest @ ..] if rest.len() < 10 && rest.iter().all(u8::is_ascii_digit) => {
@@ -107,6 +119,11 @@ struct Level<'a> {
     left: usize,
     /// Keys of an open map (None for arrays).
     keys: Option<KeySet<'a>>,
+}
+
+#[cfg(test)]
+pub(super) fn is_plain_json_for_tests(buf: &[u8]) -> bool {
+    is_plain_json(buf).unwrap_or(false)
 }
 
 /// Whether every value in the (validated) `buf` is one that JSON text represents exactly as

@@ -34,6 +34,7 @@ fn be_len<const N: usize>(buf: &[u8], pos: usize) -> Result<usize, DecodeError> 
 
 /// Decodes the marker at `pos`; returns the head and the position just after it
 /// (i.e. at the payload of str/bin/ext or the first element of array/map).
+#[inline]
 pub(super) fn read_head(buf: &[u8], pos: usize) -> Result<(Head, usize), DecodeError> {
     let m = *buf.get(pos).ok_or(DecodeError::Truncated)?;
     let p = pos + 1;
@@ -154,6 +155,21 @@ pub fn skip_value(buf: &[u8], limits: &Limits) -> Result<usize, DecodeError> {
 }
 
 pub(super) fn skip_at(buf: &[u8], start: usize, limits: &Limits) -> Result<usize, DecodeError> {
+    // Most values skipped are scalars or strings (map keys, uids, flags): done without
+    // setting up the container walk (this runs several times per received broadcast).
+    match read_head(buf, start)? {
+        (Head::Str(len) | Head::Bin(len) | Head::Ext(_, len), p) => {
+            if len > limits.max_len {
+                return Err(DecodeError::TooLarge);
+            }
+            if buf.len() - p < len {
+                return Err(DecodeError::Truncated);
+            }
+            return Ok(p + len);
+        }
+        (Head::Array(_) | Head::Map(_), _) => {}
+        (_, p) => return Ok(p),
+    }
     let mut pos = start;
     let mut stack = PendingStack::new();
     loop {
