@@ -12,7 +12,7 @@ const { coalesceWritesOnce } = require("./write-coalescing");
 const { readFetchAnswer } = require("./fetch-answers");
 const {
   usesDefaultEncoder,
-  readEventText,
+  applyEventText,
   broadcastText,
   isPlainJson,
   hasTargets,
@@ -161,8 +161,7 @@ class RedisAdapter extends Adapter {
   /** A broadcast already encoded by the Rust core (see lib/event-text.js). */
   onEventText(payload) {
     coalesceWritesOnce(this, this.coalesceWebSocketWrites);
-    const { opts, text } = readEventText(payload);
-    broadcastText(this, text, opts);
+    applyEventText(this, payload);
   }
 
   broadcastWithAck(packet, opts, clientCountCallback, ack) {

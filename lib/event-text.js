@@ -49,24 +49,46 @@ const textEncoder = {
 };
 const encodeHost = { encoder: textEncoder };
 const precomputeFrame = typeof Adapter.prototype._encode === "function";
+/** Whether `_encode` attaches a ready WebSocket frame (it does when it can load `ws`). */
+const precomputesFrames =
+  precomputeFrame &&
+  (() => {
+    const probe = {};
+    textEncoder.text = "x";
+    Adapter.prototype._encode.call(encodeHost, null, probe);
+    textEncoder.text = "";
+    return probe.wsPreEncodedFrame !== undefined;
+  })();
 
-/** Decodes the frame payload: mode u8, opts_len u32 LE, opts JSON, text. */
-function readEventText(payload) {
+/**
+ * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): mode u8,
+ * opts_len u32 LE, opts JSON, head_len u8, then the WebSocket frame of the Engine.IO message:
+ * its header, "4", the text.
+ */
+function applyEventText(adapter, payload) {
   const optsLength = payload.readUInt32LE(1);
   let opts = NO_TARGETS;
   if (payload[0] === 1) {
     const raw = JSON.parse(payload.toString("utf8", 5, 5 + optsLength));
     opts = { rooms: new Set(raw.rooms), except: new Set(raw.except), flags: raw.flags || {} };
   }
-  return { opts, text: payload.toString("utf8", 5 + optsLength) };
+  const frameAt = 5 + optsLength + 1;
+  const textAt = frameAt + payload[frameAt - 1] + 1;
+  broadcastText(adapter, payload.toString("utf8", textAt), opts, payload.subarray(frameAt));
 }
 
-/** What socket.io-adapter's Adapter#broadcast does, from the ready text. */
-function broadcastText(adapter, text, opts) {
+/**
+ * What socket.io-adapter's Adapter#broadcast does, from the ready text. `frame`: the
+ * WebSocket frame of "4" + text when the Rust core built it, instead of `_encode` building
+ * it here.
+ */
+function broadcastText(adapter, text, opts, frame) {
   const flags = opts.flags || {};
   const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
   let encodedPackets = [text];
-  if (precomputeFrame) {
+  if (frame !== undefined && precomputesFrames) {
+    packetOpts.wsPreEncodedFrame = [frame];
+  } else if (precomputeFrame) {
     textEncoder.text = text;
     encodedPackets = Adapter.prototype._encode.call(encodeHost, null, packetOpts);
     textEncoder.text = "";
@@ -157,7 +179,7 @@ function hasTargets(opts) {
 
 module.exports = {
   usesDefaultEncoder,
-  readEventText,
+  applyEventText,
   broadcastText,
   isPlainJson,
   hasTargets,

@@ -20,7 +20,7 @@ const {
 const { coalesceWritesOnce } = require("./write-coalescing");
 const {
   usesDefaultEncoder,
-  readEventText,
+  applyEventText,
   broadcastText,
   wirePrefix,
   plainClusterBroadcast,
@@ -298,8 +298,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
   /** A broadcast already encoded by the Rust core (see lib/event-text.js). */
   onEventText(payload) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    const { opts, text } = readEventText(payload);
-    broadcastText(this, text, opts);
+    applyEventText(this, payload);
   }
 
   onRequest(payload) {

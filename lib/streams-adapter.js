@@ -11,7 +11,7 @@ const { coalesceWritesOnce } = require("./write-coalescing");
 const { withCountedRequests } = require("./counted-requests");
 const {
   usesDefaultEncoder,
-  readEventText,
+  applyEventText,
   broadcastText,
   wirePrefix,
   plainClusterBroadcast,
@@ -24,7 +24,7 @@ const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-w
 /** Frame kinds of src/bindings/streams.rs: a batch of stream entries, a detected loss. */
 const STREAM_ENTRIES = 6;
 const STREAM_LOSS = 7;
-// One broadcast as wire text: nsp_len u32 LE, nsp, then readEventText's format.
+// One broadcast as wire text: nsp_len u32 LE, nsp, then applyEventText's format.
 const STREAM_EVENT_TEXT = 8;
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
@@ -363,8 +363,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   /** A broadcast entry already encoded by the Rust core (see lib/event-text.js). */
   onEventText(payload) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    const { opts, text } = readEventText(payload);
-    broadcastText(this, text, opts);
+    applyEventText(this, payload);
   }
 
   onRawMessage(rawMessage, offset) {

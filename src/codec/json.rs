@@ -124,7 +124,7 @@ pub fn write_json_string(s: &str, out: &mut String) {
 /// Word-at-a-time tests from "Bit Twiddling Hacks" (haszero / hasless): exact for the
 /// word as a whole.
 #[inline]
-fn word_needs_escape(w: u64) -> bool {
+pub(crate) fn word_needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;

@@ -20,7 +20,8 @@ pub enum DeliveryKind {
     Log = 5,
     /// A broadcast EVENT already turned into the text socket.io writes to its clients:
     /// `mode: u8` (0: no rooms/except/flags, 1: options follow), `opts_len: u32 LE`, the
-    /// options as JSON (`{rooms, except, flags}`), then the text (UTF-8).
+    /// options as JSON (`{rooms, except, flags}`), `head_len: u8`, the WebSocket frame
+    /// header of an Engine.IO message carrying the text, `"4"`, then the text (UTF-8).
     EventText = 6,
 }
 
@@ -62,7 +63,7 @@ impl FrameBatch {
 
     /// One [`DeliveryKind::EventText`] frame (see [`write_event_text`]).
     pub fn push_event_text(&mut self, namespace: u32, opts: Option<&str>, text: &[&[u8]]) {
-        let len = 5 + opts.map_or(0, str::len) + text.iter().map(|p| p.len()).sum::<usize>();
+        let len = event_text_len(opts, text);
         self.buf.reserve(9 + len);
         self.buf.push(DeliveryKind::EventText as u8);
         self.buf.extend_from_slice(&namespace.to_le_bytes());
@@ -91,15 +92,50 @@ impl FrameBatch {
 
 /// Appends the payload of a broadcast delivered as wire text (lib/event-text.js
 /// `readEventText` reads it): `mode: u8` (1 when options follow), `opts_len: u32 LE`, the
-/// options JSON (`{rooms, except, flags}`), then the text, given in parts. The one writer of
-/// this layout for the three adapters.
+/// options JSON (`{rooms, except, flags}`), `head_len: u8`, the WebSocket frame header, `"4"`
+/// (Engine.IO's message type), then the text, given in parts. The one writer of this layout
+/// for the three adapters.
+///
+/// From `head_len` on, the bytes are the WebSocket frame socket.io-adapter builds for every
+/// broadcast (`_encode`: `Sender.frame(Buffer.from("4" + text))`, unmasked, final, text):
+/// JS hands it to engine.io as it is instead of copying the text into a new Buffer and
+/// framing it once per message.
 pub fn write_event_text(out: &mut Vec<u8>, opts: Option<&str>, text: &[&[u8]]) {
     let opts_json = opts.unwrap_or("");
     out.push(u8::from(opts.is_some()));
     out.extend_from_slice(&(opts_json.len() as u32).to_le_bytes());
     out.extend_from_slice(opts_json.as_bytes());
+    let (head, head_len) = websocket_text_head(1 + text.iter().map(|p| p.len()).sum::<usize>());
+    out.push(head_len as u8);
+    out.extend_from_slice(&head[..head_len]);
+    out.push(b'4');
     for part in text {
         out.extend_from_slice(part);
+    }
+}
+
+/// The length of [`write_event_text`]'s output.
+pub fn event_text_len(opts: Option<&str>, text: &[&[u8]]) -> usize {
+    let text_len = text.iter().map(|p| p.len()).sum::<usize>();
+    5 + opts.map_or(0, str::len) + 1 + websocket_text_head(1 + text_len).1 + 1 + text_len
+}
+
+/// The header of an unmasked, final WebSocket text frame of `payload_len` bytes (RFC 6455
+/// 5.2), as ws's `Sender.frame` writes it: 7-bit length, or 126 + u16, or 127 + u64 (BE).
+pub fn websocket_text_head(payload_len: usize) -> ([u8; 10], usize) {
+    let mut head = [0u8; 10];
+    head[0] = 0x81;
+    if payload_len < 126 {
+        head[1] = payload_len as u8;
+        (head, 2)
+    } else if payload_len <= 0xffff {
+        head[1] = 126;
+        head[2..4].copy_from_slice(&(payload_len as u16).to_be_bytes());
+        (head, 4)
+    } else {
+        head[1] = 127;
+        head[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
+        (head, 10)
     }
 }
 
@@ -119,6 +155,23 @@ pub fn log_reporter(sink: Arc<dyn DeliverySink>) -> Arc<dyn Fn(String) + Send + 
         batch.push(DeliveryKind::Log, 0, line.as_bytes());
         batch.flush_to(&*sink);
     })
+}
+
+/// Reads [`write_event_text`]'s layout back: `(mode, opts JSON, text)`; `None` when the
+/// WebSocket header does not frame exactly `"4"` and the text (used by tests and tools; JS
+/// has its own reader).
+pub fn parse_event_text(payload: &[u8]) -> Option<(u8, &str, &[u8])> {
+    let opts_len = u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?) as usize;
+    let opts = std::str::from_utf8(payload.get(5..5 + opts_len)?).ok()?;
+    let head_at = 5 + opts_len;
+    let head_len = usize::from(*payload.get(head_at)?);
+    let frame = payload.get(head_at + 1..)?;
+    let (want, want_len) = websocket_text_head(frame.len().checked_sub(head_len)?);
+    if head_len != want_len || frame.get(..head_len)? != &want[..head_len] {
+        return None;
+    }
+    let text = frame.get(head_len..)?.strip_prefix(b"4")?;
+    Some((payload[0], opts, text))
 }
 
 /// Splits a framed buffer back into frames (used by tests and tools; JS has its own reader).
@@ -146,5 +199,29 @@ mod tests {
         batch.push(DeliveryKind::Log, 0, b"");
         let frames = parse_frames(&batch.buf);
         assert_eq!(frames, vec![(1, 7, b"abc".to_vec()), (5, 0, Vec::new())]);
+    }
+
+    #[test]
+    fn event_text_carries_the_websocket_frame_at_every_length_class() {
+        // "4" + text: 125 bytes (7-bit length), 126 and 65535 (16-bit), 65536 (64-bit).
+        for (text_len, head) in [
+            (124usize, vec![0x81u8, 125]),
+            (125, vec![0x81, 126, 0, 126]),
+            (65534, vec![0x81, 126, 0xff, 0xff]),
+            (65535, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
+            let text = vec![b'x'; text_len];
+            let mut batch = FrameBatch::default();
+            batch.push_event_text(3, Some("{}"), &[&text[..1], &text[1..]]);
+            let frames = parse_frames(&batch.buf);
+            let (kind, ns, payload) = &frames[0];
+            assert_eq!((*kind, *ns), (DeliveryKind::EventText as u8, 3));
+            assert_eq!(payload.len(), event_text_len(Some("{}"), &[&text]));
+            let head_at = 5 + 2;
+            assert_eq!(usize::from(payload[head_at]), head.len());
+            assert_eq!(&payload[head_at + 1..head_at + 1 + head.len()], &head[..]);
+            let (mode, opts, got) = parse_event_text(payload).unwrap();
+            assert_eq!((mode, opts, got), (1, "{}", &text[..]));
+        }
     }
 }

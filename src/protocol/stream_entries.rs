@@ -169,7 +169,7 @@ fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&str>) -> 
 mod tests {
     use super::*;
     use crate::connection::stream_entry::{EntryBatch, StreamEntry};
-    use crate::protocol::delivery::parse_frames;
+    use crate::protocol::delivery::{parse_event_text, parse_frames};
 
     fn frame(
         routes: &StreamRoutes,
@@ -202,13 +202,8 @@ mod tests {
     fn text_of(payload: &[u8]) -> (String, u8, String) {
         let n = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
         let nsp = String::from_utf8(payload[4..4 + n].to_vec()).unwrap();
-        let rest = &payload[4 + n..];
-        let opts_len = u32::from_le_bytes(rest[1..5].try_into().unwrap()) as usize;
-        (
-            nsp,
-            rest[0],
-            String::from_utf8(rest[5 + opts_len..].to_vec()).unwrap(),
-        )
+        let (mode, _, text) = parse_event_text(&payload[4 + n..]).unwrap();
+        (nsp, mode, String::from_utf8(text.to_vec()).unwrap())
     }
 
     #[test]

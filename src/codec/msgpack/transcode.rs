@@ -4,7 +4,9 @@ use std::fmt;
 
 use super::reader::{decode_at, read_head, skip_at, validate, Head, ValueRef};
 use super::{DecodeError, Limits, Writer};
-use crate::codec::json::{format_iso_date, format_js_number, write_json_number, write_json_string};
+use crate::codec::json::{
+    format_iso_date, format_js_number, word_needs_escape, write_json_number, write_json_string,
+};
 
 /// Why a JSON text could not be transcoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +253,19 @@ impl JsonParser<'_, '_> {
                 return Err(self.err("invalid exponent"));
             }
         }
+        // A plain integer of up to 15 digits is exactly its i64 (and exactly a double):
+        // most numbers on the wire (ids, counts, timestamps) skip the float parser.
+        if self.i - int_start == n && n <= 15 {
+            let magnitude = self.b[int_start..self.i]
+                .iter()
+                .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'));
+            let negative = int_start > start;
+            // -0 stays a float parse: it is the double -0.0, not the integer 0.
+            if !(negative && magnitude == 0) {
+                w.write_f64_as_js_number(if negative { -magnitude } else { magnitude } as f64);
+                return Ok(());
+            }
+        }
         // The grammar checked above is a subset of what `f64::from_str` accepts, and that
         // parse is correctly rounded like `JSON.parse`.
         let v: f64 = self.s[start..self.i]
@@ -285,6 +300,13 @@ impl JsonParser<'_, '_> {
         let mut p = start;
         // Fast path: no escapes, the text between the quotes is the string.
         loop {
+            // Eight bytes at a time while there is no quote, backslash or control character.
+            if let Some(word) = self.b.get(p..p + 8) {
+                if !word_needs_escape(u64::from_le_bytes(word.try_into().unwrap())) {
+                    p += 8;
+                    continue;
+                }
+            }
             match self.b.get(p) {
                 Some(b'"') => {
                     self.check_len(p - start)?;
