@@ -45,6 +45,32 @@ function rawOptions(opts) {
   };
 }
 
+/**
+ * `JSON.stringify(rawOptions(opts))` for a broadcast whose data is plain JSON: null without
+ * rooms, except or flags, undefined when the options are not plain JSON either. The usual
+ * `io.to(room)` (one string room, nothing else; `roomJson` is its JSON) is written directly.
+ */
+function optionsJsonOf(opts, roomJson) {
+  if (!hasTargets(opts)) return null;
+  if (
+    roomJson !== null &&
+    typeof opts.rooms.keys().next().value === "string" &&
+    (!opts.except || opts.except.size === 0) &&
+    isEmptyObject(opts.flags) &&
+    !roomJson.includes("\\u")
+  ) {
+    return `{"rooms":[${roomJson}],"except":[],"flags":{}}`;
+  }
+  const options = rawOptions(opts);
+  return isPlainJson(options) ? JSON.stringify(options) : undefined;
+}
+
+function isEmptyObject(value) {
+  if (value === null || typeof value !== "object") return false;
+  for (const _ in value) return false;
+  return true;
+}
+
 function roomsAndExcept(opts) {
   return { rooms: [...opts.rooms], except: [...opts.except] };
 }
@@ -124,11 +150,13 @@ class RedisAdapter extends Adapter {
         opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
       let queued;
       if (json !== undefined) {
-        const options = hasTargets(opts) ? rawOptions(opts) : null;
-        if (options === null || isPlainJson(options)) {
-          const optionsJson = options && JSON.stringify(options);
-          if (json.length < MAX_QUEUED_RECORD) {
-            this.node.queueBroadcastJson(this.ns, room, json, optionsJson);
+        const roomJson = room === null ? null : JSON.stringify(room);
+        const optionsJson = optionsJsonOf(opts, roomJson);
+        if (optionsJson !== undefined) {
+          if (
+            json.length < MAX_QUEUED_RECORD &&
+            this.node.queueBroadcastJson(this.ns, roomJson, json, optionsJson)
+          ) {
             return;
           }
           queued = this.node.inOrder().broadcastJson(this.ns, room, json, optionsJson);

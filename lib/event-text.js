@@ -61,16 +61,21 @@ const precomputesFrames =
   })();
 
 /**
- * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): mode u8,
- * opts_len u32 LE, opts JSON, head_len u8, then the WebSocket frame of the Engine.IO message:
- * its header, "4", the text.
+ * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): mode u8
+ * (0: every socket, 1: options JSON, 2: one room), opts_len u32 LE, the options, head_len u8,
+ * then the WebSocket frame of the Engine.IO message: its header, "4", the text.
  */
 function applyEventText(adapter, payload) {
   const optsLength = payload.readUInt32LE(1);
   let opts = NO_TARGETS;
-  if (payload[0] === 1) {
+  const mode = payload[0];
+  if (mode === 1) {
     const raw = JSON.parse(payload.toString("utf8", 5, 5 + optsLength));
     opts = { rooms: new Set(raw.rooms), except: new Set(raw.except), flags: raw.flags || {} };
+  } else if (mode === 2) {
+    // One room, no except, no flags: the room name itself.
+    const room = payload.toString("utf8", 5, 5 + optsLength);
+    opts = { rooms: new Set([room]), except: NO_TARGETS.except, flags: NO_TARGETS.flags };
   }
   const frameAt = 5 + optsLength + 1;
   const textAt = frameAt + payload[frameAt - 1] + 1;

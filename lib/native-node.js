@@ -6,10 +6,13 @@ const { DeliveryKind, forEachFrame } = require("./frames");
 
 const debug = debugModule("socket.io-redis-native");
 
-/** UTF-16 units of queued broadcasts past which they are handed to Rust at once. */
-const MAX_QUEUED_JSON = 1 << 20;
-/** Data JSON longer than this is published by its own call (no copy into the queue). */
+/** Data JSON longer than this (UTF-16 units) is published by its own call. */
 const MAX_QUEUED_RECORD = 1 << 16;
+/**
+ * Bytes of the buffer queued broadcasts are written into: a record (at most 3 UTF-8 bytes per
+ * UTF-16 unit of its strings) always fits once the buffer is empty.
+ */
+const QUEUE_BYTES = 1 << 20;
 
 class NativeNode {
   /**
@@ -21,8 +24,10 @@ class NativeNode {
     // Messages that passed the Rust filters but that JS could not decode (counted here, added
     // to the Rust decodeErrors by the adapters' metrics()).
     this.decodeErrors = 0;
-    // Broadcasts waiting for the end of the event-loop turn (see queueBroadcastJson).
-    this.queuedJson = "";
+    // Broadcasts waiting for the end of the event-loop turn (see queueBroadcastJson), as
+    // UTF-8 in one reused buffer, created on first use.
+    this.queue = null;
+    this.queuedBytes = 0;
     this.driver = createDriver((batch) => this.onDeliver(batch));
   }
 
@@ -43,32 +48,42 @@ class NativeNode {
 
   /**
    * Queues a small plain-JSON broadcast (classic driver): it crosses into Rust with the
-   * others of this event-loop turn as one string at the flush that ends the turn, which it
-   * waited for anyway (one napi call per broadcast cost as much as transcoding it; the
-   * record layout is in src/protocol/broadcast_batch.rs). `room`: a string or null;
-   * `optionsJson`: JSON of {rooms, except, flags} or null; `json`: JSON of the data.
+   * others of this event-loop turn at the flush that ends the turn, which it waited for
+   * anyway (one napi call per broadcast cost as much as transcoding it; the record layout is
+   * in src/protocol/broadcast_batch.rs). The records are written into one reused buffer right
+   * away: strings kept until the end of the turn would survive young-generation collections
+   * and make V8 grow its heap (bench --memory). `roomJson`: JSON of the room's name or null;
+   * `optionsJson`: JSON of {rooms, except, flags} or null; `json`: JSON of the data. False
+   * when the record is too large to queue (the caller publishes it by its own call).
    */
-  queueBroadcastJson(ns, room, json, optionsJson) {
-    this.queuedJson +=
-      ns +
-      "\x01" +
-      (room === null ? "" : JSON.stringify(room)) +
-      "\x01" +
-      (optionsJson === null ? "" : optionsJson) +
-      "\x01" +
-      json +
-      "\x00";
-    // A long synchronous burst goes to Rust in parts, where the outgoing-buffer limit holds.
-    if (this.queuedJson.length >= MAX_QUEUED_JSON) this.sendQueued();
+  queueBroadcastJson(ns, roomJson, json, optionsJson) {
+    const room = roomJson === null ? "" : roomJson;
+    const options = optionsJson === null ? "" : optionsJson;
+    const most = 3 * (json.length + room.length + options.length) + 16;
+    if (most > QUEUE_BYTES) return false;
+    if (this.queue === null) this.queue = Buffer.allocUnsafe(QUEUE_BYTES);
+    else if (this.queuedBytes + most > QUEUE_BYTES) this.sendQueued();
+    const buf = this.queue;
+    let at = this.queuedBytes;
+    at += buf.latin1Write(String(ns), at);
+    buf[at++] = 1;
+    if (room !== "") at += buf.utf8Write(room, at);
+    buf[at++] = 1;
+    if (options !== "") at += buf.utf8Write(options, at);
+    buf[at++] = 1;
+    at += buf.utf8Write(json, at);
+    buf[at++] = 0;
+    this.queuedBytes = at;
     this.scheduleFlush();
+    return true;
   }
 
   /** Hands the queued broadcasts to Rust (still without waking its sender). */
   sendQueued() {
-    if (this.queuedJson === "") return;
-    const batch = this.queuedJson;
-    this.queuedJson = "";
-    const problem = this.driver.broadcastJsonBatch(batch);
+    if (this.queuedBytes === 0) return;
+    const length = this.queuedBytes;
+    this.queuedBytes = 0;
+    const problem = this.driver.broadcastJsonBatch(this.queue, length);
     if (problem) debug("%s", problem);
   }
 
@@ -77,7 +92,7 @@ class NativeNode {
    * this so that messages leave in the order they were emitted.
    */
   inOrder() {
-    if (this.queuedJson !== "") this.sendQueued();
+    if (this.queuedBytes !== 0) this.sendQueued();
     return this.driver;
   }
 

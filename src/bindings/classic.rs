@@ -9,7 +9,7 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
 use crate::protocol::requests::{uid2, AnswerMap};
 use crate::transport::PubSubTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, PromiseRaw};
 use napi::Env;
 use napi::Result;
 use napi_derive::napi;
@@ -149,12 +149,21 @@ impl ClassicDriver {
         }
     }
 
-    /// The broadcasts JS queued during one event-loop turn, as one string (layout in
-    /// `protocol::broadcast_batch`). Returns nothing when every one was queued, else what
-    /// happened to the others, for the debug log.
+    /// The broadcasts JS queued during one event-loop turn: the first `length` bytes of
+    /// `queue`, UTF-8 (layout in `protocol::broadcast_batch`), read during the call (JS
+    /// reuses the buffer). Returns nothing when every one was queued, else what happened
+    /// to the others, for the debug log.
     #[napi]
-    pub fn broadcast_json_batch(&self, batch: String) -> Option<String> {
-        self.core.broadcast_json_batch(&batch).problem()
+    pub fn broadcast_json_batch(&self, queue: BufferSlice, length: u32) -> Option<String> {
+        let Some(bytes) = queue.get(..length as usize) else {
+            return Some(format!(
+                "queued broadcasts: length {length} beyond the buffer"
+            ));
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(batch) => self.core.broadcast_json_batch(batch).problem(),
+            Err(e) => Some(format!("queued broadcasts skipped: not UTF-8 ({e})")),
+        }
     }
 
     /// Sends the broadcasts queued since the last flush.

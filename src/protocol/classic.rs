@@ -3,10 +3,10 @@
 //! request/response flows whose correlation happens here rather than in JS.
 
 use super::broadcast_batch::{self, BatchOutcome};
-use super::delivery::{DeliveryKind, DeliverySink, FrameBatch};
+use super::delivery::{DeliveryKind, DeliverySink, EventTargets, FrameBatch};
 use super::header::read_header;
 use super::requests::{uid2, AnswerMap, Outcome, RequestRegistry};
-use crate::codec::msgpack;
+use crate::codec::msgpack::{self, RoomRef};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
 use redis::RedisResult;
@@ -263,16 +263,20 @@ impl ClassicRouter {
         let Some(text) = env.event_wire_text(nsp) else {
             return false;
         };
-        // Mode 0: no rooms, no except, no flags: JS needs no options at all.
         let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
         let mut opts = String::new();
-        if !(env.rooms.is_empty() && env.except.is_empty() && no_flags)
-            && msgpack::msgpack_to_json(env.opts, &limits, &mut opts).is_err()
-        {
-            return false;
-        }
-        let opts = (!opts.is_empty()).then_some(opts.as_str());
-        batch.push_event_text(id, opts, &[text.as_bytes()]);
+        let targets = match (env.rooms.as_slice(), env.except.is_empty() && no_flags) {
+            // No rooms, no except, no flags: JS needs no options at all.
+            ([], true) => EventTargets::All,
+            ([RoomRef::Str(room)], true) => EventTargets::Room(room),
+            _ => {
+                if msgpack::msgpack_to_json(env.opts, &limits, &mut opts).is_err() {
+                    return false;
+                }
+                EventTargets::Json(&opts)
+            }
+        };
+        batch.push_event_text(id, targets, &[text.as_bytes()]);
         true
     }
 

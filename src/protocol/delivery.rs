@@ -19,9 +19,9 @@ pub enum DeliveryKind {
     /// Something was skipped or failed: a line for the `debug` logger (UTF-8 text).
     Log = 5,
     /// A broadcast EVENT already turned into the text socket.io writes to its clients:
-    /// `mode: u8` (0: no rooms/except/flags, 1: options follow), `opts_len: u32 LE`, the
-    /// options as JSON (`{rooms, except, flags}`), `head_len: u8`, the WebSocket frame
-    /// header of an Engine.IO message carrying the text, `"4"`, then the text (UTF-8).
+    /// `mode: u8` (see [`EventTargets`]), `opts_len: u32 LE`, the options, `head_len: u8`,
+    /// the WebSocket frame header of an Engine.IO message carrying the text, `"4"`, then
+    /// the text (UTF-8).
     EventText = 6,
 }
 
@@ -62,13 +62,13 @@ impl FrameBatch {
     }
 
     /// One [`DeliveryKind::EventText`] frame (see [`write_event_text`]).
-    pub fn push_event_text(&mut self, namespace: u32, opts: Option<&str>, text: &[&[u8]]) {
-        let len = event_text_len(opts, text);
+    pub fn push_event_text(&mut self, namespace: u32, targets: EventTargets<'_>, text: &[&[u8]]) {
+        let len = event_text_len(targets, text);
         self.buf.reserve(9 + len);
         self.buf.push(DeliveryKind::EventText as u8);
         self.buf.extend_from_slice(&namespace.to_le_bytes());
         self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        write_event_text(&mut self.buf, opts, text);
+        write_event_text(&mut self.buf, targets, text);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,21 +90,51 @@ impl FrameBatch {
     }
 }
 
+/// Which local sockets an [`DeliveryKind::EventText`] broadcast is for: its `mode` byte and
+/// what its options field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventTargets<'a> {
+    /// Mode 0: every socket of the namespace (no rooms, no except, no flags); no options.
+    All,
+    /// Mode 1: the options as JSON, `{rooms, except, flags}`.
+    Json(&'a str),
+    /// Mode 2: the sockets of one room (a string), no except, no flags; the room name.
+    /// The usual `io.to(room).emit()`, without a JSON parse on the receiving event loop.
+    Room(&'a str),
+}
+
+impl<'a> From<Option<&'a str>> for EventTargets<'a> {
+    /// Options JSON when there is one, else every socket.
+    fn from(opts: Option<&'a str>) -> Self {
+        opts.map_or(EventTargets::All, EventTargets::Json)
+    }
+}
+
+impl EventTargets<'_> {
+    fn mode_and_field(&self) -> (u8, &str) {
+        match *self {
+            EventTargets::All => (0, ""),
+            EventTargets::Json(json) => (1, json),
+            EventTargets::Room(room) => (2, room),
+        }
+    }
+}
+
 /// Appends the payload of a broadcast delivered as wire text (lib/event-text.js
-/// `readEventText` reads it): `mode: u8` (1 when options follow), `opts_len: u32 LE`, the
-/// options JSON (`{rooms, except, flags}`), `head_len: u8`, the WebSocket frame header, `"4"`
-/// (Engine.IO's message type), then the text, given in parts. The one writer of this layout
-/// for the three adapters.
+/// `applyEventText` reads it): `mode: u8` and `opts_len: u32 LE` then the options field (see
+/// [`EventTargets`]), `head_len: u8`, the WebSocket frame header, `"4"` (Engine.IO's message
+/// type), then the text, given in parts. The one writer of this layout for the three
+/// adapters.
 ///
 /// From `head_len` on, the bytes are the WebSocket frame socket.io-adapter builds for every
 /// broadcast (`_encode`: `Sender.frame(Buffer.from("4" + text))`, unmasked, final, text):
 /// JS hands it to engine.io as it is instead of copying the text into a new Buffer and
 /// framing it once per message.
-pub fn write_event_text(out: &mut Vec<u8>, opts: Option<&str>, text: &[&[u8]]) {
-    let opts_json = opts.unwrap_or("");
-    out.push(u8::from(opts.is_some()));
-    out.extend_from_slice(&(opts_json.len() as u32).to_le_bytes());
-    out.extend_from_slice(opts_json.as_bytes());
+pub fn write_event_text(out: &mut Vec<u8>, targets: EventTargets<'_>, text: &[&[u8]]) {
+    let (mode, field) = targets.mode_and_field();
+    out.push(mode);
+    out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+    out.extend_from_slice(field.as_bytes());
     let (head, head_len) = websocket_text_head(1 + text.iter().map(|p| p.len()).sum::<usize>());
     out.push(head_len as u8);
     out.extend_from_slice(&head[..head_len]);
@@ -115,9 +145,10 @@ pub fn write_event_text(out: &mut Vec<u8>, opts: Option<&str>, text: &[&[u8]]) {
 }
 
 /// The length of [`write_event_text`]'s output.
-pub fn event_text_len(opts: Option<&str>, text: &[&[u8]]) -> usize {
+pub fn event_text_len(targets: EventTargets<'_>, text: &[&[u8]]) -> usize {
     let text_len = text.iter().map(|p| p.len()).sum::<usize>();
-    5 + opts.map_or(0, str::len) + 1 + websocket_text_head(1 + text_len).1 + 1 + text_len
+    let field = targets.mode_and_field().1.len();
+    5 + field + 1 + websocket_text_head(1 + text_len).1 + 1 + text_len
 }
 
 /// The header of an unmasked, final WebSocket text frame of `payload_len` bytes (RFC 6455
@@ -212,11 +243,14 @@ mod tests {
         ] {
             let text = vec![b'x'; text_len];
             let mut batch = FrameBatch::default();
-            batch.push_event_text(3, Some("{}"), &[&text[..1], &text[1..]]);
+            batch.push_event_text(3, EventTargets::Json("{}"), &[&text[..1], &text[1..]]);
             let frames = parse_frames(&batch.buf);
             let (kind, ns, payload) = &frames[0];
             assert_eq!((*kind, *ns), (DeliveryKind::EventText as u8, 3));
-            assert_eq!(payload.len(), event_text_len(Some("{}"), &[&text]));
+            assert_eq!(
+                payload.len(),
+                event_text_len(EventTargets::Json("{}"), &[&text])
+            );
             let head_at = 5 + 2;
             assert_eq!(usize::from(payload[head_at]), head.len());
             assert_eq!(&payload[head_at + 1..head_at + 1 + head.len()], &head[..]);

@@ -14,4 +14,4 @@ pub mod requests;
 pub mod sharded;
 pub mod stream_entries;
 
-pub use delivery::{DeliveryKind, DeliverySink, FrameBatch};
+pub use delivery::{DeliveryKind, DeliverySink, EventTargets, FrameBatch};

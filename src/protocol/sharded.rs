@@ -166,7 +166,7 @@ impl ShardedRouter {
                     if let Some(event) = header.data.and_then(broadcast_event_text) {
                         let [two, nsp, comma] = event_wire_head(&ns.name);
                         let text = [two, nsp, comma, event.data.as_bytes()];
-                        batch.push_event_text(id, event.opts, &text);
+                        batch.push_event_text(id, event.opts.into(), &text);
                         bump(&self.stats.delivered);
                         bump(&self.stats.delivered_as_text);
                         return;

@@ -158,9 +158,9 @@ fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&str>) -> 
                 id.as_bytes(),
                 b"\"]",
             ];
-            write_event_text(&mut out, event.opts, &text);
+            write_event_text(&mut out, event.opts.into(), &text);
         }
-        None => write_event_text(&mut out, event.opts, &[two, prefix, comma, args]),
+        None => write_event_text(&mut out, event.opts.into(), &[two, prefix, comma, args]),
     }
     out
 }
