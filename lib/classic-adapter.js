@@ -228,7 +228,8 @@ class RedisAdapter extends Adapter {
   // ---- requests from other nodes ----
 
   publishResponse(request, response, commonOnly = false) {
-    const payload = typeof response === "string" ? Buffer.from(response) : Buffer.from(response);
+    // A JSON text crosses as a string (one UTF-8 copy in Rust), encoded bytes as a Buffer.
+    const payload = typeof response === "string" ? response : Buffer.from(response);
     this.node.inOrder().publishResponse(this.ns, request.uid ?? null, payload, commonOnly);
   }
 

@@ -91,7 +91,10 @@ function lazyElement(source, index) {
   return new Proxy(new LazyTarget(source, index), LAZY_HANDLER);
 }
 
-/** The JSON text of an array, parsed once, when first needed. */
+/**
+ * The JSON text of an array, parsed once, when first needed: a string, or UTF-8 bytes (a
+ * Buffer view) that are not even decoded into a string until then.
+ */
 class LazyArray {
   #text;
   #values = null;
@@ -102,7 +105,8 @@ class LazyArray {
 
   parse() {
     if (this.#values === null) {
-      this.#values = JSON.parse(this.#text);
+      const text = this.#text;
+      this.#values = JSON.parse(typeof text === "string" ? text : text.toString("utf8"));
       this.#text = null;
     }
     return this.#values;
@@ -120,7 +124,8 @@ function readFetchAnswer(answer) {
   if (answer.length < 5 || answer[0] !== SPLIT_MARK) throw new Error("not a fetch answer");
   const headEnd = 5 + answer.readUInt32LE(1);
   const head = JSON.parse(answer.toString("utf8", 5, headEnd));
-  const handshakes = new LazyArray(answer.toString("utf8", headEnd));
+  // Most callers never read a remote handshake: its ~0.5 KB each stay bytes until one does.
+  const handshakes = new LazyArray(answer.subarray(headEnd));
   const sockets = new Array(head.length);
   for (let i = 0; i < head.length; i++) {
     const [id, rooms, data] = head[i];

@@ -9,7 +9,7 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
 use crate::protocol::requests::{uid2, AnswerMap};
 use crate::transport::PubSubTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, PromiseRaw};
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, Either, PromiseRaw};
 use napi::Env;
 use napi::Result;
 use napi_derive::napi;
@@ -177,16 +177,22 @@ impl ClassicDriver {
         self.core.publish_request(ns, payload.to_vec())
     }
 
+    /// `payload`: the answer's JSON text (one UTF-8 copy, straight into the message) or its
+    /// encoded bytes.
     #[napi]
     pub fn publish_response(
         &self,
         ns: u32,
         requester_uid: Option<String>,
-        payload: Buffer,
+        payload: Either<String, Buffer>,
         common_only: bool,
     ) -> bool {
+        let payload = match payload {
+            Either::A(text) => text.into_bytes(),
+            Either::B(bytes) => bytes.to_vec(),
+        };
         self.core
-            .publish_response(ns, requester_uid.as_deref(), payload.to_vec(), common_only)
+            .publish_response(ns, requester_uid.as_deref(), payload, common_only)
     }
 
     /// `PUBSUB NUMSUB` of the request channel, started on the JS thread (`runtime::started`).
