@@ -49,18 +49,42 @@ describe("classic fast paths are byte-identical to the official adapter", () => 
     expect(reference).toContain(`2${JSON.stringify(["ev", ...PAYLOADS[4][1]])}`);
   });
 
-  it("native receivers hand plain events over as text, and the rest through JS", async () => {
+  it("native receivers hand plain and binary events over as socket.io's wire, the rest through JS", async () => {
     const before = c.servers[1].of("/").adapter.metrics();
     for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);
     await c.fence(0);
     const after = c.servers[1].of("/").adapter.metrics();
     const asText = after.deliveredAsText - before.deliveredAsText;
     const delivered = after.delivered - before.delivered;
-    // Integer-like keys (JS reorders them), binary and an own "__proto__" key go through JS;
-    // the rest, the fence included, as text. (notepack writes the lone surrogate as valid
-    // UTF-8 of another character, which both paths then show alike.)
+    // Integer-like keys (JS reorders them) and an own "__proto__" key go through JS; the
+    // rest, binary events (text with placeholders, then the attachments) and the fence
+    // included, as socket.io's wire. (notepack writes the lone surrogate as valid UTF-8 of
+    // another character, which both paths then show alike.)
     expect(delivered).toBe(PAYLOADS.length + 1);
-    expect(asText).toBe(delivered - 3);
+    expect(asText).toBe(delivered - 2);
+  });
+
+  it("onAnyOutgoing listeners of a native receiver see the data, Buffers in place", async () => {
+    const seen = [];
+    const listener = (...args) => seen.push(args);
+    c.serverSockets[1].onAnyOutgoing(listener);
+    try {
+      const nested = { a: Buffer.from([9]), s: "t", b: [null, Buffer.from("yz")] };
+      c.servers[0].emit("ev", "plain", { n: 1 });
+      c.servers[0].emit("ev", Buffer.from([1, 2]), [Buffer.alloc(0), nested]);
+      await waitUntil(() => seen.length >= 2, { what: "2 outgoing events" });
+    } finally {
+      c.serverSockets[1].offAnyOutgoing(listener);
+    }
+    expect(seen[0]).toEqual(["ev", "plain", { n: 1 }]);
+    const [name, first, [empty, nested]] = seen[1];
+    expect(name).toBe("ev");
+    expect(Buffer.isBuffer(first) && [...first]).toEqual([1, 2]);
+    expect(Buffer.isBuffer(empty) && empty.length).toBe(0);
+    expect([...nested.a]).toEqual([9]);
+    expect(nested.s).toBe("t");
+    expect(nested.b[0]).toBeNull();
+    expect(nested.b[1].toString()).toBe("yz");
   });
 
   it.each([

@@ -13,6 +13,7 @@ const { readFetchAnswer } = require("./fetch-answers");
 const {
   usesDefaultEncoder,
   applyEventText,
+  applyEventBinary,
   broadcastText,
   isPlainJson,
   hasTargets,
@@ -190,6 +191,12 @@ class RedisAdapter extends Adapter {
   onEventText(payload) {
     coalesceWritesOnce(this, this.coalesceWebSocketWrites);
     applyEventText(this, payload);
+  }
+
+  /** A broadcast with binary values, encoded by the Rust core as socket.io would. */
+  onEventBinary(payload) {
+    coalesceWritesOnce(this, this.coalesceWebSocketWrites);
+    applyEventBinary(this, payload);
   }
 
   broadcastWithAck(packet, opts, clientCountCallback, ack) {

@@ -21,19 +21,36 @@ function usesDefaultEncoder(server) {
   );
 }
 
-/** The packet object, decoded only if an onAnyOutgoing listener asks for its data. */
+/**
+ * The packet object, decoded only if an onAnyOutgoing listener asks for its data.
+ * `attachments`: the Buffers of a BINARY_EVENT text, put back in place of its placeholders.
+ */
 class TextPacket {
-  constructor(text, nsp) {
+  constructor(text, nsp, attachments) {
     this.type = 2;
     this.nsp = nsp;
     this.text = text;
+    this.attachments = attachments;
     this.parsed = undefined;
   }
 
   get data() {
     if (this.parsed === undefined) {
-      const start = this.nsp === "/" ? 1 : this.nsp.length + 2; // "2" [nsp ","]
-      this.parsed = JSON.parse(this.text.slice(start));
+      // "2" [nsp ","] JSON, or "5" count "-" [nsp ","] JSON
+      const head = this.attachments === undefined ? 1 : this.text.indexOf("-") + 1;
+      const json = this.text.slice(this.nsp === "/" ? head : head + this.nsp.length + 1);
+      const attachments = this.attachments;
+      this.parsed =
+        attachments === undefined
+          ? JSON.parse(json)
+          : JSON.parse(json, (_key, value) =>
+              value !== null &&
+              typeof value === "object" &&
+              value._placeholder === true &&
+              typeof value.num === "number"
+                ? attachments[value.num]
+                : value,
+            );
     }
     return this.parsed;
   }
@@ -61,11 +78,11 @@ const precomputesFrames =
   })();
 
 /**
- * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): mode u8
- * (0: every socket, 1: options JSON, 2: one room), opts_len u32 LE, the options, head_len u8,
- * then the WebSocket frame of the Engine.IO message: its header, "4", the text.
+ * The targets at the start of an EVENT_TEXT or EVENT_BINARY payload: mode u8 (0: every
+ * socket, 1: options JSON, 2: one room), opts_len u32 LE, the options. Returns them and where
+ * the rest starts.
  */
-function applyEventText(adapter, payload) {
+function readTargets(payload) {
   const optsLength = payload.readUInt32LE(1);
   let opts = NO_TARGETS;
   const mode = payload[0];
@@ -77,9 +94,44 @@ function applyEventText(adapter, payload) {
     const room = payload.toString("utf8", 5, 5 + optsLength);
     opts = { rooms: new Set([room]), except: NO_TARGETS.except, flags: NO_TARGETS.flags };
   }
-  const frameAt = 5 + optsLength + 1;
-  const textAt = frameAt + payload[frameAt - 1] + 1;
+  return { opts, rest: 5 + optsLength };
+}
+
+/**
+ * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): the
+ * targets, head_len u8, then the WebSocket frame of the Engine.IO message: its header, "4",
+ * the text.
+ */
+function applyEventText(adapter, payload) {
+  const { opts, rest } = readTargets(payload);
+  const frameAt = rest + 1;
+  const textAt = frameAt + payload[rest] + 1;
   broadcastText(adapter, payload.toString("utf8", textAt), opts, payload.subarray(frameAt));
+}
+
+/**
+ * Applies an EVENT_BINARY frame payload (src/protocol/delivery.rs `push_event_binary`): the
+ * targets, text_len u32 LE, the BINARY_EVENT text, count u32 LE, then each attachment as
+ * len u32 LE and its bytes (handed to engine.io as views, as socket.io-parser's encoder
+ * hands it the Buffers of the packet).
+ */
+function applyEventBinary(adapter, payload) {
+  const { opts, rest } = readTargets(payload);
+  const textLength = payload.readUInt32LE(rest);
+  let at = rest + 4 + textLength;
+  const text = payload.toString("utf8", rest + 4, at);
+  const count = payload.readUInt32LE(at);
+  at += 4;
+  const encodedPackets = [text];
+  for (let i = 0; i < count; i++) {
+    const length = payload.readUInt32LE(at);
+    encodedPackets.push(payload.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  const flags = opts.flags || {};
+  const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+  const packet = new TextPacket(text, adapter.nsp.name, encodedPackets.slice(1));
+  writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
 }
 
 /**
@@ -99,6 +151,11 @@ function broadcastText(adapter, text, opts, frame) {
     textEncoder.text = "";
   }
   const packet = new TextPacket(text, adapter.nsp.name);
+  writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
+}
+
+/** The end of socket.io-adapter's Adapter#broadcast: every matching local socket. */
+function writeToSockets(adapter, opts, packet, encodedPackets, packetOpts) {
   adapter.apply(opts, (socket) => {
     if (typeof socket.notifyOutgoingListeners === "function") {
       socket.notifyOutgoingListeners(packet);
@@ -185,6 +242,7 @@ function hasTargets(opts) {
 module.exports = {
   usesDefaultEncoder,
   applyEventText,
+  applyEventBinary,
   broadcastText,
   isPlainJson,
   hasTargets,

@@ -9,6 +9,7 @@ const DeliveryKind = Object.freeze({
   CONNECTION: 4,
   LOG: 5,
   EVENT_TEXT: 6,
+  EVENT_BINARY: 9,
 });
 
 function forEachFrame(batch, onFrame) {

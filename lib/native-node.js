@@ -135,6 +135,7 @@ class NativeNode {
       if (!adapter) return;
       try {
         if (kind === DeliveryKind.EVENT_TEXT) adapter.onEventText(payload);
+        else if (kind === DeliveryKind.EVENT_BINARY) adapter.onEventBinary(payload);
         else if (kind === DeliveryKind.BROADCAST) adapter.onBroadcast(payload);
         else if (kind === DeliveryKind.REQUEST) adapter.onRequest(payload);
         else if (kind === DeliveryKind.ACK_RESPONSE) adapter.onAckResponse(payload);

@@ -21,6 +21,10 @@ const PAYLOADS = [
   ["toJSON", [new WithToJSON()]],
   ["lone surrogate", ["a\ud800b"]],
   ["binary", [Buffer.from([1, 2, 3]), { nested: Buffer.from("x") }]],
+  [
+    "binary, nested and empty (placeholder order)",
+    [[1, [Buffer.alloc(0), { a: Buffer.from([9]), s: "t", b: [null, Buffer.from("yz")] }]], 0],
+  ],
   ["medium string (16-bit WebSocket length)", ["y".repeat(1000)]],
   ["big string (64-bit WebSocket length)", ["x".repeat(70000)]],
   ["__proto__ key", [JSON.parse('{"__proto__": {"p": 1}, "q": 2}')]],

@@ -22,7 +22,7 @@ pub use envelope::{
     peek_envelope_uid, read_broadcast_envelope, read_message_header, BroadcastEnvelope,
     MessageHeader, RoomRef,
 };
-pub use event_wire::event_wire_string;
+pub use event_wire::{event_wire_string, EventWire};
 pub use reader::{
     read_value, read_value_with_limits, skip_value, validate, ArrayIter, ArrayRef, MapIter, MapRef,
     ValueRef,

@@ -6,7 +6,7 @@ use super::broadcast_batch::{self, BatchOutcome};
 use super::delivery::{DeliveryKind, DeliverySink, EventTargets, FrameBatch};
 use super::header::read_header;
 use super::requests::{uid2, AnswerMap, Outcome, RequestRegistry};
-use crate::codec::msgpack::{self, RoomRef};
+use crate::codec::msgpack::{self, EventWire, RoomRef};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
 use redis::RedisResult;
@@ -226,7 +226,7 @@ impl ClassicRouter {
                         bump(&self.stats.skipped_no_local_room);
                         return;
                     }
-                    if ns.wire_text && Self::push_event_text(&env, &ns.name, id, batch) {
+                    if ns.wire_text && Self::push_event_wire(&env, &ns.name, id, batch) {
                         bump(&self.stats.delivered);
                         bump(&self.stats.delivered_as_text);
                         return;
@@ -247,9 +247,9 @@ impl ClassicRouter {
         batch.push(DeliveryKind::Broadcast, id, payload);
     }
 
-    /// Frames a broadcast as `mode: u8, opts_len: u32 LE, opts JSON, wire text` (see
-    /// [`DeliveryKind::EventText`]); false when only JS can encode it.
-    fn push_event_text(
+    /// Frames a broadcast as what socket.io writes to clients (see [`DeliveryKind::EventText`]
+    /// and [`DeliveryKind::EventBinary`]); false when only JS can encode it.
+    fn push_event_wire(
         env: &msgpack::BroadcastEnvelope<'_>,
         nsp: &str,
         id: u32,
@@ -260,7 +260,7 @@ impl ClassicRouter {
             return false;
         }
         let limits = msgpack::Limits::default();
-        let Some(text) = env.event_wire_text(nsp) else {
+        let Some(wire) = env.event_wire(nsp) else {
             return false;
         };
         let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
@@ -276,7 +276,12 @@ impl ClassicRouter {
                 EventTargets::Json(&opts)
             }
         };
-        batch.push_event_text(id, targets, &[text.as_bytes()]);
+        match wire {
+            EventWire::Text(text) => batch.push_event_text(id, targets, &[text.as_bytes()]),
+            EventWire::Binary { text, attachments } => {
+                batch.push_event_binary(id, targets, &text, &attachments)
+            }
+        }
         true
     }
 

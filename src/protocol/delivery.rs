@@ -23,6 +23,11 @@ pub enum DeliveryKind {
     /// the WebSocket frame header of an Engine.IO message carrying the text, `"4"`, then
     /// the text (UTF-8).
     EventText = 6,
+    /// A broadcast EVENT with binary values, as socket.io writes it to its clients: `mode`,
+    /// `opts_len` and the options as for [`DeliveryKind::EventText`], `text_len: u32 LE`, the
+    /// BINARY_EVENT text (placeholders for the binary values), `count: u32 LE`, then each
+    /// attachment as `len: u32 LE` and its bytes.
+    EventBinary = 9,
 }
 
 pub trait DeliverySink: Send + Sync + 'static {
@@ -69,6 +74,41 @@ impl FrameBatch {
         self.buf.extend_from_slice(&namespace.to_le_bytes());
         self.buf.extend_from_slice(&(len as u32).to_le_bytes());
         write_event_text(&mut self.buf, targets, text);
+    }
+
+    /// One [`DeliveryKind::EventBinary`] frame.
+    pub fn push_event_binary(
+        &mut self,
+        namespace: u32,
+        targets: EventTargets<'_>,
+        text: &str,
+        attachments: &[&[u8]],
+    ) {
+        let (mode, field) = targets.mode_and_field();
+        let len = 5
+            + field.len()
+            + 4
+            + text.len()
+            + 4
+            + attachments.iter().map(|a| 4 + a.len()).sum::<usize>();
+        self.buf.reserve(9 + len);
+        self.buf.push(DeliveryKind::EventBinary as u8);
+        self.buf.extend_from_slice(&namespace.to_le_bytes());
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.buf.push(mode);
+        self.buf
+            .extend_from_slice(&(field.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(field.as_bytes());
+        self.buf
+            .extend_from_slice(&(text.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(text.as_bytes());
+        self.buf
+            .extend_from_slice(&(attachments.len() as u32).to_le_bytes());
+        for attachment in attachments {
+            self.buf
+                .extend_from_slice(&(attachment.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(attachment);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -312,6 +312,12 @@ impl BroadcastEnvelope<'_> {
     pub fn event_wire_text(&self, nsp: &str) -> Option<String> {
         super::event_wire::text_of_event_data(self.event_data?, nsp)
     }
+
+    /// What socket.io would send to clients for this envelope's packet, binary attachments
+    /// included, when it is certain (see [`super::EventWire`]).
+    pub fn event_wire(&self, nsp: &str) -> Option<super::EventWire<'_>> {
+        super::event_wire::wire_of_event_data(self.event_data?, nsp)
+    }
 }
 
 /// Top-level routing fields of a MessagePack request/response map: classic types 7 and

@@ -7,7 +7,7 @@
 //! result is certain to be the same string: otherwise [`event_wire_string`] returns `None` and
 //! the message takes the ordinary JS path.
 
-use super::plain_json::{write_plain_json, Plain};
+use super::plain_json::{write_plain_json, write_plain_json_with_attachments, Plain};
 use super::reader::{read_head, skip_at, Head};
 use super::transcode::msgpack_to_json_validated;
 use super::{validate, DecodeError, Limits};
@@ -51,6 +51,47 @@ pub(super) fn text_of_validated_packet(packet: &[u8], nsp: &str) -> Option<Strin
         return None;
     }
     text_of_event_data(data, nsp)
+}
+
+/// What socket.io writes to clients for an EVENT: one text packet, or (when the data holds
+/// binary values) a BINARY_EVENT text with placeholders followed by the attachments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventWire<'a> {
+    Text(String),
+    Binary {
+        text: String,
+        attachments: Vec<&'a [u8]>,
+    },
+}
+
+/// [`EventWire`] of an EVENT packet whose `data` array is `data` (validated), when socket.io's
+/// encoding of what notepack decodes is certain (see [`text_of_event_data`]; binary values
+/// are `bin`, which notepack decodes to Buffers, in otherwise plain data).
+pub(super) fn wire_of_event_data<'a>(data: &'a [u8], nsp: &str) -> Option<EventWire<'a>> {
+    let mut attachments = Vec::new();
+    let mut out = String::with_capacity(data.len() + nsp.len() + 8);
+    out.push('2');
+    if nsp != "/" {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    let json_at = out.len();
+    match write_plain_json_with_attachments(data, &mut out, &mut attachments).ok()? {
+        Plain::Written if attachments.is_empty() => Some(EventWire::Text(out)),
+        Plain::Written => {
+            // socket.io-parser's encodeAsString: "5" + attachments + "-" [+ nsp + ","] + JSON.
+            let count = itoa::Buffer::new().format(attachments.len()).to_owned();
+            let mut text = String::with_capacity(out.len() + count.len() + 2);
+            text.push('5');
+            text.push_str(&count);
+            text.push('-');
+            text.push_str(&out[1..json_at]);
+            text.push_str(&out[json_at..]);
+            Some(EventWire::Binary { text, attachments })
+        }
+        Plain::No => None,
+        Plain::Unsure => text_of_event_data(data, nsp).map(EventWire::Text),
+    }
 }
 
 /// The wire text of an EVENT packet whose `data` array is `data` (validated), when it is
@@ -263,6 +304,35 @@ mod tests {
         );
         assert!(is_array_index(b"4294967294") && !is_array_index(b"4294967295"));
         assert!(!is_array_index(b"01") && !is_array_index(b"1a") && is_array_index(b"0"));
+    }
+
+    #[test]
+    fn binary_values_become_numbered_placeholders_in_walk_order() {
+        // ["ev", bin[1], {"a": bin[], "b": [nil, bin[2,3]]}]
+        let data = b"\x93\xa2ev\xc4\x01\x01\x82\xa1a\xc4\x00\xa1b\x92\xc0\xc4\x02\x02\x03";
+        let wire = wire_of_event_data(data, "/chat").unwrap();
+        assert_eq!(
+            wire,
+            EventWire::Binary {
+                text: concat!(
+                    r#"53-/chat,["ev",{"_placeholder":true,"num":0},"#,
+                    r#"{"a":{"_placeholder":true,"num":1},"b":[null,{"_placeholder":true,"num":2}]}]"#
+                )
+                .into(),
+                attachments: vec![&[1u8][..], &[][..], &[2u8, 3][..]],
+            }
+        );
+        let plain = b"\x92\xa2ev\x01";
+        assert_eq!(
+            wire_of_event_data(plain, "/").unwrap(),
+            EventWire::Text(r#"2["ev",1]"#.into())
+        );
+        // A binary value next to a date: only JS knows (the general path has no binary).
+        let date = b"\x93\xa2ev\xc4\x01\x01\xd6\xff\x00\x00\x00\x00";
+        assert_eq!(wire_of_event_data(date, "/"), None);
+        // Keys JS would reorder stay refused with binary values too.
+        let index_key = b"\x92\xa2ev\x81\xa11\xc4\x00";
+        assert_eq!(wire_of_event_data(index_key, "/"), None);
     }
 
     #[test]

@@ -41,15 +41,45 @@ struct Level {
 /// Appends the JSON text of the single value `buf` to `out` (which is restored on anything but
 /// [`Plain::Written`]). `buf` must hold exactly one value; it need not be validated before.
 pub(super) fn write_plain_json(buf: &[u8], out: &mut String) -> Result<Plain, DecodeError> {
+    write_plain_json_with(buf, out, None)
+}
+
+/// [`write_plain_json`] where binary values (`bin`, a Buffer to JS) are written as the
+/// placeholders socket.io-parser's `deconstructPacket` puts in their place,
+/// `{"_placeholder":true,"num":N}` numbered in walk order (depth first, arrays in order, map
+/// entries in wire order, which is the JS property order for the keys this writer accepts),
+/// their bytes appended to `attachments`.
+pub(super) fn write_plain_json_with_attachments<'a>(
+    buf: &'a [u8],
+    out: &mut String,
+    attachments: &mut Vec<&'a [u8]>,
+) -> Result<Plain, DecodeError> {
+    let before = attachments.len();
+    let res = write_plain_json_with(buf, out, Some(attachments));
+    if !matches!(res, Ok(Plain::Written)) {
+        attachments.truncate(before);
+    }
+    res
+}
+
+fn write_plain_json_with<'a>(
+    buf: &'a [u8],
+    out: &mut String,
+    attachments: Option<&mut Vec<&'a [u8]>>,
+) -> Result<Plain, DecodeError> {
     let start = out.len();
-    let res = write(buf, out);
+    let res = write(buf, out, attachments);
     if !matches!(res, Ok(Plain::Written)) {
         out.truncate(start);
     }
     res
 }
 
-fn write(buf: &[u8], out: &mut String) -> Result<Plain, DecodeError> {
+fn write<'a>(
+    buf: &'a [u8],
+    out: &mut String,
+    mut attachments: Option<&mut Vec<&'a [u8]>>,
+) -> Result<Plain, DecodeError> {
     let mut stack = [Level {
         left: 0,
         is_map: false,
@@ -132,7 +162,17 @@ fn write(buf: &[u8], out: &mut String) -> Result<Plain, DecodeError> {
                 write_json_string(text, out);
                 pos += n;
             }
-            Head::Bin(_) => return Ok(Plain::No),
+            Head::Bin(n) => {
+                let Some(attachments) = attachments.as_deref_mut() else {
+                    return Ok(Plain::No);
+                };
+                let bytes = buf.get(pos..pos + n).ok_or(DecodeError::Truncated)?;
+                out.push_str("{\"_placeholder\":true,\"num\":");
+                out.push_str(itoa::Buffer::new().format(attachments.len()));
+                out.push('}');
+                attachments.push(bytes);
+                pos += n;
+            }
             // Dates and `undefined` have their own JSON rules, other exts are binary: the
             // general path knows which is which.
             Head::Ext(..) => return Ok(Plain::Unsure),
