@@ -20,7 +20,7 @@ function setup() {
       return new Promise((resolve, reject) => counts.push({ resolve, reject }));
     },
   };
-  const node = { driver, register: () => 1, scheduleFlush() {} };
+  const node = { driver, register: () => 1, scheduleFlush() {}, inOrder: () => driver };
   const nsp = { name: "/", server: { encoder: {}, opts: {} }, sockets: new Map() };
   const adapter = new ShardedRedisAdapter(nsp, null, null, {}, node);
   return { adapter, counts, published };

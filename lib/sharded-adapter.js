@@ -214,12 +214,17 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const message =
       `{"type":${MessageType.BROADCAST},"data":${data},` +
       `"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    const room = roomChannelOf(rooms, this.opts.subscriptionMode);
+    // Queued with the others of this turn (lib/native-node.js); a message too large for the
+    // queue goes by its own call.
     if (
-      !this.driver.publishTextDeferred(
+      !this.node.queueBroadcastJson(
         this.ns,
-        roomChannelOf(rooms, this.opts.subscriptionMode),
+        room === null ? null : JSON.stringify(room),
         message,
-      )
+        null,
+      ) &&
+      !this.node.inOrder().publishTextDeferred(this.ns, room, message)
     ) {
       debug("broadcast refused: outgoing buffer full or adapter closed");
     }
@@ -245,8 +250,8 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const room = this.computeRoom(message);
     const queued =
       message.type === MessageType.BROADCAST
-        ? this.driver.publishDeferred(this.ns, room, payload)
-        : this.driver.publish(this.ns, room, payload);
+        ? this.node.inOrder().publishDeferred(this.ns, room, payload)
+        : this.node.inOrder().publish(this.ns, room, payload);
     if (message.type === MessageType.BROADCAST) this.node.scheduleFlush();
     if (!queued) {
       return Promise.reject(
@@ -261,7 +266,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
   async countAndPublish(message) {
     message.uid = this.uid;
     message.nsp = this.nsp.name;
-    return Number(await this.driver.countAndPublish(this.ns, encode(message)));
+    return Number(await this.node.inOrder().countAndPublish(this.ns, encode(message)));
   }
 
   doPublishResponse(requesterUid, response) {
@@ -271,7 +276,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (!this.driver.publishResponse(this.ns, String(requesterUid), payload)) {
+    if (!this.node.inOrder().publishResponse(this.ns, String(requesterUid), payload)) {
       return Promise.reject(
         new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
       );

@@ -1,4 +1,5 @@
 use super::errors::to_napi;
+use super::queued::queued_text;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::codec::fetch_sockets;
@@ -155,14 +156,9 @@ impl ClassicDriver {
     /// to the others, for the debug log.
     #[napi]
     pub fn broadcast_json_batch(&self, queue: BufferSlice, length: u32) -> Option<String> {
-        let Some(bytes) = queue.get(..length as usize) else {
-            return Some(format!(
-                "queued broadcasts: length {length} beyond the buffer"
-            ));
-        };
-        match std::str::from_utf8(bytes) {
+        match queued_text(&queue, length) {
             Ok(batch) => self.core.broadcast_json_batch(batch).problem(),
-            Err(e) => Some(format!("queued broadcasts skipped: not UTF-8 ({e})")),
+            Err(problem) => Some(problem),
         }
     }
 

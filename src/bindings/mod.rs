@@ -6,6 +6,7 @@ pub mod classic;
 pub mod codec;
 mod errors;
 pub mod publisher;
+mod queued;
 mod runtime;
 pub mod sharded;
 mod sink;

@@ -1,4 +1,5 @@
 use super::errors::to_napi;
+use super::queued::queued_text;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
@@ -7,7 +8,7 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
+use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, PromiseRaw};
 use napi::Env;
 use napi::Result;
 use napi_derive::napi;
@@ -124,6 +125,18 @@ impl ShardedDriver {
     pub fn publish_text_deferred(&self, ns: u32, room: Option<String>, text: String) -> bool {
         self.core
             .publish_deferred(ns, room.as_deref(), text.into_bytes())
+    }
+
+    /// The broadcast messages JS queued during one event-loop turn: the first `length`
+    /// bytes of `queue` (records of `protocol::broadcast_batch`, data = the message JSON),
+    /// read during the call. Returns nothing when every one was queued, else what happened
+    /// to the others, for the debug log.
+    #[napi]
+    pub fn broadcast_json_batch(&self, queue: BufferSlice, length: u32) -> Option<String> {
+        match queued_text(&queue, length) {
+            Ok(batch) => self.core.publish_text_batch(batch).problem(),
+            Err(problem) => Some(problem),
+        }
     }
 
     /// Sends what `publish_deferred` queued.

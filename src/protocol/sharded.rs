@@ -4,6 +4,7 @@
 //! The cluster-adapter protocol itself (request correlation, answers) stays in socket.io-adapter's
 //! JS `ClusterAdapter`; this side only moves bytes and drops what JS would drop anyway.
 
+use super::broadcast_batch::{self, BatchOutcome};
 use super::cluster_event::{broadcast_event_text, BROADCAST};
 use super::delivery::{event_wire_head, DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
@@ -397,6 +398,41 @@ impl<T: Transport> ShardedCore<T> {
                 .publish_deferred(c.publish_channel(room), payload),
             None => false,
         }
+    }
+
+    /// [`ShardedCore::publish_deferred`] for the broadcast messages JS queued during one
+    /// event-loop turn (see [`broadcast_batch`]: each record's data is the message JSON, its
+    /// room the channel's room), in order. A record that cannot be read is skipped with its
+    /// reason in the outcome.
+    pub fn publish_text_batch(&self, batch: &str) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        let mut messages = Vec::new();
+        let mut channels: Option<(u32, ShardedChannels)> = None;
+        for record in broadcast_batch::records(batch) {
+            let queued = match record {
+                Ok(queued) => queued,
+                Err(malformed) => {
+                    outcome.skip(malformed.to_string());
+                    continue;
+                }
+            };
+            // Records of one turn are almost always of one namespace: look it up once.
+            if channels.as_ref().is_none_or(|(id, _)| *id != queued.ns) {
+                channels = self.channels(queued.ns).map(|c| (queued.ns, c));
+            }
+            match &channels {
+                Some((_, c)) => messages.push((
+                    c.publish_channel(queued.room.as_deref()),
+                    queued.data_json.as_bytes().to_vec(),
+                )),
+                None => outcome.refused += 1,
+            }
+        }
+        let offered = messages.len();
+        let queued = self.transport().publish_deferred_many(messages);
+        outcome.queued += queued;
+        outcome.refused += offered - queued;
+        outcome
     }
 
     pub fn send_queued(&self) {
