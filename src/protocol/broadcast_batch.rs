@@ -15,6 +15,7 @@
 //! JSON text never holds a raw U+0000 or U+0001 (`JSON.stringify` escapes every control
 //! character), so the separators cannot occur inside a field.
 
+use crate::transport::Transport;
 use std::fmt;
 
 /// Ends a record.
@@ -80,6 +81,33 @@ impl BatchOutcome {
         }
         Some(line)
     }
+}
+
+/// Turns each record of `batch` into a message with `message_of` (`Ok(None)`: refused, as a
+/// single broadcast's `false`; `Err`: skipped, with why) and queues them on `transport`
+/// under one lock, in order.
+pub fn queue_records<T: Transport>(
+    batch: &str,
+    transport: &T,
+    mut message_of: impl FnMut(QueuedBroadcast<'_>) -> Result<Option<(String, Vec<u8>)>, String>,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    let mut messages = Vec::new();
+    for record in records(batch) {
+        let message = record
+            .map_err(|malformed| malformed.to_string())
+            .and_then(&mut message_of);
+        match message {
+            Ok(Some(message)) => messages.push(message),
+            Ok(None) => outcome.refused += 1,
+            Err(reason) => outcome.skip(reason),
+        }
+    }
+    let offered = messages.len();
+    let queued = transport.publish_deferred_many(messages);
+    outcome.queued += queued;
+    outcome.refused += offered - queued;
+    outcome
 }
 
 /// The records of `batch`, in order. Text after the last `\0` is reported as malformed.

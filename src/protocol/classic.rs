@@ -521,31 +521,16 @@ impl<T: Transport> ClassicCore<T> {
     /// turn (see [`broadcast_batch`]), queued under one lock, in order. A record that cannot
     /// be read or transcoded is skipped with its reason in the outcome.
     pub fn broadcast_json_batch(&self, batch: &str) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        let mut messages = Vec::new();
-        for record in broadcast_batch::records(batch) {
-            let queued = match record {
-                Ok(queued) => queued,
-                Err(malformed) => {
-                    outcome.skip(malformed.to_string());
-                    continue;
-                }
-            };
+        broadcast_batch::queue_records(batch, self.transport(), |queued| {
             let Some((channel, nsp)) = self.broadcast_route(queued.ns, queued.room.as_deref())
             else {
-                outcome.refused += 1;
-                continue;
+                return Ok(None);
             };
             match self.json_envelope(&nsp, queued.data_json, queued.opts_json) {
-                Ok(envelope) => messages.push((channel, envelope)),
-                Err(e) => outcome.skip(format!("queued broadcast not transcodable: {e}")),
+                Ok(envelope) => Ok(Some((channel, envelope))),
+                Err(e) => Err(format!("queued broadcast not transcodable: {e}")),
             }
-        }
-        let offered = messages.len();
-        let queued = self.transport().publish_deferred_many(messages);
-        outcome.queued += queued;
-        outcome.refused += offered - queued;
-        outcome
+        })
     }
 
     /// The channel of a broadcast to `room` (or to all) and the namespace's name.

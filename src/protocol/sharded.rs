@@ -405,34 +405,19 @@ impl<T: Transport> ShardedCore<T> {
     /// room the channel's room), in order. A record that cannot be read is skipped with its
     /// reason in the outcome.
     pub fn publish_text_batch(&self, batch: &str) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        let mut messages = Vec::new();
         let mut channels: Option<(u32, ShardedChannels)> = None;
-        for record in broadcast_batch::records(batch) {
-            let queued = match record {
-                Ok(queued) => queued,
-                Err(malformed) => {
-                    outcome.skip(malformed.to_string());
-                    continue;
-                }
-            };
+        broadcast_batch::queue_records(batch, self.transport(), |queued| {
             // Records of one turn are almost always of one namespace: look it up once.
             if channels.as_ref().is_none_or(|(id, _)| *id != queued.ns) {
                 channels = self.channels(queued.ns).map(|c| (queued.ns, c));
             }
-            match &channels {
-                Some((_, c)) => messages.push((
+            Ok(channels.as_ref().map(|(_, c)| {
+                (
                     c.publish_channel(queued.room.as_deref()),
                     queued.data_json.as_bytes().to_vec(),
-                )),
-                None => outcome.refused += 1,
-            }
-        }
-        let offered = messages.len();
-        let queued = self.transport().publish_deferred_many(messages);
-        outcome.queued += queued;
-        outcome.refused += offered - queued;
-        outcome
+                )
+            }))
+        })
     }
 
     pub fn send_queued(&self) {
