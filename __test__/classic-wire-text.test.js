@@ -49,6 +49,21 @@ describe("classic fast paths are byte-identical to the official adapter", () => 
     expect(reference).toContain(`2${JSON.stringify(["ev", ...PAYLOADS[4][1]])}`);
   });
 
+  it("a native sender's own clients get the frames an official sender's own clients get", async () => {
+    // Local delivery encodes the emitted objects themselves (no MessagePack round trip), on
+    // the fast paths of a native sender too: plain JSON and Buffers with placeholders.
+    const [ofOfficial, ofNative] = captureFrames([c.clients[0], c.clients[1]]);
+    for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);
+    await c.fence(0);
+    const official = [...ofOfficial];
+    const before = ofNative.length;
+    for (const [, args] of PAYLOADS) c.servers[1].emit("ev", ...args);
+    await c.fence(1);
+    const native = ofNative.slice(before);
+    expect(official.length).toBeGreaterThan(PAYLOADS.length);
+    expect(native).toEqual(official);
+  });
+
   it("native receivers hand plain and binary events over as socket.io's wire, the rest through JS", async () => {
     const before = c.servers[1].of("/").adapter.metrics();
     for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);

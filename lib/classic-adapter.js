@@ -14,6 +14,9 @@ const {
   usesDefaultEncoder,
   applyEventText,
   applyEventBinary,
+  broadcastBinary,
+  withPlaceholders,
+  NOT_PLAIN,
   broadcastText,
   isPlainJson,
   hasTargets,
@@ -134,18 +137,39 @@ class RedisAdapter extends Adapter {
     const onlyLocal = opts && opts.flags && opts.flags.local;
     // A plain-JSON EVENT is serialized once: that text is both the clients' wire text and,
     // transcoded in Rust, the MessagePack envelope other nodes receive.
-    if (this.wireText && packet.type === 2 && packet.id === undefined && isPlainJson(packet.data)) {
-      const json = JSON.stringify(packet.data);
-      if (!onlyLocal) this.publishBroadcast(packet, opts, json);
-      broadcastText(this, this.wirePrefix + json, opts);
-      return;
+    if (this.wireText && packet.type === 2 && packet.id === undefined) {
+      if (isPlainJson(packet.data)) {
+        const json = JSON.stringify(packet.data);
+        if (!onlyLocal) this.publishBroadcast(packet, opts, json);
+        broadcastText(this, this.wirePrefix + json, opts);
+        return;
+      }
+      // Plain JSON but for Buffers: deconstructed once, as socket.io-parser would, for the
+      // clients' BINARY_EVENT and, the Buffers passed beside the JSON, for the envelope.
+      const attachments = [];
+      const data = withPlaceholders(packet.data, attachments);
+      if (data !== NOT_PLAIN && attachments.length > 0) {
+        const json = JSON.stringify(data);
+        if (!onlyLocal) this.publishBroadcast(packet, opts, json, attachments);
+        broadcastBinary(
+          this,
+          packet,
+          `5${attachments.length}-${this.wirePrefix.slice(1)}${json}`,
+          attachments,
+          opts,
+        );
+        return;
+      }
     }
     if (!onlyLocal) this.publishBroadcast(packet, opts);
     super.broadcast(packet, opts);
   }
 
-  /** `json`: JSON.stringify(packet.data) when the data is plain JSON (see isPlainJson). */
-  publishBroadcast(packet, opts, json) {
+  /**
+   * `json`: JSON.stringify(packet.data) when the data is plain JSON (see isPlainJson), with
+   * socket.io-parser's placeholders for the Buffers in `attachments` when there are some.
+   */
+  publishBroadcast(packet, opts, json, attachments) {
     try {
       const room =
         opts.rooms && opts.rooms.size === 1 ? String(opts.rooms.keys().next().value) : null;
@@ -153,7 +177,11 @@ class RedisAdapter extends Adapter {
       if (json !== undefined) {
         const roomJson = room === null ? null : JSON.stringify(room);
         const optionsJson = optionsJsonOf(opts, roomJson);
-        if (optionsJson !== undefined) {
+        if (optionsJson !== undefined && attachments !== undefined) {
+          queued = this.node
+            .inOrder()
+            .broadcastJsonAttachments(this.ns, room, json, optionsJson, attachments);
+        } else if (optionsJson !== undefined) {
           if (
             json.length < MAX_QUEUED_RECORD &&
             this.node.queueBroadcastJson(this.ns, roomJson, json, optionsJson)

@@ -154,6 +154,17 @@ function broadcastText(adapter, text, opts, frame) {
   writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
 }
 
+/**
+ * What socket.io-adapter's Adapter#broadcast does for an EVENT with Buffers, from the
+ * BINARY_EVENT text built here (socket.io-parser's encoding of the same data, see
+ * withPlaceholders) and the Buffers.
+ */
+function broadcastBinary(adapter, packet, text, attachments, opts) {
+  const flags = opts.flags || {};
+  const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+  writeToSockets(adapter, opts, packet, [text, ...attachments], packetOpts);
+}
+
 /** The end of socket.io-adapter's Adapter#broadcast: every matching local socket. */
 function writeToSockets(adapter, opts, packet, encodedPackets, packetOpts) {
   adapter.apply(opts, (socket) => {
@@ -165,6 +176,59 @@ function writeToSockets(adapter, opts, packet, encodedPackets, packetOpts) {
 }
 
 const MAX_PLAIN_DEPTH = 64;
+
+/** What withPlaceholders returns for data it cannot take. */
+const NOT_PLAIN = Symbol("not plain");
+
+/**
+ * `value` with each Buffer replaced by the placeholder socket.io-parser's deconstructPacket
+ * puts in its place (`{_placeholder: true, num}`, numbered in the same walk order: arrays in
+ * order, object keys in property order), the Buffers appended to `attachments`; NOT_PLAIN
+ * unless everything else is what isPlainJson accepts. An object with a `_placeholder` (or an
+ * own `__proto__`) key is NOT_PLAIN too: the Rust core reads placeholders back from the JSON.
+ */
+function withPlaceholders(value, attachments, depth = 0) {
+  if (value === null) return value;
+  switch (typeof value) {
+    case "string":
+      return value.isWellFormed === undefined || value.isWellFormed() ? value : NOT_PLAIN;
+    case "boolean":
+      return value;
+    case "number":
+      return Number.isFinite(value) ? value : NOT_PLAIN;
+    case "object":
+      break;
+    default:
+      return NOT_PLAIN;
+  }
+  if (depth >= MAX_PLAIN_DEPTH) return NOT_PLAIN;
+  if (Buffer.isBuffer(value)) {
+    const placeholder = { _placeholder: true, num: attachments.length };
+    attachments.push(value);
+    return placeholder;
+  }
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) return NOT_PLAIN;
+      const item = withPlaceholders(value[i], attachments, depth + 1);
+      if (item === NOT_PLAIN) return NOT_PLAIN;
+      out[i] = item;
+    }
+    return out;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
+  if (typeof value.toJSON === "function") return NOT_PLAIN;
+  const out = {};
+  for (const key in value) {
+    if (key === "_placeholder" || key === "__proto__") return NOT_PLAIN;
+    const item = withPlaceholders(value[key], attachments, depth + 1);
+    if (item === NOT_PLAIN) return NOT_PLAIN;
+    out[key] = item;
+  }
+  return out;
+}
 
 /**
  * Whether `JSON.stringify(value)` carries exactly what notepack.encode would: only null,
@@ -243,6 +307,9 @@ module.exports = {
   usesDefaultEncoder,
   applyEventText,
   applyEventBinary,
+  broadcastBinary,
+  withPlaceholders,
+  NOT_PLAIN,
   broadcastText,
   isPlainJson,
   hasTargets,

@@ -150,6 +150,30 @@ impl ClassicDriver {
         }
     }
 
+    /// See `ClassicCore::broadcast_json_attachments`: as `broadcast_json`, for data holding
+    /// Buffers (the JSON has socket.io-parser's placeholders, `attachments` their bytes).
+    #[napi]
+    pub fn broadcast_json_attachments(
+        &self,
+        ns: u32,
+        room: Option<String>,
+        data_json: String,
+        opts_json: Option<String>,
+        attachments: Vec<Buffer>,
+    ) -> i32 {
+        let attachments: Vec<&[u8]> = attachments.iter().map(|b| &b[..]).collect();
+        match self.core.broadcast_json_attachments(
+            ns,
+            room.as_deref(),
+            &data_json,
+            opts_json.as_deref(),
+            &attachments,
+        ) {
+            Ok(queued) => i32::from(queued),
+            Err(_) => -1,
+        }
+    }
+
     /// The broadcasts JS queued during one event-loop turn: the first `length` bytes of
     /// `queue`, UTF-8 (layout in `protocol::broadcast_batch`), read during the call (JS
     /// reuses the buffer). Returns nothing when every one was queued, else what happened

@@ -28,7 +28,8 @@ pub use reader::{
     ValueRef,
 };
 pub use transcode::{
-    json_to_msgpack, json_to_msgpack_with_limits, msgpack_to_json, TranscodeError,
+    json_to_msgpack, json_to_msgpack_with_attachments, json_to_msgpack_with_limits,
+    msgpack_to_json, TranscodeError,
 };
 pub use writer::Writer;
 

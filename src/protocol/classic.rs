@@ -513,7 +513,25 @@ impl<T: Transport> ClassicCore<T> {
         let Some((channel, nsp)) = self.broadcast_route(id, room) else {
             return Ok(false);
         };
-        let envelope = self.json_envelope(&nsp, data_json, opts_json)?;
+        let envelope = self.json_envelope(&nsp, data_json, opts_json, &[])?;
+        Ok(self.transport().publish_deferred(channel, envelope))
+    }
+
+    /// [`ClassicCore::broadcast_json`] for an EVENT whose data holds Buffers: `data_json` is
+    /// `JSON.stringify` of the data with socket.io-parser's placeholders in their place, and
+    /// `attachments` their bytes (see `msgpack::json_to_msgpack_with_attachments`).
+    pub fn broadcast_json_attachments(
+        &self,
+        id: u32,
+        room: Option<&str>,
+        data_json: &str,
+        opts_json: Option<&str>,
+        attachments: &[&[u8]],
+    ) -> Result<bool, msgpack::TranscodeError> {
+        let Some((channel, nsp)) = self.broadcast_route(id, room) else {
+            return Ok(false);
+        };
+        let envelope = self.json_envelope(&nsp, data_json, opts_json, attachments)?;
         Ok(self.transport().publish_deferred(channel, envelope))
     }
 
@@ -526,7 +544,7 @@ impl<T: Transport> ClassicCore<T> {
             else {
                 return Ok(None);
             };
-            match self.json_envelope(&nsp, queued.data_json, queued.opts_json) {
+            match self.json_envelope(&nsp, queued.data_json, queued.opts_json, &[]) {
                 Ok(envelope) => Ok(Some((channel, envelope))),
                 Err(e) => Err(format!("queued broadcast not transcodable: {e}")),
             }
@@ -548,6 +566,7 @@ impl<T: Transport> ClassicCore<T> {
         nsp: &str,
         data_json: &str,
         opts_json: Option<&str>,
+        attachments: &[&[u8]],
     ) -> Result<Vec<u8>, msgpack::TranscodeError> {
         /// `{rooms: [], except: [], flags: {}}` as notepack encodes it.
         const NO_OPTS: &[u8] = b"\x83\xa5rooms\x90\xa6except\x90\xa5flags\x80";
@@ -560,7 +579,11 @@ impl<T: Transport> ClassicCore<T> {
         w.write_u64(2);
         w.write_str("data");
         let mut buf = w.into_inner();
-        msgpack::json_to_msgpack(data_json, &mut buf)?;
+        if attachments.is_empty() {
+            msgpack::json_to_msgpack(data_json, &mut buf)?;
+        } else {
+            msgpack::json_to_msgpack_with_attachments(data_json, attachments, &mut buf)?;
+        }
         let mut w = msgpack::Writer::from_vec(buf);
         w.write_str("nsp");
         w.write_str(nsp);

@@ -536,3 +536,33 @@ fn peek_envelope_uid_reads_only_the_sender() {
     assert_eq!(peek_envelope_uid(b"\x93\x01\x80\x80"), None);
     assert_eq!(peek_envelope_uid(b""), None);
 }
+
+#[test]
+fn placeholders_become_the_bin_of_their_attachment() {
+    let small = [1u8, 2, 3];
+    let big = vec![7u8; 300];
+    let json = r#"["ev",{"_placeholder":true,"num":1},{"a":[{"_placeholder":true,"num":0}],"b":"{\"_placeholder\":true,\"num\":0}"}]"#;
+    let mut out = Vec::new();
+    json_to_msgpack_with_attachments(json, &[&small, &big], &mut out).unwrap();
+    let mut w = Writer::new();
+    w.write_array_len(3);
+    w.write_str("ev");
+    w.write_bin(&big); // c5: notepack's bin16 for 300 bytes
+    w.write_map_len(2);
+    w.write_str("a");
+    w.write_array_len(1);
+    w.write_bin(&small);
+    w.write_str("b");
+    // A string that spells a placeholder stays a string.
+    w.write_str(r#"{"_placeholder":true,"num":0}"#);
+    assert_eq!(out, w.into_inner());
+    // Without attachments a placeholder is an ordinary object; a missing one is an error.
+    let mut plain = Vec::new();
+    json_to_msgpack(r#"{"_placeholder":true,"num":0}"#, &mut plain).unwrap();
+    assert_eq!(plain[0], 0x82);
+    let mut bad = Vec::new();
+    let missing =
+        json_to_msgpack_with_attachments(r#"[{"_placeholder":true,"num":2}]"#, &[&small], &mut bad);
+    assert!(missing.is_err());
+    assert!(bad.is_empty());
+}

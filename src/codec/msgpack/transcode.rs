@@ -66,6 +66,28 @@ pub fn json_to_msgpack_with_limits(
     limits: &Limits,
     out: &mut Vec<u8>,
 ) -> Result<(), TranscodeError> {
+    transcode(json, limits, &[], out)
+}
+
+/// [`json_to_msgpack`] for a JSON text in which socket.io-parser's placeholders
+/// (`{"_placeholder":true,"num":N}`, exactly so written by `JSON.stringify`) stand for the
+/// binary values `attachments[N]`: each is written as the `bin` notepack writes for that
+/// Buffer. A placeholder without its attachment is a syntax error. (The caller makes sure
+/// no object of the original value had a `_placeholder` key.)
+pub fn json_to_msgpack_with_attachments(
+    json: &str,
+    attachments: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<(), TranscodeError> {
+    transcode(json, &Limits::default(), attachments, out)
+}
+
+fn transcode(
+    json: &str,
+    limits: &Limits,
+    attachments: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<(), TranscodeError> {
     let start_len = out.len();
     let mut w = Writer::from_vec(std::mem::take(out));
     let res = JsonParser {
@@ -74,6 +96,7 @@ pub fn json_to_msgpack_with_limits(
         i: 0,
         scratch: String::new(),
         limits,
+        attachments,
     }
     .run(&mut w);
     *out = w.into_inner();
@@ -89,6 +112,8 @@ struct JsonParser<'s, 'l> {
     i: usize,
     scratch: String,
     limits: &'l Limits,
+    /// What placeholders stand for (see [`json_to_msgpack_with_attachments`]).
+    attachments: &'l [&'l [u8]],
 }
 
 impl JsonParser<'_, '_> {
@@ -115,6 +140,7 @@ impl JsonParser<'_, '_> {
             // Parse one value (or open a container).
             self.ws();
             match self.peek() {
+                Some(b'{') if self.placeholder(w)? => {}
                 Some(b'{') | Some(b'[') => {
                     let is_map = self.peek() == Some(b'{');
                     if stack.len() >= self.limits.max_depth {
@@ -198,6 +224,32 @@ impl JsonParser<'_, '_> {
             self.i += 1;
         }
         Ok(())
+    }
+
+    /// At a `{`: when attachments were given and a placeholder starts here, writes its
+    /// attachment and returns true.
+    fn placeholder(&mut self, w: &mut Writer) -> Result<bool, TranscodeError> {
+        const HEAD: &[u8] = b"{\"_placeholder\":true,\"num\":";
+        if self.attachments.is_empty() || !self.b[self.i..].starts_with(HEAD) {
+            return Ok(false);
+        }
+        let digits_at = self.i + HEAD.len();
+        let digits = self.b[digits_at..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let index = std::str::from_utf8(&self.b[digits_at..digits_at + digits])
+            .ok()
+            .and_then(|d| d.parse::<usize>().ok());
+        let end = digits_at + digits;
+        match (index, self.b.get(end)) {
+            (Some(index), Some(b'}')) if index < self.attachments.len() => {
+                w.write_bin(self.attachments[index]);
+                self.i = end + 1;
+                Ok(true)
+            }
+            _ => Err(self.err("placeholder without its attachment")),
+        }
     }
 
     fn literal(
