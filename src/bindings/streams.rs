@@ -253,8 +253,8 @@ impl StreamsDriver {
         let entries = parse_xadd_frames(&frames).map_err(to_napi)?;
         let mut replies = Vec::with_capacity(entries.len());
         for (stream, max_len, fields) in entries {
-            let cmd = xadd_command(&stream, max_len, &fields).map_err(to_napi)?;
-            replies.push(self.writer.queue(&stream, cmd));
+            let cmd = xadd_command(stream, max_len, &fields).map_err(to_napi)?;
+            replies.push(self.writer.queue(stream, cmd));
         }
         env.spawn_future(async move {
             let results = futures_util::future::join_all(replies).await;
@@ -434,35 +434,42 @@ fn outcome_lines(outcomes: impl Iterator<Item = std::result::Result<String, Stri
     out
 }
 
-/// One entry of an `xadd_batch` call: stream, MAXLEN, field/value strings.
-type BatchedXadd = (String, u32, Vec<String>);
+/// One entry of an `xadd_batch` call, borrowed from its frames: stream, MAXLEN, fields and
+/// values (bytes, as they go to Redis).
+type BatchedXadd<'a> = (&'a str, u32, Vec<&'a [u8]>);
 
-/// Splits the frames of [`StreamsDriver::xadd_batch`].
-fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd>, &'static str> {
+/// Splits the frames of [`StreamsDriver::xadd_batch`] without copying them.
+fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd<'_>>, &'static str> {
     fn u32_at(buf: &mut &[u8]) -> std::result::Result<u32, &'static str> {
         let (head, rest) = buf.split_first_chunk::<4>().ok_or("truncated xadd batch")?;
         *buf = rest;
         Ok(u32::from_le_bytes(*head))
     }
-    fn string_at(buf: &mut &[u8]) -> std::result::Result<String, &'static str> {
+    fn bytes_at<'a>(buf: &mut &'a [u8]) -> std::result::Result<&'a [u8], &'static str> {
         let len = u32_at(buf)? as usize;
         if buf.len() < len {
             return Err("truncated xadd batch");
         }
         let (head, rest) = buf.split_at(len);
         *buf = rest;
-        String::from_utf8(head.to_vec()).map_err(|_| "xadd batch: a string is not UTF-8")
+        Ok(head)
     }
     let mut out = Vec::new();
     while !buf.is_empty() {
-        let stream = string_at(&mut buf)?;
+        let stream = std::str::from_utf8(bytes_at(&mut buf)?)
+            .map_err(|_| "xadd batch: a stream name is not UTF-8")?;
         let max_len = u32_at(&mut buf)?;
         let count = u32_at(&mut buf)? as usize;
         if count > buf.len() / 4 {
             return Err("xadd batch: impossible field count");
         }
+        // Checked as text (JS wrote strings; anything else is a malformed call), not copied.
         let fields = (0..count)
-            .map(|_| string_at(&mut buf))
+            .map(|_| {
+                let field = bytes_at(&mut buf)?;
+                std::str::from_utf8(field).map_err(|_| "xadd batch: a string is not UTF-8")?;
+                Ok::<_, &'static str>(field)
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         out.push((stream, max_len, fields));
     }

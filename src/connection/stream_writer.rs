@@ -35,14 +35,25 @@ struct Pending {
 }
 
 /// `XADD stream MAXLEN ~ max_len * field value ...`, as the official adapter writes entries.
-pub fn xadd_command(stream: &str, max_len: u32, fields: &[String]) -> Result<Cmd, &'static str> {
+/// Sized at once (arguments and bytes): every broadcast of the streams adapter builds one.
+pub fn xadd_command(
+    stream: &str,
+    max_len: u32,
+    fields: &[impl AsRef<[u8]>],
+) -> Result<Cmd, &'static str> {
     if !fields.len().is_multiple_of(2) {
         return Err("xadd needs field/value pairs");
     }
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(stream).arg("MAXLEN").arg("~").arg(max_len).arg("*");
+    let bytes = stream.len() + 16 + fields.iter().map(|f| f.as_ref().len()).sum::<usize>();
+    let mut cmd = Cmd::with_capacity(6 + fields.len(), bytes);
+    cmd.arg("XADD")
+        .arg(stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len)
+        .arg("*");
     for f in fields {
-        cmd.arg(f);
+        cmd.arg(f.as_ref());
     }
     Ok(cmd)
 }
