@@ -47,10 +47,10 @@ class NativeNode {
   }
 
   /**
-   * Queues a small plain-JSON broadcast (classic driver): it crosses into Rust with the
-   * others of this event-loop turn at the flush that ends the turn, which it waited for
-   * anyway (one napi call per broadcast cost as much as transcoding it; the record layout is
-   * in src/protocol/broadcast_batch.rs). The records are written into one reused buffer right
+   * Queues a plain-JSON broadcast (the classic driver's event data, the sharded driver's
+   * whole message): it crosses into Rust with the others of this event-loop turn at the flush
+   * that ends the turn, which it waited for anyway (one napi call per broadcast cost as much
+   * as transcoding it; the record layout is in src/protocol/broadcast_batch.rs). The records are written into one reused buffer right
    * away: strings kept until the end of the turn would survive young-generation collections
    * and make V8 grow its heap (bench --memory). `roomJson`: JSON of the room's name or null;
    * `optionsJson`: JSON of {rooms, except, flags} or null; `json`: JSON of the data. False
