@@ -137,4 +137,53 @@ describe("framed batches from JS to Rust", () => {
       driver.shutdown();
     }
   });
+
+  it("ClassicDriver.broadcastJsonBatch skips malformed records with a reason and sends the rest", async () => {
+    const { nativeConnectionJson } = require("../lib/connection-options");
+    const driver = new native.ClassicDriver(
+      {
+        connection: nativeConnectionJson(redis.url),
+        key: "bf",
+        publishOnSpecificResponseChannel: false,
+        defaultParser: true,
+      },
+      () => {},
+    );
+    const { createClient } = require("redis");
+    const subscriber = createClient({ url: redis.url });
+    try {
+      await subscriber.connect();
+      const got = [];
+      await subscriber.pSubscribe("bf#*", (message) => got.push(message), true);
+      const ns = driver.addNamespace("/");
+      const record = (fields) => Buffer.from(`${fields.join("\x01")}\x00`);
+      const send = (buf, length = buf.length) => driver.broadcastJsonBatch(buf, length);
+      // The whole buffer refused: a length beyond it, bytes that are not UTF-8.
+      expect(send(record([ns, "", "", "[1]"]), 1000)).toMatch(/beyond the buffer/);
+      expect(send(Buffer.from([0xc3, 0x28, 0]))).toMatch(/not UTF-8/);
+      // Records refused one by one, the good ones around them queued in order.
+      const batch = Buffer.concat([
+        record([ns, "", "", '["ev",1]']),
+        record(["x", "", "", "[2]"]), // namespace id not a number
+        record([ns, "not json", "", "[3]"]), // room not a JSON string
+        record([ns, "", "", "[4"]), // data not JSON
+        record([ns + 1000, "", "", "[5]"]), // unknown namespace: refused, as a broadcast
+        record([ns, '"r"', '{"rooms":["r"],"except":[],"flags":{}}', '["ev",6]']),
+        Buffer.from(`${ns}\x01\x01\x01[7]`), // no record end
+      ]);
+      const problem = send(batch);
+      expect(problem).toMatch(/^5 of 7 queued broadcasts not sent: 1 refused/);
+      expect(problem).toMatch(/4 skipped \(queued broadcast 1: namespace id is not a u32\)/);
+      driver.flush();
+      const deadline = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(got.map((m) => require("notepack.io").decode(m)[1].data)).toEqual([
+        ["ev", 1],
+        ["ev", 6],
+      ]);
+    } finally {
+      await subscriber.quit();
+      driver.shutdown();
+    }
+  });
 });
