@@ -144,9 +144,18 @@ pub enum EventTargets<'a> {
 }
 
 impl<'a> From<Option<&'a str>> for EventTargets<'a> {
-    /// Options JSON when there is one, else every socket.
+    /// The targets an options JSON (`JSON.stringify` of `{rooms, except, flags}`) gives:
+    /// every socket without one, [`EventTargets::Room`] for exactly one room (a string with
+    /// nothing JSON escapes), nothing excepted and no flags, else the JSON itself.
     fn from(opts: Option<&'a str>) -> Self {
-        opts.map_or(EventTargets::All, EventTargets::Json)
+        let Some(json) = opts else {
+            return EventTargets::All;
+        };
+        let room = json
+            .strip_prefix(r#"{"rooms":[""#)
+            .and_then(|rest| rest.strip_suffix(r#""],"except":[],"flags":{}}"#))
+            .filter(|room| !room.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
+        room.map_or(EventTargets::Json(json), EventTargets::Room)
     }
 }
 
@@ -270,6 +279,32 @@ mod tests {
         batch.push(DeliveryKind::Log, 0, b"");
         let frames = parse_frames(&batch.buf);
         assert_eq!(frames, vec![(1, 7, b"abc".to_vec()), (5, 0, Vec::new())]);
+    }
+
+    #[test]
+    fn options_json_of_one_room_becomes_room_targets() {
+        let of = |json: Option<&'static str>| EventTargets::from(json);
+        assert_eq!(of(None), EventTargets::All);
+        assert_eq!(
+            of(Some(r#"{"rooms":["r 1"],"except":[],"flags":{}}"#)),
+            EventTargets::Room("r 1")
+        );
+        for other in [
+            r#"{"rooms":["a","b"],"except":[],"flags":{}}"#,
+            r#"{"rooms":["a"],"except":["b"],"flags":{}}"#,
+            r#"{"rooms":["a"],"except":[],"flags":{"volatile":true}}"#,
+            r#"{"rooms":[1],"except":[],"flags":{}}"#,
+            r#"{"rooms":["a\"b"],"except":[],"flags":{}}"#,
+            r#"{"rooms":["a\u0001"],"except":[],"flags":{}}"#,
+            r#"{"rooms":[""],"except":[],"flags":{}}"#,
+        ] {
+            let want = if other.contains(r#"[""]"#) {
+                EventTargets::Room("")
+            } else {
+                EventTargets::Json(other)
+            };
+            assert_eq!(of(Some(other)), want, "{other}");
+        }
     }
 
     #[test]
