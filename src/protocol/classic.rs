@@ -510,11 +510,7 @@ impl<T: Transport> ClassicCore<T> {
         data_json: &str,
         opts_json: Option<&str>,
     ) -> Result<bool, msgpack::TranscodeError> {
-        let Some((channel, nsp)) = self.broadcast_route(id, room) else {
-            return Ok(false);
-        };
-        let envelope = self.json_envelope(&nsp, data_json, opts_json, &[])?;
-        Ok(self.transport().publish_deferred(channel, envelope))
+        self.broadcast_json_attachments(id, room, data_json, opts_json, &[])
     }
 
     /// [`ClassicCore::broadcast_json`] for an EVENT whose data holds Buffers: `data_json` is
