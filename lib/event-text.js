@@ -128,8 +128,7 @@ function applyEventBinary(adapter, payload) {
     encodedPackets.push(payload.subarray(at + 4, at + 4 + length));
     at += 4 + length;
   }
-  const flags = opts.flags || {};
-  const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+  const packetOpts = packetOptsOf(opts);
   const packet = new TextPacket(text, adapter.nsp.name, encodedPackets.slice(1));
   writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
 }
@@ -140,8 +139,7 @@ function applyEventBinary(adapter, payload) {
  * it here.
  */
 function broadcastText(adapter, text, opts, frame) {
-  const flags = opts.flags || {};
-  const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+  const packetOpts = packetOptsOf(opts);
   let encodedPackets = [text];
   if (frame !== undefined && precomputesFrames) {
     packetOpts.wsPreEncodedFrame = [frame];
@@ -160,9 +158,14 @@ function broadcastText(adapter, text, opts, frame) {
  * withPlaceholders) and the Buffers.
  */
 function broadcastBinary(adapter, packet, text, attachments, opts) {
-  const flags = opts.flags || {};
-  const packetOpts = { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
+  const packetOpts = packetOptsOf(opts);
   writeToSockets(adapter, opts, packet, [text, ...attachments], packetOpts);
+}
+
+/** The engine.io write options socket.io-adapter's Adapter#broadcast derives from `opts`. */
+function packetOptsOf(opts) {
+  const flags = opts.flags || {};
+  return { preEncoded: true, volatile: flags.volatile, compress: flags.compress };
 }
 
 /** The end of socket.io-adapter's Adapter#broadcast: every matching local socket. */

@@ -74,8 +74,10 @@ pub struct BroadcastEnvelope<'a> {
     pub event_data: Option<&'a [u8]>,
 }
 
-fn rooms_of<'a>(v: Option<ValueRef<'a>>) -> Result<Vec<RoomRef<'a>>, DecodeError> {
-    match v {
+/// The rooms of the encoded `opts.rooms` / `opts.except` value, when present.
+fn rooms_of(value: Option<&[u8]>) -> Result<Vec<RoomRef<'_>>, DecodeError> {
+    let value = value.map(|v| decode_at(v, 0)).transpose()?.map(|(v, _)| v);
+    match value {
         None | Some(ValueRef::Nil) => Ok(Vec::new()),
         Some(ValueRef::Array(a)) => {
             let mut out = Vec::with_capacity(a.len());
@@ -164,18 +166,8 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
     Ok(BroadcastEnvelope {
         uid,
         packet_nsp,
-        rooms: rooms_of(
-            opts.rooms
-                .map(|v| decode_at(v, 0))
-                .transpose()?
-                .map(|(v, _)| v),
-        )?,
-        except: rooms_of(
-            opts.except
-                .map(|v| decode_at(v, 0))
-                .transpose()?
-                .map(|(v, _)| v),
-        )?,
+        rooms: rooms_of(opts.rooms)?,
+        except: rooms_of(opts.except)?,
         has_packet_id: packet.has_id,
         packet: &buf[bounds[1]..bounds[2]],
         opts: &buf[bounds[2]..bounds[3]],
@@ -307,12 +299,6 @@ pub fn peek_envelope_uid(buf: &[u8]) -> Option<&str> {
 }
 
 impl BroadcastEnvelope<'_> {
-    /// The text socket.io would send to clients for this envelope's packet, when it is certain
-    /// (see [`super::event_wire_string`]); the packet is known to be well-formed already.
-    pub fn event_wire_text(&self, nsp: &str) -> Option<String> {
-        super::event_wire::text_of_event_data(self.event_data?, nsp)
-    }
-
     /// What socket.io would send to clients for this envelope's packet, binary attachments
     /// included, when it is certain (see [`super::EventWire`]).
     pub fn event_wire(&self, nsp: &str) -> Option<super::EventWire<'_>> {

@@ -7,7 +7,7 @@
 //! result is certain to be the same string: otherwise [`event_wire_string`] returns `None` and
 //! the message takes the ordinary JS path.
 
-use super::plain_json::{write_plain_json, write_plain_json_with_attachments, Plain};
+use super::plain_json::{write_plain_json, Plain};
 use super::reader::{read_head, skip_at, Head};
 use super::transcode::msgpack_to_json_validated;
 use super::{validate, DecodeError, Limits};
@@ -50,7 +50,10 @@ pub(super) fn text_of_validated_packet(packet: &[u8], nsp: &str) -> Option<Strin
     if !is_event || !matches!(read_head(data, 0).ok()?.0, Head::Array(_)) {
         return None;
     }
-    text_of_event_data(data, nsp)
+    match wire_of_event_data(data, nsp)? {
+        EventWire::Text(text) => Some(text),
+        EventWire::Binary { .. } => None,
+    }
 }
 
 /// What socket.io writes to clients for an EVENT: one text packet, or (when the data holds
@@ -65,8 +68,10 @@ pub enum EventWire<'a> {
 }
 
 /// [`EventWire`] of an EVENT packet whose `data` array is `data` (validated), when socket.io's
-/// encoding of what notepack decodes is certain (see [`text_of_event_data`]; binary values
-/// are `bin`, which notepack decodes to Buffers, in otherwise plain data).
+/// encoding of what notepack decodes is certain: one pass for the usual values
+/// ([`write_plain_json`]; binary values are `bin`, which notepack decodes to Buffers, in
+/// otherwise plain data), else the plain-JSON check and the general writer (dates,
+/// `undefined`; no binary values there).
 pub(super) fn wire_of_event_data<'a>(data: &'a [u8], nsp: &str) -> Option<EventWire<'a>> {
     let mut attachments = Vec::new();
     let mut out = String::with_capacity(data.len() + nsp.len() + 8);
@@ -76,44 +81,29 @@ pub(super) fn wire_of_event_data<'a>(data: &'a [u8], nsp: &str) -> Option<EventW
         out.push(',');
     }
     let json_at = out.len();
-    match write_plain_json_with_attachments(data, &mut out, &mut attachments).ok()? {
+    match write_plain_json(data, &mut out, Some(&mut attachments)).ok()? {
         Plain::Written if attachments.is_empty() => Some(EventWire::Text(out)),
         Plain::Written => {
             // socket.io-parser's encodeAsString: "5" + attachments + "-" [+ nsp + ","] + JSON.
-            let count = itoa::Buffer::new().format(attachments.len()).to_owned();
+            let mut digits = itoa::Buffer::new();
+            let count = digits.format(attachments.len());
             let mut text = String::with_capacity(out.len() + count.len() + 2);
             text.push('5');
-            text.push_str(&count);
+            text.push_str(count);
             text.push('-');
             text.push_str(&out[1..json_at]);
             text.push_str(&out[json_at..]);
             Some(EventWire::Binary { text, attachments })
         }
         Plain::No => None,
-        Plain::Unsure => text_of_event_data(data, nsp).map(EventWire::Text),
+        Plain::Unsure => {
+            if !is_plain_json(data).ok()? {
+                return None;
+            }
+            msgpack_to_json_validated(data, &mut out).ok()?;
+            Some(EventWire::Text(out))
+        }
     }
-}
-
-/// The wire text of an EVENT packet whose `data` array is `data` (validated), when it is
-/// plain: one pass for the usual values ([`write_plain_json`]), else the check and the
-/// general writer.
-pub(super) fn text_of_event_data(data: &[u8], nsp: &str) -> Option<String> {
-    let mut out = String::with_capacity(data.len() + nsp.len() + 8);
-    out.push('2');
-    if nsp != "/" {
-        out.push_str(nsp);
-        out.push(',');
-    }
-    match write_plain_json(data, &mut out).ok()? {
-        Plain::Written => return Some(out),
-        Plain::No => return None,
-        Plain::Unsure => {}
-    }
-    if !is_plain_json(data).ok()? {
-        return None;
-    }
-    msgpack_to_json_validated(data, &mut out).ok()?;
-    Some(out)
 }
 
 /// Keys of one map. Maps in events are small: a linear scan beats hashing until they are not.

@@ -38,39 +38,28 @@ struct Level {
     keys_from: usize,
 }
 
-/// Appends the JSON text of the single value `buf` to `out` (which is restored on anything but
-/// [`Plain::Written`]). `buf` must hold exactly one value; it need not be validated before.
-pub(super) fn write_plain_json(buf: &[u8], out: &mut String) -> Result<Plain, DecodeError> {
-    write_plain_json_with(buf, out, None)
-}
-
-/// [`write_plain_json`] where binary values (`bin`, a Buffer to JS) are written as the
-/// placeholders socket.io-parser's `deconstructPacket` puts in their place,
+/// Appends the JSON text of the single value `buf` to `out`. `buf` must hold exactly one
+/// value; it need not be validated before. On anything but [`Plain::Written`], `out` and
+/// `attachments` are left as they were.
+///
+/// Without `attachments` a binary value (`bin`, a Buffer to JS) is [`Plain::No`]. With them
+/// it is written as the placeholder socket.io-parser's `deconstructPacket` puts in its place,
 /// `{"_placeholder":true,"num":N}` numbered in walk order (depth first, arrays in order, map
 /// entries in wire order, which is the JS property order for the keys this writer accepts),
-/// their bytes appended to `attachments`.
-pub(super) fn write_plain_json_with_attachments<'a>(
+/// and its bytes are appended to `attachments`.
+pub(super) fn write_plain_json<'a>(
     buf: &'a [u8],
     out: &mut String,
-    attachments: &mut Vec<&'a [u8]>,
-) -> Result<Plain, DecodeError> {
-    let before = attachments.len();
-    let res = write_plain_json_with(buf, out, Some(attachments));
-    if !matches!(res, Ok(Plain::Written)) {
-        attachments.truncate(before);
-    }
-    res
-}
-
-fn write_plain_json_with<'a>(
-    buf: &'a [u8],
-    out: &mut String,
-    attachments: Option<&mut Vec<&'a [u8]>>,
+    mut attachments: Option<&mut Vec<&'a [u8]>>,
 ) -> Result<Plain, DecodeError> {
     let start = out.len();
-    let res = write(buf, out, attachments);
+    let before = attachments.as_ref().map_or(0, |a| a.len());
+    let res = write(buf, out, attachments.as_deref_mut());
     if !matches!(res, Ok(Plain::Written)) {
         out.truncate(start);
+        if let Some(attachments) = attachments {
+            attachments.truncate(before);
+        }
     }
     res
 }
@@ -217,7 +206,7 @@ mod tests {
     /// Whatever the one-pass writer decides agrees with the general path.
     fn check(buf: &[u8]) -> Plain {
         let mut out = String::from("prefix");
-        let plain = write_plain_json(buf, &mut out).unwrap_or(Plain::Unsure);
+        let plain = write_plain_json(buf, &mut out, None).unwrap_or(Plain::Unsure);
         match plain {
             Plain::Written => assert_eq!(Some(&out["prefix".len()..]), general(buf).as_deref()),
             Plain::No => {
@@ -290,8 +279,8 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error_not_a_text() {
         let mut out = String::new();
-        assert!(write_plain_json(b"\x92\xa2ev\xa5ab", &mut out).is_err());
-        assert!(write_plain_json(b"\x93\xa2ev", &mut out).is_err());
+        assert!(write_plain_json(b"\x92\xa2ev\xa5ab", &mut out, None).is_err());
+        assert!(write_plain_json(b"\x93\xa2ev", &mut out, None).is_err());
         assert!(out.is_empty());
     }
 }
