@@ -4,7 +4,7 @@
 
 use super::broadcast_batch::{self, BatchOutcome};
 use super::delivery::{DeliveryKind, DeliverySink, EventTargets, FrameBatch};
-use super::header::read_header;
+use super::header::{peek_json_request_id, read_header};
 use super::requests::{uid2, AnswerMap, Outcome, RequestRegistry};
 use crate::codec::msgpack::{self, EventWire, RoomRef};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
@@ -315,6 +315,18 @@ impl ClassicRouter {
     }
 
     fn route_response(&self, id: u32, payload: &[u8], batch: &mut FrameBatch) {
+        // Most answers are other nodes' (the common channel) or plain answers to a pending
+        // request, whose reader (JS, or codec::fetch_sockets) validates them: no whole read.
+        if let Some(request_id) = peek_json_request_id(payload) {
+            if !self.registry.is_ack_request(request_id) {
+                if self.registry.add_response(request_id, payload) {
+                    bump(&self.stats.responses_matched);
+                } else {
+                    bump(&self.stats.skipped_foreign);
+                }
+                return;
+            }
+        }
         let header = match read_header(payload) {
             Ok(h) => h,
             Err(e) => {
