@@ -76,6 +76,23 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
         }
       });
 
+      it("leaves a handshake's sessionStore out of the answer, as the official adapter", async () => {
+        await setup();
+        const store = { name: "store" };
+        store.self = store; // circular: JSON.stringify of it would throw
+        c.serverSockets[1].handshake.sessionStore = store;
+        c.serverSockets[2].handshake.sessionStore = undefined;
+        const sockets = await c.servers[0].fetchSockets();
+        expect(ids(sockets)).toEqual(ids(c.serverSockets));
+        for (const i of [1, 2]) {
+          const remote = sockets.find((s) => s.id === c.serverSockets[i].id);
+          expect(Object.keys(remote.handshake)).not.toContain("sessionStore");
+          expect(remote.handshake.address).toEqual(c.serverSockets[i].handshake.address);
+        }
+        // The node's own handshake object is left as it was.
+        expect(c.serverSockets[1].handshake.sessionStore).toBe(store);
+      });
+
       it("returns the sockets of a room, except another room", async () => {
         await setup();
         c.serverSockets[0].join("a");
