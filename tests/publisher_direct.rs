@@ -8,7 +8,7 @@ use common::RedisProcess;
 use futures_util::StreamExt;
 use socket_io_redis_native::connection::publisher::{PublisherLimits, PublisherStats};
 use socket_io_redis_native::connection::{CommandConnection, ConnectionOptions};
-use socket_io_redis_native::connection::{PublishKind, Publisher};
+use socket_io_redis_native::connection::{PublishBundle, PublishKind, Publisher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,4 +176,73 @@ async fn a_count_alone_publishes_nothing() {
         .unwrap();
     assert_eq!(msg.get_payload_bytes(), b"after");
     p.shutdown();
+}
+
+/// A bundle's messages arrive in order, byte for byte, on the raw writer (plain TCP) and on the
+/// crate's connection (a Unix socket), and the counters count its messages, not the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_publishes_each_message_in_order_on_both_writers() {
+    let socket = std::env::temp_dir().join(format!("sio-bundle-{}.sock", std::process::id()));
+    let socket = socket.to_str().unwrap().to_string();
+    let redis = RedisProcess::start(&["--unixsocket", &socket, "--unixsocketperm", "700"]);
+    for url in [redis.url(), format!("redis+unix://{socket}")] {
+        let p = publisher(&url).await;
+        let mut sub = subscriber(&redis.url(), "bundle#").await;
+        sub.subscribe("bundle#room-é#").await.unwrap();
+        let sent: Vec<(Vec<&[u8]>, Vec<u8>)> = vec![
+            (vec![b"bundle#"], b"first".to_vec()),
+            (
+                vec![b"bundle#", "room-é".as_bytes(), b"#"],
+                vec![0, 13, 10, 255],
+            ),
+            (
+                vec![b"bundle#"],
+                (0..70_000).map(|i| (i % 251) as u8).collect(),
+            ),
+        ];
+        let mut bundle = PublishBundle::default();
+        for (channel, payload) in &sent {
+            bundle
+                .push(channel, |out| {
+                    out.extend_from_slice(payload);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        }
+        // A failing writer appends nothing.
+        assert!(bundle
+            .push(&[b"bundle#"], |out| {
+                out.extend_from_slice(b"partial");
+                Err(())
+            })
+            .is_err());
+        assert_eq!(bundle.len(), 3);
+        let p2 = p.clone();
+        let queued = std::thread::spawn(move || {
+            let queued = p2.publish_deferred_bundle(bundle);
+            p2.flush();
+            queued
+        })
+        .join()
+        .unwrap();
+        assert_eq!(queued, 3);
+        let mut messages = sub.on_message();
+        for (channel, payload) in &sent {
+            let msg = tokio::time::timeout(Duration::from_secs(5), messages.next())
+                .await
+                .expect("message in time")
+                .unwrap();
+            assert_eq!(msg.get_channel_name().as_bytes(), channel.concat(), "{url}");
+            assert!(msg.get_payload_bytes() == payload.as_slice(), "{url}");
+        }
+        wait_until("all confirmed", || published(p.stats()) == 3).await;
+        let bytes: usize = sent.iter().map(|(_, payload)| payload.len()).sum();
+        assert_eq!(
+            p.stats().published_bytes.load(Ordering::Relaxed),
+            bytes as u64
+        );
+        assert_eq!(p.stats().buffered_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(p.stats().failed.load(Ordering::Relaxed), 0);
+        p.shutdown();
+    }
 }

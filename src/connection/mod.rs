@@ -23,6 +23,6 @@ pub use commands::CommandConnection;
 pub use config::{ConnectionOptions, Topology};
 pub use health::{HealthCheck, SubscriberStats};
 pub use message::PubSubMessage;
-pub use publisher::{PublishKind, Publisher};
+pub use publisher::{PublishBundle, PublishKind, Publisher};
 pub use shard_subscriber::ShardSubscriber;
 pub use subscriber::{ConnectionEvent, MessageHandler, Subscriber, Subscription};

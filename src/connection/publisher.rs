@@ -6,7 +6,7 @@
 
 use super::commands::{CommandConnection, RawTarget};
 use super::raw_connection::{replied_in_time, RawConnection};
-use super::resp::{write_command, Item};
+use super::resp::{write_command, write_len, Item};
 use super::slot::key_slot;
 use futures_util::future::join_all;
 use redis::{RedisError, RedisResult};
@@ -70,6 +70,100 @@ struct Outgoing {
     count: i64,
     /// False for a count alone (see [`Publisher::queue_count`]): no PUBLISH is sent.
     publish: bool,
+    /// Set for a [`PublishBundle`]: `payload` then holds its commands as RESP and `channel` is
+    /// empty.
+    bundle: Option<Box<BundleParts>>,
+}
+
+impl Outgoing {
+    /// PUBLISH commands this entry sends.
+    fn commands(&self) -> usize {
+        match &self.bundle {
+            Some(parts) => parts.ranges.len(),
+            None => usize::from(self.publish),
+        }
+    }
+
+    /// Bytes of the messages themselves (what `published_bytes` counts).
+    fn message_bytes(&self) -> usize {
+        match &self.bundle {
+            Some(parts) => parts.payload_bytes,
+            None => self.payload.len(),
+        }
+    }
+}
+
+/// Where each command's channel and payload are in a bundle's RESP (for the connections
+/// that send commands as objects rather than bytes).
+#[derive(Debug, Default)]
+struct BundleParts {
+    ranges: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    payload_bytes: usize,
+}
+
+/// Many PUBLISH commands written as RESP into one buffer while they are produced: a burst of
+/// broadcasts costs one allocation and one queue entry instead of a channel String, a payload
+/// Vec and an entry per message (allocated on the JS thread and freed on a Tokio worker, which
+/// kept glibc's malloc on its slow paths: about 8 % of a sending node's CPU in `perf`), and the
+/// raw writer copies the bytes as they are.
+#[derive(Debug, Default)]
+pub struct PublishBundle {
+    commands: Vec<u8>,
+    parts: BundleParts,
+    scratch: Vec<u8>,
+}
+
+impl PublishBundle {
+    pub fn len(&self) -> usize {
+        self.parts.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.ranges.is_empty()
+    }
+
+    /// Appends `PUBLISH channel payload`, the channel being `channel` concatenated, the payload
+    /// what `write` puts in the (cleared) buffer it gets. Nothing is appended when it fails.
+    pub fn push<E>(
+        &mut self,
+        channel: &[&[u8]],
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.scratch.clear();
+        write(&mut self.scratch)?;
+        let out = &mut self.commands;
+        out.extend_from_slice(b"*3\r\n$7\r\nPUBLISH\r\n");
+        write_len(out, b'$', channel.iter().map(|part| part.len()).sum());
+        let channel_at = out.len();
+        for part in channel {
+            out.extend_from_slice(part);
+        }
+        let channel_range = channel_at..out.len();
+        out.extend_from_slice(b"\r\n");
+        write_len(out, b'$', self.scratch.len());
+        let payload_at = out.len();
+        out.extend_from_slice(&self.scratch);
+        let payload_range = payload_at..out.len();
+        out.extend_from_slice(b"\r\n");
+        self.parts.payload_bytes += self.scratch.len();
+        self.parts.ranges.push((channel_range, payload_range));
+        Ok(())
+    }
+
+    /// The messages one by one, for a transport that has no use for the RESP.
+    pub fn into_messages(self) -> Vec<(String, Vec<u8>)> {
+        let commands = &self.commands;
+        self.parts
+            .ranges
+            .iter()
+            .map(|(channel, payload)| {
+                (
+                    String::from_utf8_lossy(&commands[channel.clone()]).into_owned(),
+                    commands[payload.clone()].to_vec(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Called with a reason when messages are dropped or fail, for logging on the JS side.
@@ -187,6 +281,29 @@ impl Publisher {
             }
         }
         queued
+    }
+
+    /// Queues a bundle as one entry, without waking the sender (as
+    /// [`Publisher::publish_deferred`]). Returns how many of its messages were queued: all or
+    /// none (buffer full or closed).
+    pub fn publish_deferred_bundle(&self, bundle: PublishBundle) -> usize {
+        let count = bundle.len();
+        if count == 0 {
+            return 0;
+        }
+        let mut msg = self.outgoing(
+            PublishKind::Publish,
+            String::new(),
+            bundle.commands,
+            None,
+            false,
+        );
+        msg.bundle = Some(Box::new(bundle.parts));
+        if self.enqueue(msg) {
+            count
+        } else {
+            0
+        }
     }
 
     /// Wakes the sender for everything queued so far (bursts of broadcasts: the sender's
@@ -326,6 +443,7 @@ impl Publisher {
             counted,
             count: 0,
             publish: true,
+            bundle: None,
         }
     }
 
@@ -409,10 +527,23 @@ async fn send_once(
             let mut pipe = redis::pipe();
             for &i in members {
                 let msg = &batch[i];
-                pipe.cmd(command_name(msg.kind))
-                    .arg(&msg.channel)
-                    .arg(&msg.payload)
-                    .ignore();
+                match &msg.bundle {
+                    // Always PUBLISH: one group, whatever the channels.
+                    Some(parts) => {
+                        for (channel, payload) in &parts.ranges {
+                            pipe.cmd("PUBLISH")
+                                .arg(&msg.payload[channel.clone()])
+                                .arg(&msg.payload[payload.clone()])
+                                .ignore();
+                        }
+                    }
+                    None => {
+                        pipe.cmd(command_name(msg.kind))
+                            .arg(&msg.channel)
+                            .arg(&msg.payload)
+                            .ignore();
+                    }
+                }
             }
             pipe
         })
@@ -436,10 +567,10 @@ async fn send_once(
         if was_sent {
             stats
                 .published
-                .fetch_add(u64::from(m.publish), Ordering::Relaxed);
+                .fetch_add(m.commands() as u64, Ordering::Relaxed);
             stats
                 .published_bytes
-                .fetch_add(m.payload.len() as u64, Ordering::Relaxed);
+                .fetch_add(m.message_bytes() as u64, Ordering::Relaxed);
             stats
                 .buffered_bytes
                 .fetch_sub(m.payload.len() + m.channel.len(), Ordering::Relaxed);
@@ -487,7 +618,10 @@ fn encode_raw(batch: &[Outgoing]) -> Encoded {
             counts.push((replies, i));
             replies += 1;
         }
-        if msg.publish {
+        if msg.bundle.is_some() {
+            commands.extend_from_slice(&msg.payload);
+            replies += msg.commands();
+        } else if msg.publish {
             write_command(
                 &mut commands,
                 &[
@@ -638,10 +772,10 @@ async fn send_with_retry(
         match outcome {
             Ok(()) => {
                 stats.published.fetch_add(
-                    batch.iter().filter(|m| m.publish).count() as u64,
+                    batch.iter().map(Outgoing::commands).sum::<usize>() as u64,
                     Ordering::Relaxed,
                 );
-                let bytes: usize = batch.iter().map(|m| m.payload.len()).sum();
+                let bytes: usize = batch.iter().map(Outgoing::message_bytes).sum();
                 stats
                     .published_bytes
                     .fetch_add(bytes as u64, Ordering::Relaxed);
@@ -656,11 +790,12 @@ async fn send_with_retry(
                 failures += 1;
                 stats.retries.fetch_add(1, Ordering::Relaxed);
                 // Give up on what waited too long; keep the rest for the next attempt.
-                let before = batch.len();
+                let mut dropped = 0;
                 let mut expired = Vec::new();
                 batch.retain_mut(|m| {
                     let keep = m.queued_at.elapsed() < limits.max_retry;
                     if !keep {
+                        dropped += m.commands().max(1);
                         // drain() only accounts for what is still in the batch.
                         stats
                             .buffered_bytes
@@ -669,7 +804,6 @@ async fn send_with_retry(
                     }
                     keep
                 });
-                let dropped = before - batch.len();
                 if dropped > 0 {
                     stats.failed.fetch_add(dropped as u64, Ordering::Relaxed);
                     report(format!(
@@ -694,10 +828,9 @@ async fn send_with_retry(
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
             Err(e) => {
-                stats
-                    .failed
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                report(format!("publish of {} message(s) failed: {e}", batch.len()));
+                let failed: usize = batch.iter().map(|m| m.commands().max(1)).sum();
+                stats.failed.fetch_add(failed as u64, Ordering::Relaxed);
+                report(format!("publish of {failed} message(s) failed: {e}"));
                 let reason = e.to_string();
                 for msg in batch.iter_mut() {
                     if let Some(done) = msg.done.take() {

@@ -18,7 +18,7 @@ pub fn write_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-fn write_len(out: &mut Vec<u8>, tag: u8, n: usize) {
+pub fn write_len(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.push(tag);
     let mut digits = [0u8; 20];
     let mut i = digits.len();

@@ -15,6 +15,7 @@
 //! JSON text never holds a raw U+0000 or U+0001 (`JSON.stringify` escapes every control
 //! character), so the separators cannot occur inside a field.
 
+use crate::connection::PublishBundle;
 use crate::transport::Transport;
 use std::fmt;
 
@@ -91,22 +92,52 @@ pub fn queue_records<T: Transport>(
     transport: &T,
     mut message_of: impl FnMut(QueuedBroadcast<'_>) -> Result<Option<(String, Vec<u8>)>, String>,
 ) -> BatchOutcome {
-    let mut outcome = BatchOutcome::default();
     let mut messages = Vec::new();
-    for record in records(batch) {
-        let message = record
-            .map_err(|malformed| malformed.to_string())
-            .and_then(&mut message_of);
-        match message {
-            Ok(Some(message)) => messages.push(message),
-            Ok(None) => outcome.refused += 1,
-            Err(reason) => outcome.skip(reason),
-        }
-    }
+    let mut outcome = read_records(batch, |record| {
+        Ok(message_of(record)?
+            .map(|message| messages.push(message))
+            .is_some())
+    });
     let offered = messages.len();
     let queued = transport.publish_deferred_many(messages);
     outcome.queued += queued;
     outcome.refused += offered - queued;
+    outcome
+}
+
+/// [`queue_records`] for PUBLISH messages that `write` appends to one bundle (`Ok(false)`:
+/// refused, nothing appended), queued as one entry.
+pub fn queue_records_bundled<T: Transport>(
+    batch: &str,
+    transport: &T,
+    mut write: impl FnMut(QueuedBroadcast<'_>, &mut PublishBundle) -> Result<bool, String>,
+) -> BatchOutcome {
+    let mut bundle = PublishBundle::default();
+    let mut outcome = read_records(batch, |record| write(record, &mut bundle));
+    let offered = bundle.len();
+    let queued = transport.publish_deferred_bundle(bundle);
+    outcome.queued += queued;
+    outcome.refused += offered - queued;
+    outcome
+}
+
+/// Hands each well-formed record to `take` (`Ok(false)`: refused) and counts the refused and
+/// the skipped ones (malformed, or `Err` from `take`, with why).
+fn read_records(
+    batch: &str,
+    mut take: impl FnMut(QueuedBroadcast<'_>) -> Result<bool, String>,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    for record in records(batch) {
+        match record
+            .map_err(|malformed| malformed.to_string())
+            .and_then(&mut take)
+        {
+            Ok(true) => {}
+            Ok(false) => outcome.refused += 1,
+            Err(reason) => outcome.skip(reason),
+        }
+    }
     outcome
 }
 

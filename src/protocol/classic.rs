@@ -547,15 +547,23 @@ impl<T: Transport> ClassicCore<T> {
     /// turn (see [`broadcast_batch`]), queued under one lock, in order. A record that cannot
     /// be read or transcoded is skipped with its reason in the outcome.
     pub fn broadcast_json_batch(&self, batch: &str) -> BatchOutcome {
-        broadcast_batch::queue_records(batch, self.transport(), |queued| {
-            let Some((channel, nsp)) = self.broadcast_route(queued.ns, queued.room.as_deref())
-            else {
-                return Ok(None);
+        // One read lock for the batch: the namespaces' channels and names are borrowed.
+        let routes = self.router.routes.read().unwrap();
+        broadcast_batch::queue_records_bundled(batch, self.transport(), |queued, bundle| {
+            let Some(ns) = routes.namespaces.get(&queued.ns) else {
+                return Ok(false);
             };
-            match self.json_envelope(&nsp, queued.data_json, queued.opts_json, &[]) {
-                Ok(envelope) => Ok(Some((channel, envelope))),
-                Err(e) => Err(format!("queued broadcast not transcodable: {e}")),
-            }
+            let prefix = ns.channels.broadcast_prefix.as_bytes();
+            let channel: &[&[u8]] = match queued.room.as_deref() {
+                Some(room) => &[prefix, room.as_bytes(), b"#"],
+                None => &[prefix],
+            };
+            bundle
+                .push(channel, |out| {
+                    self.write_json_envelope(out, &ns.name, queued.data_json, queued.opts_json, &[])
+                })
+                .map(|()| true)
+                .map_err(|e| format!("queued broadcast not transcodable: {e}"))
         })
     }
 
@@ -576,10 +584,24 @@ impl<T: Transport> ClassicCore<T> {
         opts_json: Option<&str>,
         attachments: &[&[u8]],
     ) -> Result<Vec<u8>, msgpack::TranscodeError> {
+        let mut out = Vec::with_capacity(data_json.len() + nsp.len() + 64);
+        self.write_json_envelope(&mut out, nsp, data_json, opts_json, attachments)?;
+        Ok(out)
+    }
+
+    /// [`Self::json_envelope`] appended to `out`.
+    fn write_json_envelope(
+        &self,
+        out: &mut Vec<u8>,
+        nsp: &str,
+        data_json: &str,
+        opts_json: Option<&str>,
+        attachments: &[&[u8]],
+    ) -> Result<(), msgpack::TranscodeError> {
         /// `{rooms: [], except: [], flags: {}}` as notepack encodes it.
         const NO_OPTS: &[u8] = b"\x83\xa5rooms\x90\xa6except\x90\xa5flags\x80";
         let uid = &self.settings().uid;
-        let mut w = msgpack::Writer::with_capacity(data_json.len() + nsp.len() + 64);
+        let mut w = msgpack::Writer::from_vec(std::mem::take(out));
         w.write_array_len(3);
         w.write_str(uid);
         w.write_map_len(3);
@@ -595,12 +617,12 @@ impl<T: Transport> ClassicCore<T> {
         let mut w = msgpack::Writer::from_vec(buf);
         w.write_str("nsp");
         w.write_str(nsp);
-        let mut buf = w.into_inner();
+        *out = w.into_inner();
         match opts_json {
-            Some(json) => msgpack::json_to_msgpack(json, &mut buf)?,
-            None => buf.extend_from_slice(NO_OPTS),
+            Some(json) => msgpack::json_to_msgpack(json, out)?,
+            None => out.extend_from_slice(NO_OPTS),
         }
-        Ok(buf)
+        Ok(())
     }
 
     pub fn flush(&self) {

@@ -6,7 +6,7 @@ pub mod either;
 pub mod pubsub;
 pub mod sharded;
 
-use crate::connection::Subscription;
+use crate::connection::{PublishBundle, Subscription};
 use redis::RedisResult;
 use std::future::Future;
 
@@ -31,6 +31,11 @@ pub trait Transport: Send + Sync + 'static {
             .map(|(channel, payload)| self.publish_deferred(channel, payload))
             .filter(|queued| *queued)
             .count()
+    }
+
+    /// [`Transport::publish_deferred_many`] for messages written into a bundle (PUBLISH).
+    fn publish_deferred_bundle(&self, bundle: PublishBundle) -> usize {
+        self.publish_deferred_many(bundle.into_messages())
     }
 
     /// Send everything queued with `publish_deferred`.

@@ -3,8 +3,8 @@
 use super::Transport;
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::{
-    CommandConnection, ConnectionOptions, MessageHandler, PublishKind, Publisher, Subscriber,
-    Subscription,
+    CommandConnection, ConnectionOptions, MessageHandler, PublishBundle, PublishKind, Publisher,
+    Subscriber, Subscription,
 };
 use crate::connection::{HealthCheck, SubscriberStats};
 use redis::RedisResult;
@@ -65,6 +65,10 @@ impl Transport for PubSubTransport {
     fn publish_deferred_many(&self, messages: Vec<(String, Vec<u8>)>) -> usize {
         self.publisher
             .publish_deferred_many(PublishKind::Publish, messages)
+    }
+
+    fn publish_deferred_bundle(&self, bundle: PublishBundle) -> usize {
+        self.publisher.publish_deferred_bundle(bundle)
     }
 
     fn flush(&self) {
