@@ -63,9 +63,15 @@ function rawOptions(opts) {
 }
 
 /**
+ * The `opts` field of a queued broadcast record for `{rooms: [room], except: [], flags: {}}`:
+ * the Rust core writes their MessagePack from the record's room (src/protocol/broadcast_batch.rs).
+ */
+const ONE_ROOM = "r";
+
+/**
  * `JSON.stringify(rawOptions(opts))` for a broadcast whose data is plain JSON: null without
  * rooms, except or flags, undefined when the options are not plain JSON either. The usual
- * `io.to(room)` (one string room, nothing else; `roomJson` is its JSON) is written directly.
+ * `io.to(room)` (one string room, nothing else; `roomJson` is its JSON) is ONE_ROOM.
  */
 function optionsJsonOf(opts, roomJson) {
   if (!hasTargets(opts)) return null;
@@ -76,10 +82,15 @@ function optionsJsonOf(opts, roomJson) {
     isEmptyObject(opts.flags) &&
     !roomJson.includes("\\u")
   ) {
-    return `{"rooms":[${roomJson}],"except":[],"flags":{}}`;
+    return ONE_ROOM;
   }
   const options = rawOptions(opts);
   return isPlainJson(options) ? JSON.stringify(options) : undefined;
+}
+
+/** The JSON text of what optionsJsonOf returned, for the calls that take JSON. */
+function optionsJsonText(optionsJson, roomJson) {
+  return optionsJson === ONE_ROOM ? `{"rooms":[${roomJson}],"except":[],"flags":{}}` : optionsJson;
 }
 
 function isEmptyObject(value) {
@@ -193,7 +204,13 @@ class RedisAdapter extends Adapter {
         if (optionsJson !== undefined && attachments !== undefined) {
           queued = this.node
             .inOrder()
-            .broadcastJsonAttachments(this.ns, room, json, optionsJson, attachments);
+            .broadcastJsonAttachments(
+              this.ns,
+              room,
+              json,
+              optionsJsonText(optionsJson, roomJson),
+              attachments,
+            );
         } else if (optionsJson !== undefined) {
           if (
             json.length < MAX_QUEUED_RECORD &&
@@ -201,7 +218,9 @@ class RedisAdapter extends Adapter {
           ) {
             return;
           }
-          queued = this.node.inOrder().broadcastJson(this.ns, room, json, optionsJson);
+          queued = this.node
+            .inOrder()
+            .broadcastJson(this.ns, room, json, optionsJsonText(optionsJson, roomJson));
         }
       }
       if (queued === undefined || queued === -1) {

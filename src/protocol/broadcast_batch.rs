@@ -9,7 +9,9 @@
 //! A record is `ns \x01 room \x01 opts \x01 data \x00`:
 //! - `ns`: the namespace id, decimal;
 //! - `room`: empty for none, else the room name as a JSON string (`JSON.stringify(room)`);
-//! - `opts`: empty for none, else the JSON of `{rooms, except, flags}`;
+//! - `opts`: empty for none, [`ONE_ROOM`] for `{rooms: [room], except: [], flags: {}}` (the
+//!   usual `io.to(room)`, whose MessagePack the writer then builds from `room` without
+//!   transcoding any text), else the JSON of `{rooms, except, flags}`;
 //! - `data`: `JSON.stringify(packet.data)`.
 //!
 //! JSON text never holds a raw U+0000 or U+0001 (`JSON.stringify` escapes every control
@@ -23,6 +25,8 @@ use std::fmt;
 pub const RECORD_END: char = '\0';
 /// Separates the fields of a record.
 pub const FIELD_SEPARATOR: char = '\u{1}';
+/// The `opts` field of a broadcast to the record's room alone (no JSON text starts with `r`).
+pub const ONE_ROOM: &str = "r";
 
 /// One queued broadcast, borrowing from the batch string.
 #[derive(Debug, Clone, PartialEq, Eq)]

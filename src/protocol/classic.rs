@@ -378,6 +378,17 @@ impl MessageHandler for ClassicRouter {
     }
 }
 
+/// The options `{rooms, except, flags}` of an envelope written from JSON data.
+#[derive(Debug, Clone, Copy)]
+enum EnvelopeOptions<'a> {
+    /// No rooms, except or flags.
+    None,
+    /// `io.to(room)`: that room, nothing else.
+    OneRoom(&'a str),
+    /// Their JSON text.
+    Json(&'a str),
+}
+
 /// One classic-adapter node: all namespaces created by one `createAdapter()` call share it,
 /// as they share the official adapter's pub and sub clients.
 pub struct ClassicCore<T: Transport> {
@@ -558,9 +569,17 @@ impl<T: Transport> ClassicCore<T> {
                 Some(room) => &[prefix, room.as_bytes(), b"#"],
                 None => &[prefix],
             };
+            let opts = match (queued.opts_json, queued.room.as_deref()) {
+                (Some(broadcast_batch::ONE_ROOM), Some(room)) => EnvelopeOptions::OneRoom(room),
+                (Some(broadcast_batch::ONE_ROOM), None) => {
+                    return Err("one-room options without a room".into())
+                }
+                (Some(json), _) => EnvelopeOptions::Json(json),
+                (None, _) => EnvelopeOptions::None,
+            };
             bundle
                 .push(channel, |out| {
-                    self.write_json_envelope(out, &ns.name, queued.data_json, queued.opts_json, &[])
+                    self.write_json_envelope(out, &ns.name, queued.data_json, opts, &[])
                 })
                 .map(|()| true)
                 .map_err(|e| format!("queued broadcast not transcodable: {e}"))
@@ -585,7 +604,8 @@ impl<T: Transport> ClassicCore<T> {
         attachments: &[&[u8]],
     ) -> Result<Vec<u8>, msgpack::TranscodeError> {
         let mut out = Vec::with_capacity(data_json.len() + nsp.len() + 64);
-        self.write_json_envelope(&mut out, nsp, data_json, opts_json, attachments)?;
+        let opts = opts_json.map_or(EnvelopeOptions::None, EnvelopeOptions::Json);
+        self.write_json_envelope(&mut out, nsp, data_json, opts, attachments)?;
         Ok(out)
     }
 
@@ -595,7 +615,7 @@ impl<T: Transport> ClassicCore<T> {
         out: &mut Vec<u8>,
         nsp: &str,
         data_json: &str,
-        opts_json: Option<&str>,
+        opts: EnvelopeOptions<'_>,
         attachments: &[&[u8]],
     ) -> Result<(), msgpack::TranscodeError> {
         /// `{rooms: [], except: [], flags: {}}` as notepack encodes it.
@@ -617,11 +637,21 @@ impl<T: Transport> ClassicCore<T> {
         let mut w = msgpack::Writer::from_vec(buf);
         w.write_str("nsp");
         w.write_str(nsp);
-        *out = w.into_inner();
-        match opts_json {
-            Some(json) => msgpack::json_to_msgpack(json, out)?,
-            None => out.extend_from_slice(NO_OPTS),
+        match opts {
+            EnvelopeOptions::None => w.write_raw(NO_OPTS),
+            EnvelopeOptions::OneRoom(room) => {
+                w.write_map_len(3);
+                w.write_str("rooms");
+                w.write_array_len(1);
+                w.write_str(room);
+                w.write_raw(b"\xa6except\x90\xa5flags\x80");
+            }
+            EnvelopeOptions::Json(json) => {
+                *out = w.into_inner();
+                return msgpack::json_to_msgpack(json, out);
+            }
         }
+        *out = w.into_inner();
         Ok(())
     }
 
@@ -743,6 +773,37 @@ mod tests {
         assert_eq!(c.request, "socket.io-request#/#");
         assert_eq!(c.response, "socket.io-response#/#");
         assert_eq!(c.specific_response, "socket.io-response#/#MwqrMp#");
+    }
+
+    struct NoSink;
+    impl DeliverySink for NoSink {
+        fn deliver(&self, _frames: Vec<u8>) {}
+    }
+
+    #[test]
+    fn one_room_options_are_written_as_their_json_would_be_transcoded() {
+        let core = ClassicCore::<crate::transport::PubSubTransport>::new(
+            ClassicSettings::new("socket.io", false, true),
+            Arc::new(NoSink),
+        );
+        let long = "ü".repeat(200); // str16 in MessagePack
+        for room in [
+            "r",
+            "room with \"quotes\" é",
+            "0123456789012345678901234567890123",
+            &long,
+        ] {
+            let room_json = serde_json::to_string(room).unwrap();
+            let json = format!(r#"{{"rooms":[{room_json}],"except":[],"flags":{{}}}}"#);
+            let expected = core
+                .json_envelope("/chat", "[\"ev\",1]", Some(&json), &[])
+                .unwrap();
+            let mut out = Vec::new();
+            let opts = EnvelopeOptions::OneRoom(room);
+            core.write_json_envelope(&mut out, "/chat", "[\"ev\",1]", opts, &[])
+                .unwrap();
+            assert_eq!(out, expected, "{room}");
+        }
     }
 
     #[test]
