@@ -18,6 +18,7 @@ const {
   withPlaceholders,
   NOT_PLAIN,
   broadcastText,
+  precomputesFrames,
   isPlainJson,
   hasTargets,
   wirePrefix,
@@ -138,6 +139,8 @@ class RedisAdapter extends Adapter {
     // With both default parsers, Rust hands broadcasts over as the text clients receive.
     this.wireText = this.parser === msgpack && usesDefaultEncoder(nsp.server);
     this.wirePrefix = wirePrefix(nsp.name);
+    /** "4" (Engine.IO message) and the wire prefix, as the clients' frames start. */
+    this.frameHead = Buffer.from(`4${this.wirePrefix}`);
     if (this.wireText) this.driver.setWireText(this.ns, true);
     this.ready = this.driver.subscribeNamespace(this.ns).catch((e) => {
       debug("subscription for %s deferred: %s", nsp.name, e.message);
@@ -164,8 +167,11 @@ class RedisAdapter extends Adapter {
     if (this.wireText && packet.type === 2 && packet.id === undefined) {
       if (isPlainJson(packet.data)) {
         const json = JSON.stringify(packet.data);
-        if (!onlyLocal) this.publishBroadcast(packet, opts, json);
-        broadcastText(this, this.wirePrefix + json, opts);
+        const queued = !onlyLocal && this.publishBroadcast(packet, opts, json);
+        // Queued: the JSON is in the node's queue as UTF-8, ready for the clients' frame.
+        const frame =
+          queued && precomputesFrames ? this.node.lastQueuedJsonFrame(this.frameHead) : undefined;
+        broadcastText(this, this.wirePrefix + json, opts, frame);
         return;
       }
       // Plain JSON but for Buffers: deconstructed once, as socket.io-parser would, for the
@@ -192,6 +198,7 @@ class RedisAdapter extends Adapter {
   /**
    * `json`: JSON.stringify(packet.data) when the data is plain JSON (see isPlainJson), with
    * socket.io-parser's placeholders for the Buffers in `attachments` when there are some.
+   * True when it was queued as a record of the node's queue (NativeNode#queueBroadcastJson).
    */
   publishBroadcast(packet, opts, json, attachments) {
     try {
@@ -216,7 +223,7 @@ class RedisAdapter extends Adapter {
             json.length < MAX_QUEUED_RECORD &&
             this.node.queueBroadcastJson(this.ns, roomJson, json, optionsJson)
           ) {
-            return;
+            return true;
           }
           queued = this.node
             .inOrder()
@@ -234,6 +241,7 @@ class RedisAdapter extends Adapter {
     } catch (e) {
       debug("could not publish a broadcast: %s", e.message);
     }
+    return false;
   }
 
   onBroadcast(payload) {

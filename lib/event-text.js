@@ -78,6 +78,30 @@ const precomputesFrames =
   })();
 
 /**
+ * A WebSocket text frame (FIN, unmasked, as a server sends it) of `head` (bytes) followed by
+ * `bytes[start, end)`: what ws's Sender.frame makes of the same message, in one Buffer.
+ */
+function textFrame(head, bytes, start, end) {
+  const length = head.length + (end - start);
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = 0x81;
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 0x100000000), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  head.copy(frame, headerLength);
+  bytes.copy(frame, headerLength + head.length, start, end);
+  return frame;
+}
+
+/**
  * The targets at the start of an EVENT_TEXT or EVENT_BINARY payload: mode u8 (0: every
  * socket, 1: options JSON, 2: one room), opts_len u32 LE, the options. Returns them and where
  * the rest starts.
@@ -307,6 +331,8 @@ function hasTargets(opts) {
 }
 
 module.exports = {
+  textFrame,
+  precomputesFrames,
   usesDefaultEncoder,
   applyEventText,
   applyEventBinary,

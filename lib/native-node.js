@@ -3,6 +3,7 @@
 // adapter of each namespace, and shuts the driver down when its last adapter closes.
 const debugModule = require("debug");
 const { DeliveryKind, forEachFrame } = require("./frames");
+const { textFrame } = require("./event-text");
 
 const debug = debugModule("socket.io-redis-native");
 
@@ -28,6 +29,10 @@ class NativeNode {
     // UTF-8 in one reused buffer, created on first use.
     this.queue = null;
     this.queuedBytes = 0;
+    // Where the data JSON of the last queued record is in `queue`, as UTF-8 (see
+    // lastQueuedJsonFrame).
+    this.lastJsonStart = 0;
+    this.lastJsonEnd = 0;
     this.driver = createDriver((batch) => this.onDeliver(batch));
   }
 
@@ -71,11 +76,23 @@ class NativeNode {
     buf[at++] = 1;
     if (options !== "") at += buf.utf8Write(options, at);
     buf[at++] = 1;
+    this.lastJsonStart = at;
     at += buf.utf8Write(json, at);
+    this.lastJsonEnd = at;
     buf[at++] = 0;
     this.queuedBytes = at;
     this.scheduleFlush();
     return true;
+  }
+
+  /**
+   * The WebSocket frame of the Engine.IO message `head` + the data JSON of the record just
+   * queued, from its UTF-8 bytes in the queue: the sender's own clients get the broadcast
+   * without its text being encoded to UTF-8 a second time. Call right after
+   * queueBroadcastJson returned true, before any other code can queue more.
+   */
+  lastQueuedJsonFrame(head) {
+    return textFrame(head, this.queue, this.lastJsonStart, this.lastJsonEnd);
   }
 
   /** Hands the queued broadcasts to Rust (still without waking its sender). */
