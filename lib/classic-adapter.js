@@ -18,6 +18,7 @@ const {
   withPlaceholders,
   NOT_PLAIN,
   broadcastText,
+  dataJson,
   precomputesFrames,
   isPlainJson,
   hasTargets,
@@ -166,7 +167,7 @@ class RedisAdapter extends Adapter {
     // transcoded in Rust, the MessagePack envelope other nodes receive.
     if (this.wireText && packet.type === 2 && packet.id === undefined) {
       if (isPlainJson(packet.data)) {
-        const json = JSON.stringify(packet.data);
+        const json = dataJson(packet.data);
         const queued = !onlyLocal && this.publishBroadcast(packet, opts, json);
         // Queued: the JSON is in the node's queue as UTF-8, ready for the clients' frame.
         const frame =

@@ -119,6 +119,22 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Whether the UTF-8 text `bytes` holds a byte that `JSON.stringify` escapes (a control
+/// character, `"` or a backslash): if not, the JSON string is the text between quotes. Eight
+/// bytes at a time (V8 11's own escaping loop runs at about 2 ns per character).
+pub fn utf8_needs_json_escape(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        if word_needs_escape(u64::from_le_bytes(word.try_into().unwrap())) {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Whether one of the eight bytes of `w` is a control character, `"` or a backslash (the bytes
 /// `JSON.stringify` escapes; bytes of non-ASCII characters are >= 0x80 and never match).
 /// Word-at-a-time tests from "Bit Twiddling Hacks" (haszero / hasless): exact for the
@@ -294,5 +310,22 @@ mod tests {
         assert_eq!(iso(-62198755200000.0), "-000001-01-01T00:00:00.000Z");
         assert_eq!(iso(f64::NAN), "null");
         assert_eq!(iso(8.64e15 + 1.0), "null");
+    }
+    #[test]
+    fn utf8_needs_json_escape_agrees_with_the_writer() {
+        let mut cases: Vec<String> = vec![String::new(), "plain text".into(), "é€😀".repeat(9)];
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{7f}', '\u{2028}'] {
+            for at in [0, 5, 7, 8, 15, 16, 40] {
+                let mut s: String = "x".repeat(40);
+                s.insert(at, special);
+                cases.push(s);
+            }
+        }
+        for s in cases {
+            let mut json = String::new();
+            write_json_string(&s, &mut json);
+            let plain = json == format!("\"{s}\"");
+            assert_eq!(utf8_needs_json_escape(s.as_bytes()), !plain, "{s:?}");
+        }
     }
 }
