@@ -102,11 +102,13 @@ struct Namespace {
 }
 
 #[derive(Default)]
+/// Channels and patterns are looked up by their bytes as Redis sends them (no UTF-8 check
+/// per message).
 struct Routes {
     namespaces: HashMap<u32, Namespace>,
-    by_pattern: HashMap<String, u32>,
-    by_request: HashMap<String, u32>,
-    by_response: HashMap<String, u32>,
+    by_pattern: HashMap<Vec<u8>, u32>,
+    by_request: HashMap<Vec<u8>, u32>,
+    by_response: HashMap<Vec<u8>, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -162,14 +164,8 @@ impl ClassicRouter {
         self.stats
             .received_bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let Some(channel) = msg.channel_str() else {
-            bump(&self.stats.skipped_foreign);
-            return;
-        };
+        let channel = msg.channel;
         if let Some(pattern) = msg.pattern {
-            let Some(pattern) = std::str::from_utf8(pattern).ok() else {
-                return;
-            };
             if let Some(&id) = routes.by_pattern.get(pattern) {
                 self.route_broadcast(id, &routes.namespaces[&id], channel, payload, batch);
             }
@@ -186,16 +182,19 @@ impl ClassicRouter {
         &self,
         id: u32,
         ns: &Namespace,
-        channel: &str,
+        channel: &[u8],
         payload: &[u8],
         batch: &mut FrameBatch,
     ) {
         // The pattern may match channels of other namespaces when names contain glob chars.
-        let Some(rest) = channel.strip_prefix(&ns.channels.broadcast_prefix) else {
+        let Some(rest) = channel.strip_prefix(ns.channels.broadcast_prefix.as_bytes()) else {
             bump(&self.stats.skipped_foreign);
             return;
         };
-        let room = rest.strip_suffix('#').unwrap_or(rest);
+        let Ok(room) = std::str::from_utf8(rest.strip_suffix(b"#").unwrap_or(rest)) else {
+            bump(&self.stats.skipped_foreign);
+            return;
+        };
         if !room.is_empty() && !ns.rooms.contains(room) {
             bump(&self.stats.skipped_no_local_room);
             return;
@@ -237,7 +236,10 @@ impl ClassicRouter {
                     self.log(
                         batch,
                         id,
-                        format!("skipped a malformed broadcast on {channel}: {e}"),
+                        format!(
+                            "skipped a malformed broadcast on {}: {e}",
+                            String::from_utf8_lossy(channel)
+                        ),
                     );
                     return;
                 }
@@ -434,12 +436,18 @@ impl<T: Transport> ClassicCore<T> {
         let id = self.next_namespace.fetch_add(1, Ordering::Relaxed);
         let channels = NamespaceChannels::new(&self.settings().key, name, &self.settings().uid);
         let mut routes = self.router.routes.write().unwrap();
-        routes.by_pattern.insert(channels.pattern.clone(), id);
-        routes.by_request.insert(channels.request.clone(), id);
-        routes.by_response.insert(channels.response.clone(), id);
+        routes
+            .by_pattern
+            .insert(channels.pattern.clone().into_bytes(), id);
+        routes
+            .by_request
+            .insert(channels.request.clone().into_bytes(), id);
         routes
             .by_response
-            .insert(channels.specific_response.clone(), id);
+            .insert(channels.response.clone().into_bytes(), id);
+        routes
+            .by_response
+            .insert(channels.specific_response.clone().into_bytes(), id);
         routes.namespaces.insert(
             id,
             Namespace {
@@ -484,10 +492,12 @@ impl<T: Transport> ClassicCore<T> {
             let Some(ns) = routes.namespaces.remove(&id) else {
                 return Ok(!routes.namespaces.is_empty());
             };
-            routes.by_pattern.remove(&ns.channels.pattern);
-            routes.by_request.remove(&ns.channels.request);
-            routes.by_response.remove(&ns.channels.response);
-            routes.by_response.remove(&ns.channels.specific_response);
+            routes.by_pattern.remove(ns.channels.pattern.as_bytes());
+            routes.by_request.remove(ns.channels.request.as_bytes());
+            routes.by_response.remove(ns.channels.response.as_bytes());
+            routes
+                .by_response
+                .remove(ns.channels.specific_response.as_bytes());
             (ns.channels, !routes.namespaces.is_empty())
         };
         self.transport()

@@ -189,12 +189,12 @@ struct PacketScan<'a> {
     /// text for the packet could then depend on more than type, nsp, data and id.
     odd_keys: bool,
     /// The keys seen so far (a packet has four at most; more only mark it odd).
-    keys: [&'a str; 4],
+    keys: [&'a [u8]; 4],
     key_count: usize,
 }
 
 impl<'a> PacketScan<'a> {
-    fn entry(&mut self, key: Option<&'a str>, value: &'a [u8]) -> Result<(), DecodeError> {
+    fn entry(&mut self, key: Option<&'a [u8]>, value: &'a [u8]) -> Result<(), DecodeError> {
         let Some(key) = key else {
             self.odd_keys = true;
             return Ok(());
@@ -206,11 +206,13 @@ impl<'a> PacketScan<'a> {
             self.key_count += 1;
         }
         match key {
-            "nsp" => self.nsp = Some(value),
-            "id" => self.has_id = true,
-            "type" => self.is_event = matches!(read_head(value, 0)?.0, Head::UInt(2)),
-            "data" => self.data = Some(value),
-            "attachments" => self.odd_keys = true,
+            b"nsp" => self.nsp = Some(value),
+            b"id" => self.has_id = true,
+            b"type" => self.is_event = matches!(read_head(value, 0)?.0, Head::UInt(2)),
+            b"data" => self.data = Some(value),
+            b"attachments" => self.odd_keys = true,
+            // Only a key that is none of the above can be other than UTF-8.
+            _ if std::str::from_utf8(key).is_err() => self.odd_keys = true,
             _ => {}
         }
         Ok(())
@@ -235,11 +237,11 @@ struct OptsScan<'a> {
 }
 
 impl<'a> OptsScan<'a> {
-    fn entry(&mut self, key: Option<&'a str>, value: &'a [u8]) {
+    fn entry(&mut self, key: Option<&'a [u8]>, value: &'a [u8]) {
         match key {
-            Some("rooms") => self.rooms = Some(value),
-            Some("except") => self.except = Some(value),
-            Some("flags") => self.flags = Some(value),
+            Some(b"rooms") => self.rooms = Some(value),
+            Some(b"except") => self.except = Some(value),
+            Some(b"flags") => self.flags = Some(value),
             _ => {}
         }
     }
@@ -247,12 +249,13 @@ impl<'a> OptsScan<'a> {
 
 /// Walks the value at `pos` as [`skip_at`] with `limits` would (same checks, same order);
 /// when it is a map, calls `f(key, raw value)` for each entry (key `None` when it is not a
-/// UTF-8 str). Returns its end and whether it is a map.
+/// str; its bytes, not checked for UTF-8: the callers compare them with known ASCII keys).
+/// Returns its end and whether it is a map.
 fn walk_map<'a>(
     buf: &'a [u8],
     pos: usize,
     limits: &Limits,
-    mut f: impl FnMut(Option<&'a str>, &'a [u8]) -> Result<(), DecodeError>,
+    mut f: impl FnMut(Option<&'a [u8]>, &'a [u8]) -> Result<(), DecodeError>,
 ) -> Result<(usize, bool), DecodeError> {
     let (Head::Map(n), mut at) = read_head(buf, pos)? else {
         return Ok((skip_at(buf, pos, limits)?, false));
@@ -273,10 +276,18 @@ fn walk_map<'a>(
         ..*limits
     };
     for _ in 0..n {
-        let value_at = skip_at(buf, at, &entry)?;
-        let key = match read_head(buf, at)? {
-            (Head::Str(len), p) => std::str::from_utf8(&buf[p..p + len]).ok(),
-            _ => None,
+        // A str key is read once, with skip_at's checks for a str, in its order.
+        let (key, value_at) = match read_head(buf, at)? {
+            (Head::Str(len), p) => {
+                if len > entry.max_len {
+                    return Err(DecodeError::TooLarge);
+                }
+                if buf.len() - p < len {
+                    return Err(DecodeError::Truncated);
+                }
+                (Some(&buf[p..p + len]), p + len)
+            }
+            _ => (None, skip_at(buf, at, &entry)?),
         };
         at = skip_at(buf, value_at, &entry)?;
         f(key, &buf[value_at..at])?;
