@@ -257,9 +257,9 @@ class RedisAdapter extends Adapter {
   }
 
   /** A broadcast already encoded by the Rust core (see lib/event-text.js). */
-  onEventText(payload) {
+  onEventText(payload, start, end) {
     coalesceWritesOnce(this, this.coalesceWebSocketWrites);
-    applyEventText(this, payload);
+    applyEventText(this, payload, start, end);
   }
 
   /** A broadcast with binary values, encoded by the Rust core as socket.io would. */

@@ -107,31 +107,33 @@ function textFrame(head, bytes, start, end) {
  * socket, 1: options JSON, 2: one room), opts_len u32 LE, the options. Returns them and where
  * the rest starts.
  */
-function readTargets(payload) {
-  const optsLength = payload.readUInt32LE(1);
+function readTargets(payload, at = 0) {
+  const optsLength = payload.readUInt32LE(at + 1);
+  const optsAt = at + 5;
   let opts = NO_TARGETS;
-  const mode = payload[0];
+  const mode = payload[at];
   if (mode === 1) {
-    const raw = JSON.parse(payload.toString("utf8", 5, 5 + optsLength));
+    const raw = JSON.parse(payload.toString("utf8", optsAt, optsAt + optsLength));
     opts = { rooms: new Set(raw.rooms), except: new Set(raw.except), flags: raw.flags || {} };
   } else if (mode === 2) {
     // One room, no except, no flags: the room name itself.
-    const room = payload.toString("utf8", 5, 5 + optsLength);
+    const room = payload.toString("utf8", optsAt, optsAt + optsLength);
     opts = { rooms: new Set([room]), except: NO_TARGETS.except, flags: NO_TARGETS.flags };
   }
-  return { opts, rest: 5 + optsLength };
+  return { opts, rest: optsAt + optsLength };
 }
 
 /**
  * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): the
  * targets, head_len u8, then the WebSocket frame of the Engine.IO message: its header, "4",
- * the text.
+ * the text. The payload is `payload[start, end)`.
  */
-function applyEventText(adapter, payload) {
-  const { opts, rest } = readTargets(payload);
+function applyEventText(adapter, payload, start = 0, end = payload.length) {
+  const { opts, rest } = readTargets(payload, start);
   const frameAt = rest + 1;
   const textAt = frameAt + payload[rest] + 1;
-  broadcastText(adapter, payload.toString("utf8", textAt), opts, payload.subarray(frameAt));
+  const text = payload.toString("utf8", textAt, end);
+  broadcastText(adapter, text, opts, payload.subarray(frameAt, end));
 }
 
 /**

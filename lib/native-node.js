@@ -2,7 +2,7 @@
 // The JS side of one native driver: routes the framed deliveries of the Rust core to the
 // adapter of each namespace, and shuts the driver down when its last adapter closes.
 const debugModule = require("debug");
-const { DeliveryKind, forEachFrame } = require("./frames");
+const { DeliveryKind, forEachFrameRange } = require("./frames");
 const { textFrame } = require("./event-text");
 
 const debug = debugModule("socket.io-redis-native");
@@ -137,7 +137,17 @@ class NativeNode {
   }
 
   onDeliver(batch) {
-    forEachFrame(batch, (kind, ns, payload) => {
+    forEachFrameRange(batch, (kind, ns, start, end) => {
+      if (kind === DeliveryKind.EVENT_TEXT) {
+        // The usual broadcast, read in place (see applyEventText).
+        try {
+          this.adapters.get(ns)?.onEventText(batch, start, end);
+        } catch (e) {
+          debug("skipped a message that could not be applied: %s", e && e.message);
+        }
+        return;
+      }
+      const payload = batch.subarray(start, end);
       if (kind === DeliveryKind.LOG) {
         debug("%s", payload.toString());
         return;
@@ -151,8 +161,7 @@ class NativeNode {
       const adapter = this.adapters.get(ns);
       if (!adapter) return;
       try {
-        if (kind === DeliveryKind.EVENT_TEXT) adapter.onEventText(payload);
-        else if (kind === DeliveryKind.EVENT_BINARY) adapter.onEventBinary(payload);
+        if (kind === DeliveryKind.EVENT_BINARY) adapter.onEventBinary(payload);
         else if (kind === DeliveryKind.BROADCAST) adapter.onBroadcast(payload);
         else if (kind === DeliveryKind.REQUEST) adapter.onRequest(payload);
         else if (kind === DeliveryKind.ACK_RESPONSE) adapter.onAckResponse(payload);

@@ -301,9 +301,9 @@ class ShardedRedisAdapter extends ClusterAdapter {
   }
 
   /** A broadcast already encoded by the Rust core (see lib/event-text.js). */
-  onEventText(payload) {
+  onEventText(payload, start, end) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    applyEventText(this, payload);
+    applyEventText(this, payload, start, end);
   }
 
   onRequest(payload) {

@@ -361,9 +361,9 @@ class RedisStreamsAdapter extends ClusterAdapter {
   }
 
   /** A broadcast entry already encoded by the Rust core (see lib/event-text.js). */
-  onEventText(payload) {
+  onEventText(payload, start, end) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    applyEventText(this, payload);
+    applyEventText(this, payload, start, end);
   }
 
   onRawMessage(rawMessage, offset) {
