@@ -169,18 +169,23 @@ describe("framed batches from JS to Rust", () => {
         record([ns, "", "", "[4"]), // data not JSON
         record([ns + 1000, "", "", "[5]"]), // unknown namespace: refused, as a broadcast
         record([ns, '"r"', '{"rooms":["r"],"except":[],"flags":{}}', '["ev",6]']),
+        record([ns, "", "r", "[8]"]), // one-room options (ONE_ROOM) without a room
+        record([ns, '"r2"', "r", '["ev",9]']), // one-room options written from the room
         Buffer.from(`${ns}\x01\x01\x01[7]`), // no record end
       ]);
       const problem = send(batch);
-      expect(problem).toMatch(/^5 of 7 queued broadcasts not sent: 1 refused/);
-      expect(problem).toMatch(/4 skipped \(queued broadcast 1: namespace id is not a u32\)/);
+      expect(problem).toMatch(/^6 of 9 queued broadcasts not sent: 1 refused/);
+      expect(problem).toMatch(/5 skipped \(queued broadcast 1: namespace id is not a u32\)/);
       driver.flush();
       const deadline = Date.now() + 5000;
-      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(got.map((m) => require("notepack.io").decode(m)[1].data)).toEqual([
+      while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const decoded = got.map((m) => require("notepack.io").decode(m));
+      expect(decoded.map((m) => m[1].data)).toEqual([
         ["ev", 1],
         ["ev", 6],
+        ["ev", 9],
       ]);
+      expect(decoded[2][2]).toEqual({ rooms: ["r2"], except: [], flags: {} });
     } finally {
       await subscriber.quit();
       driver.shutdown();
