@@ -846,3 +846,38 @@ async fn send_with_retry(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_is_the_resp_of_its_commands_and_gives_its_messages_back() {
+        let mut bundle = PublishBundle::default();
+        let payloads: [&[u8]; 2] = [b"one", b"\r\n\x00two"];
+        let channels: [&[&[u8]]; 2] = [&[b"p#"], &[b"p#", "é".as_bytes(), b"#"]];
+        for (channel, payload) in channels.iter().zip(payloads) {
+            bundle
+                .push(channel, |out| {
+                    out.extend_from_slice(payload);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        }
+        let mut expected = Vec::new();
+        write_command(&mut expected, &[b"PUBLISH", b"p#", b"one"]);
+        write_command(
+            &mut expected,
+            &[b"PUBLISH", "p#é#".as_bytes(), b"\r\n\x00two"],
+        );
+        assert_eq!(bundle.commands, expected);
+        assert_eq!(bundle.parts.payload_bytes, 3 + 6);
+        assert_eq!(
+            bundle.into_messages(),
+            vec![
+                ("p#".to_string(), b"one".to_vec()),
+                ("p#é#".to_string(), b"\r\n\x00two".to_vec()),
+            ]
+        );
+    }
+}
