@@ -102,6 +102,9 @@ function textFrame(head, bytes, start, end) {
   return frame;
 }
 
+/** Set in an EVENT_TEXT's mode byte when its text is all ASCII (delivery.rs `TEXT_ASCII`). */
+const TEXT_ASCII = 0x80;
+
 /**
  * The targets at the start of an EVENT_TEXT or EVENT_BINARY payload: mode u8 (0: every
  * socket, 1: options JSON, 2: one room), opts_len u32 LE, the options. Returns them and where
@@ -111,7 +114,7 @@ function readTargets(payload, at = 0) {
   const optsLength = payload.readUInt32LE(at + 1);
   const optsAt = at + 5;
   let opts = NO_TARGETS;
-  const mode = payload[at];
+  const mode = payload[at] & ~TEXT_ASCII;
   if (mode === 1) {
     const raw = JSON.parse(payload.toString("utf8", optsAt, optsAt + optsLength));
     opts = { rooms: new Set(raw.rooms), except: new Set(raw.except), flags: raw.flags || {} };
@@ -125,14 +128,19 @@ function readTargets(payload, at = 0) {
 
 /**
  * Applies an EVENT_TEXT frame payload (src/protocol/delivery.rs `write_event_text`): the
- * targets, head_len u8, then the WebSocket frame of the Engine.IO message: its header, "4",
+ * targets (TEXT_ASCII set in their mode when the text is ASCII), head_len u8, then the
+ * WebSocket frame of the Engine.IO message: its header, "4",
  * the text. The payload is `payload[start, end)`.
  */
 function applyEventText(adapter, payload, start = 0, end = payload.length) {
   const { opts, rest } = readTargets(payload, start);
   const frameAt = rest + 1;
   const textAt = frameAt + payload[rest] + 1;
-  const text = payload.toString("utf8", textAt, end);
+  // ASCII is its own Latin-1: a copy into a one-byte string, no UTF-8 decoding.
+  const text =
+    payload[start] & TEXT_ASCII
+      ? payload.latin1Slice(textAt, end)
+      : payload.toString("utf8", textAt, end);
   broadcastText(adapter, text, opts, payload.subarray(frameAt, end));
 }
 

@@ -1,5 +1,6 @@
 //! The parts of V8's `JSON.stringify` that matter for byte equality (PROTOCOL.md 7.4).
 
+use super::text_scan::first_escape;
 use std::fmt::Write as _;
 
 /// 2^53: integral doubles below it print as their integer digits.
@@ -80,73 +81,33 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time while none needs escaping (most text): every string of every
-        // event goes through here on a receiving node.
-        if let Some(word) = bytes.get(i..i + 8) {
-            if !word_needs_escape(u64::from_le_bytes(word.try_into().unwrap())) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        // `i` is at an ASCII byte, hence on a char boundary.
+    loop {
+        let i = start + first_escape(&bytes[start..]);
+        // `i` is at an ASCII byte (or the end), hence on a char boundary.
         out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(esc);
+        let Some(&b) = bytes.get(i) else { break };
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
         start = i + 1;
-        i += 1;
     }
-    out.push_str(&s[start..]);
     out.push('"');
 }
 
 /// Whether the UTF-8 text `bytes` holds a byte that `JSON.stringify` escapes (a control
-/// character, `"` or a backslash): if not, the JSON string is the text between quotes. Eight
-/// bytes at a time (V8 11's own escaping loop runs at about 2 ns per character).
+/// character, `"` or a backslash): if not, the JSON string is the text between quotes (V8 11's
+/// own escaping loop runs at about 2 ns per character).
 pub fn utf8_needs_json_escape(bytes: &[u8]) -> bool {
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        if word_needs_escape(u64::from_le_bytes(word.try_into().unwrap())) {
-            return true;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
-/// Whether one of the eight bytes of `w` is a control character, `"` or a backslash (the bytes
-/// `JSON.stringify` escapes; bytes of non-ASCII characters are >= 0x80 and never match).
-/// Word-at-a-time tests from "Bit Twiddling Hacks" (haszero / hasless): exact for the
-/// word as a whole.
-#[inline]
-pub(crate) fn word_needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    (below_space | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))))
-        != 0
+    first_escape(bytes) < bytes.len()
 }
 
 /// Appends `new Date(ms).toISOString()` (`YYYY-MM-DDTHH:mm:ss.sssZ`, with a signed

@@ -5,7 +5,9 @@
 //!   extraction, and JSON <-> MessagePack transcoding.
 //! - [`json`]: the pieces of V8's `JSON.stringify` needed for byte equality (number
 //!   formatting, string escaping, `Date#toISOString`).
+//! - [`text_scan`]: where the next byte that JSON escapes is, 32 bytes per step.
 
 pub mod fetch_sockets;
 pub mod json;
 pub mod msgpack;
+pub mod text_scan;

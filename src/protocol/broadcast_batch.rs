@@ -153,7 +153,7 @@ pub fn records(batch: &str) -> impl Iterator<Item = Result<QueuedBroadcast<'_>, 
         if rest.is_empty() {
             return None;
         }
-        let (record, after) = match rest.find(RECORD_END) {
+        let (record, after) = match memchr::memchr(RECORD_END as u8, rest.as_bytes()) {
             Some(end) => (&rest[..end], &rest[end + 1..]),
             None => (rest, ""),
         };

@@ -4,9 +4,8 @@ use std::fmt;
 
 use super::reader::{decode_at, read_head, skip_at, validate, Head, ValueRef};
 use super::{DecodeError, Limits, Writer};
-use crate::codec::json::{
-    format_iso_date, format_js_number, word_needs_escape, write_json_number, write_json_string,
-};
+use crate::codec::json::{format_iso_date, format_js_number, write_json_number, write_json_string};
+use crate::codec::text_scan::first_escape;
 
 /// Why a JSON text could not be transcoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,33 +348,23 @@ impl JsonParser<'_, '_> {
     /// Parses the string starting at the opening quote and writes it as a msgpack str.
     fn string(&mut self, w: &mut Writer) -> Result<(), TranscodeError> {
         let start = self.i + 1;
-        let mut p = start;
         // Fast path: no escapes, the text between the quotes is the string.
-        loop {
-            // Eight bytes at a time while there is no quote, backslash or control character.
-            if let Some(word) = self.b.get(p..p + 8) {
-                if !word_needs_escape(u64::from_le_bytes(word.try_into().unwrap())) {
-                    p += 8;
-                    continue;
-                }
+        let p = start + first_escape(&self.b[start..]);
+        match self.b.get(p) {
+            Some(b'"') => {
+                self.check_len(p - start)?;
+                w.write_str(&self.s[start..p]);
+                self.i = p + 1;
+                return Ok(());
             }
-            match self.b.get(p) {
-                Some(b'"') => {
-                    self.check_len(p - start)?;
-                    w.write_str(&self.s[start..p]);
-                    self.i = p + 1;
-                    return Ok(());
-                }
-                Some(b'\\') => break,
-                Some(0x00..=0x1f) => {
-                    self.i = p;
-                    return Err(self.err("control character in string"));
-                }
-                Some(_) => p += 1,
-                None => {
-                    self.i = p;
-                    return Err(self.err("unterminated string"));
-                }
+            Some(b'\\') => {}
+            Some(_) => {
+                self.i = p;
+                return Err(self.err("control character in string"));
+            }
+            None => {
+                self.i = p;
+                return Err(self.err("unterminated string"));
             }
         }
         let mut buf = std::mem::take(&mut self.scratch);
@@ -406,12 +395,7 @@ impl JsonParser<'_, '_> {
     fn string_slow(&mut self, buf: &mut String) -> Result<(), TranscodeError> {
         loop {
             let run_start = self.i;
-            while let Some(&c) = self.b.get(self.i) {
-                if c == b'"' || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.i += 1;
-            }
+            self.i += first_escape(&self.b[self.i..]);
             buf.push_str(&self.s[run_start..self.i]);
             match self.peek() {
                 Some(b'"') => {
