@@ -28,6 +28,7 @@ const {
   runEmitter,
   runRaw,
   runRequest,
+  startRequestFloor,
   summarize,
 } = require("./scenarios");
 const { render } = require("./report");
@@ -147,7 +148,8 @@ async function runMain(args, ctx, meta) {
         emitter,
         sharded: scenarios.some((s) => s.kind === "raw" && s.sharded),
       });
-    if (scenarios.some((s) => s.kind === "broadcast" || s.kind === "request")) {
+    if (scenarios.some((s) => s.raw)) clusters.raw = await startRequestFloor(ctx);
+    if (scenarios.some((s) => s.kind === "broadcast" || (s.kind === "request" && !s.raw))) {
       for (const adapter of ["official", "ours"]) {
         clusters[adapter] = await startCluster({
           kind: ctx.kind,
@@ -159,7 +161,9 @@ async function runMain(args, ctx, meta) {
     }
     try {
       // One short unrecorded run per cluster first (JIT, connections, Redis buffers).
-      const first = scenarios.find((s) => s.kind === "broadcast" || s.kind === "request");
+      const first = scenarios.find(
+        (s) => s.kind === "broadcast" || (s.kind === "request" && !s.raw),
+      );
       if (first) {
         const warm = { ...ctx, timing: { ...ctx.timing, warmupMs: 200, durationMs: 500 } };
         for (const v of ["official", "ours"]) {
@@ -169,7 +173,7 @@ async function runMain(args, ctx, meta) {
       }
       for (let round = 0; round < ctx.timing.rounds; round++) {
         for (const sc of scenarios) {
-          const variants = sc.kind === "raw" ? ["raw"] : ["official", "ours"];
+          const variants = sc.kind === "raw" || sc.raw ? ["raw"] : ["official", "ours"];
           for (const v of variants) {
             let r;
             if (sc.kind === "raw") r = await runRaw(sc, ctx, helpers);

@@ -9,6 +9,8 @@ const { spread } = require("./stats");
 const { kindInfo } = require("./kinds");
 
 const ROOM = "r";
+/** The request floor's scenario id (report.js compares serverSideEmit with ack to it). */
+const RAW_ROUND_TRIP = "raw request round trip (node-redis PUBLISH, 2 answering processes)";
 
 const PAYLOADS = {
   "100B": { size: 100 },
@@ -74,6 +76,10 @@ function scenarioGroups({ emitter, kind = "classic" }) {
           op: "fetchSocketsHandshakes",
         },
         { id: "serverSideEmit with ack (3 nodes)", kind: "request", op: "serverSideEmitAck" },
+        // The floor of the one above over pub/sub: the same exchange without Socket.IO.
+        ...(kind === "streams"
+          ? []
+          : [{ id: RAW_ROUND_TRIP, kind: "request", op: "rawRoundTrip", raw: true }]),
       ],
     },
   ];
@@ -386,6 +392,34 @@ async function runRequest(cluster, sc, ctx) {
   };
 }
 
+/**
+ * raw-request.js processes, one asking and two answering, shaped like a cluster for
+ * runRequest: node 0 asks, node 1 answers (its CPU is the responder's), the other answerer
+ * stands where the clients' process does.
+ */
+async function startRequestFloor(ctx) {
+  const ask = new Proc(
+    "raw-request.js",
+    { role: "ask", redisUrl: ctx.redisUrl, answerers: 2 },
+    { label: "raw ask" },
+  );
+  const answerers = [0, 1].map(
+    (i) =>
+      new Proc(
+        "raw-request.js",
+        { role: "answer", redisUrl: ctx.redisUrl },
+        { label: `raw answer ${i}` },
+      ),
+  );
+  const all = [ask, ...answerers];
+  await Promise.all(all.map((p) => p.waitFor("ready")));
+  return {
+    nodes: [ask, answerers[0]],
+    clients: answerers[1],
+    close: () => Promise.all(all.map((p) => p.close())),
+  };
+}
+
 /** Median [min–max] of every numeric field over the rounds. */
 function summarize(rounds) {
   const out = {};
@@ -400,6 +434,7 @@ function summarize(rounds) {
 
 module.exports = {
   ROOM,
+  RAW_ROUND_TRIP,
   PAYLOADS,
   scenarioGroups,
   startCluster,
@@ -408,6 +443,7 @@ module.exports = {
   runRaw,
   runRequest,
   startHelpers,
+  startRequestFloor,
   summarize,
   markAll,
 };
