@@ -1,10 +1,13 @@
 "use strict";
 
-// The sharded adapter's receive fast path (src/protocol/cluster_event.rs): a JSON BROADCAST
-// message already holds the text socket.io writes for its packet data, so native receivers
-// hand it to clients without JSON.parse and socket.io-parser. It must be invisible: clients of
+// The sharded adapter's fast paths (src/protocol/cluster_event.rs, lib/event-text.js): a JSON
+// BROADCAST message already holds the text socket.io writes for its packet data, and a
+// MessagePack one (binary values) is turned into socket.io's BINARY_EVENT text and
+// attachments in Rust, so native receivers hand both to clients without a decode in JS and
+// socket.io-parser; native senders write the message MessagePack with the Buffers in Rust. It must be invisible: clients of
 // native and official receivers get the same frames from official and native senders.
 
+const notepack = require("notepack.io");
 const { startRedis } = require("./helpers/redis");
 const { waitUntil, record, waitForCount } = require("./helpers/cluster");
 const { createShardedCluster } = require("./helpers/sharded");
@@ -50,6 +53,22 @@ describe("sharded receive fast path", () => {
     expect(reference[0]).toBe(`2${JSON.stringify(["ev", ...PAYLOADS[0][1]])}`);
   });
 
+  it("a native sender's own clients get the frames an official sender's own clients get", async () => {
+    await setup();
+    // Local delivery encodes the emitted objects themselves (no MessagePack round trip), on
+    // the fast paths of a native sender too: plain JSON and Buffers with placeholders.
+    const [ofOfficial, ofNative] = captureFrames([c.clients[0], c.clients[1]]);
+    for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);
+    await c.fence(0);
+    const official = [...ofOfficial];
+    const before = ofNative.length;
+    for (const [, args] of PAYLOADS) c.servers[1].emit("ev", ...args);
+    await c.fence(1);
+    const native = ofNative.slice(before);
+    expect(official.length).toBeGreaterThan(PAYLOADS.length);
+    expect(native).toEqual(official);
+  });
+
   it.each([
     ["to all", (io) => io, { rooms: [], except: [], flags: {} }],
     [
@@ -64,22 +83,25 @@ describe("sharded receive fast path", () => {
     const listener = (message) => published.push(message);
     await client.sSubscribe(["socket.io#/#", "socket.io#/#room1#"], listener, true);
     const native = c.servers[1].of("/").adapter;
-    const plain = PAYLOADS.filter(([name]) => !name.startsWith("binary"));
-    for (const [, args] of plain) target(c.servers[1]).emit("ev", ...args);
-    await waitUntil(() => published.length >= plain.length, { what: "every message" });
-    plain.forEach(([, args], i) => {
-      // JSON.stringify of the object the official adapter builds for the same emit.
-      const expected = JSON.stringify({
+    for (const [, args] of PAYLOADS) target(c.servers[1]).emit("ev", ...args);
+    await waitUntil(() => published.length >= PAYLOADS.length, { what: "every message" });
+    PAYLOADS.forEach(([name, args], i) => {
+      // The object the official adapter builds for the same emit, encoded as it encodes it:
+      // MessagePack (notepack) when the packet holds binary values, else JSON.
+      const message = {
         type: 3,
         data: { packet: { type: 2, data: ["ev", ...args] }, opts },
         uid: native.uid,
         nsp: "/",
-      });
-      expect(published[i].toString()).toBe(expected);
+      };
+      const expected = name.startsWith("binary")
+        ? notepack.encode(message)
+        : Buffer.from(JSON.stringify(message));
+      expect([name, published[i].toString("hex")]).toEqual([name, expected.toString("hex")]);
     });
   });
 
-  it("native receivers take JSON broadcasts as text, MessagePack ones through JS", async () => {
+  it("native receivers hand JSON and MessagePack (binary) broadcasts over as socket.io's wire", async () => {
     await setup();
     const native = c.servers[1].of("/").adapter;
     const before = native.metrics();
@@ -88,10 +110,11 @@ describe("sharded receive fast path", () => {
     const after = native.metrics();
     const delivered = after.delivered - before.delivered;
     const asText = after.deliveredAsText - before.deliveredAsText;
-    // Every payload plus the fence; only the binary ones are MessagePack.
-    const binary = PAYLOADS.filter(([name]) => name.startsWith("binary")).length;
+    // Every payload plus the fence: the JSON ones as text, the binary ones (MessagePack) as
+    // their BINARY_EVENT text and attachments (the frames test above shows clients see no
+    // difference).
     expect(delivered).toBe(PAYLOADS.length + 1);
-    expect(asText).toBe(delivered - binary);
+    expect(asText).toBe(delivered);
   });
 
   it("keeps rooms, exceptions and flags, and a custom namespace's prefix", async () => {

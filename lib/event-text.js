@@ -379,6 +379,48 @@ function plainClusterBroadcast(adapter, packet, opts) {
   return { json, rooms, data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}` };
 }
 
+/**
+ * plainClusterBroadcast for an EVENT whose data holds Buffers among plain JSON: the JSON of its
+ * data with socket.io-parser's placeholders in place of the Buffers, which come in
+ * `attachments` (the Rust core writes the MessagePack message notepack would, with them as
+ * `bin`). Null when upstream's path must run, flags that JSON would not carry included.
+ */
+function binaryClusterBroadcast(adapter, packet, opts) {
+  if (
+    !adapter.wireText ||
+    packet.type !== 2 ||
+    packet.id !== undefined ||
+    (opts.flags && opts.flags.local) ||
+    !plainFlags(opts.flags)
+  ) {
+    return null;
+  }
+  const attachments = [];
+  const data = withPlaceholders(packet.data, attachments);
+  if (data === NOT_PLAIN || attachments.length === 0) return null;
+  const json = JSON.stringify(data);
+  const rooms = [...opts.rooms];
+  const encodedOpts = JSON.stringify({ rooms, except: [...opts.except], flags: opts.flags });
+  return {
+    json,
+    rooms,
+    attachments,
+    data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`,
+  };
+}
+
+/** Flags whose JSON is what notepack encodes of them: booleans and finite numbers. */
+function plainFlags(flags) {
+  if (flags === undefined) return true;
+  if (flags === null || typeof flags !== "object") return false;
+  for (const key in flags) {
+    const value = flags[key];
+    if (typeof value !== "boolean" && !(typeof value === "number" && Number.isFinite(value)))
+      return false;
+  }
+  return true;
+}
+
 /** Whether a broadcast has rooms, exceptions or flags (else its options need not travel). */
 function hasTargets(opts) {
   if (!opts) return false;
@@ -402,4 +444,5 @@ module.exports = {
   hasTargets,
   wirePrefix,
   plainClusterBroadcast,
+  binaryClusterBroadcast,
 };

@@ -21,9 +21,12 @@ const { coalesceWritesOnce } = require("./write-coalescing");
 const {
   usesDefaultEncoder,
   applyEventText,
+  applyEventBinary,
   broadcastText,
   wirePrefix,
   plainClusterBroadcast,
+  binaryClusterBroadcast,
+  broadcastBinary,
 } = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
@@ -208,12 +211,13 @@ class ShardedRedisAdapter extends ClusterAdapter {
    */
   broadcast(packet, opts) {
     const plain = plainClusterBroadcast(this, packet, opts);
-    if (!plain) return super.broadcast(packet, opts);
+    if (!plain) {
+      const binary = binaryClusterBroadcast(this, packet, opts);
+      return binary ? this.broadcastBinary(packet, opts, binary) : super.broadcast(packet, opts);
+    }
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const { json, rooms, data } = plain;
-    const message =
-      `{"type":${MessageType.BROADCAST},"data":${data},` +
-      `"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    const message = this.messageJson(data);
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     // Queued with the others of this turn (lib/native-node.js); a message too large for the
     // queue goes by its own call.
@@ -233,6 +237,36 @@ class ShardedRedisAdapter extends ClusterAdapter {
     // a socket.emit() right after io.emit() still reaches its client first.
     const text = wirePrefix(this.nsp.name) + json;
     queueMicrotask(() => broadcastText(this, text, opts));
+    return Promise.resolve();
+  }
+
+  /** JSON.stringify of upstream's BROADCAST message of `data` (its key order: type, data, uid, nsp). */
+  messageJson(data) {
+    return (
+      `{"type":${MessageType.BROADCAST},"data":${data},` +
+      `"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`
+    );
+  }
+
+  /**
+   * The fast path of broadcast() for an EVENT with Buffers (binaryClusterBroadcast): the Rust
+   * core writes the MessagePack message with the Buffers as notepack would, and local clients
+   * get socket.io-parser's BINARY_EVENT text and the Buffers, one microtask later as upstream.
+   */
+  broadcastBinary(packet, opts, { json, rooms, data, attachments }) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    const room = roomChannelOf(rooms, this.opts.subscriptionMode);
+    const queued = this.node
+      .inOrder()
+      .publishJsonAttachmentsDeferred(this.ns, room, this.messageJson(data), attachments);
+    if (queued === -1) return super.broadcast(packet, opts);
+    if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
+    this.node.scheduleFlush();
+    const text = `5${attachments.length}-${wirePrefix(this.nsp.name).slice(1)}${json}`;
+    queueMicrotask(() => {
+      packet.nsp = this.nsp.name; // as upstream's Adapter#broadcast
+      broadcastBinary(this, packet, text, attachments, opts);
+    });
     return Promise.resolve();
   }
 
@@ -304,6 +338,12 @@ class ShardedRedisAdapter extends ClusterAdapter {
   onEventText(payload, start, end) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     applyEventText(this, payload, start, end);
+  }
+
+  /** A broadcast with binary values, encoded by the Rust core as socket.io would. */
+  onEventBinary(payload) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    applyEventBinary(this, payload);
   }
 
   onRequest(payload) {

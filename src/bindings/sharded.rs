@@ -127,6 +127,30 @@ impl ShardedDriver {
             .publish_deferred(ns, room.as_deref(), text.into_bytes())
     }
 
+    /// `publish_deferred` of a broadcast with Buffers: the message JSON with socket.io-parser's
+    /// placeholders, and the Buffers they stand for (MessagePack written in Rust, byte-equal to
+    /// notepack's). -1 when the JSON cannot be transcoded (JS then takes upstream's path),
+    /// else 1 queued, 0 refused.
+    #[napi]
+    pub fn publish_json_attachments_deferred(
+        &self,
+        ns: u32,
+        room: Option<String>,
+        message_json: String,
+        attachments: Vec<Buffer>,
+    ) -> i32 {
+        let attachments: Vec<&[u8]> = attachments.iter().map(|b| &b[..]).collect();
+        match self.core.publish_json_attachments_deferred(
+            ns,
+            room.as_deref(),
+            &message_json,
+            &attachments,
+        ) {
+            Ok(queued) => i32::from(queued),
+            Err(_) => -1,
+        }
+    }
+
     /// The broadcast messages JS queued during one event-loop turn: the first `length`
     /// bytes of `queue` (records of `protocol::broadcast_batch`, data = the message JSON),
     /// read during the call. Returns nothing when every one was queued, else what happened

@@ -19,8 +19,8 @@ mod transcode;
 mod writer;
 
 pub use envelope::{
-    peek_envelope_uid, read_broadcast_envelope, read_message_header, BroadcastEnvelope,
-    MessageHeader, RoomRef,
+    peek_envelope_uid, read_broadcast_envelope, read_cluster_broadcast, read_message_header,
+    BroadcastEnvelope, MessageHeader, RoomRef,
 };
 pub use event_wire::{event_wire_string, EventWire};
 pub use reader::{

@@ -3,10 +3,10 @@
 //! request/response flows whose correlation happens here rather than in JS.
 
 use super::broadcast_batch::{self, BatchOutcome};
-use super::delivery::{DeliveryKind, DeliverySink, EventTargets, FrameBatch};
+use super::delivery::{push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
 use super::header::{peek_json_request_id, read_header};
 use super::requests::{uid2, AnswerMap, Outcome, RequestRegistry};
-use crate::codec::msgpack::{self, EventWire, RoomRef};
+use crate::codec::msgpack;
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
 use redis::RedisResult;
@@ -225,7 +225,11 @@ impl ClassicRouter {
                         bump(&self.stats.skipped_no_local_room);
                         return;
                     }
-                    if ns.wire_text && Self::push_event_wire(&env, &ns.name, id, batch) {
+                    // A missing packet.nsp means "/" to a JS receiver, which drops it elsewhere.
+                    if ns.wire_text
+                        && env.packet_nsp.unwrap_or("/") == ns.name
+                        && push_event_wire(&env, &ns.name, id, batch)
+                    {
                         bump(&self.stats.delivered);
                         bump(&self.stats.delivered_as_text);
                         return;
@@ -247,44 +251,6 @@ impl ClassicRouter {
         }
         bump(&self.stats.delivered);
         batch.push(DeliveryKind::Broadcast, id, payload);
-    }
-
-    /// Frames a broadcast as what socket.io writes to clients (see [`DeliveryKind::EventText`]
-    /// and [`DeliveryKind::EventBinary`]); false when only JS can encode it.
-    fn push_event_wire(
-        env: &msgpack::BroadcastEnvelope<'_>,
-        nsp: &str,
-        id: u32,
-        batch: &mut FrameBatch,
-    ) -> bool {
-        // A missing packet.nsp means "/" to a JS receiver, which drops it elsewhere.
-        if env.packet_nsp.unwrap_or("/") != nsp {
-            return false;
-        }
-        let limits = msgpack::Limits::default();
-        let Some(wire) = env.event_wire(nsp) else {
-            return false;
-        };
-        let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
-        let mut opts = String::new();
-        let targets = match (env.rooms.as_slice(), env.except.is_empty() && no_flags) {
-            // No rooms, no except, no flags: JS needs no options at all.
-            ([], true) => EventTargets::All,
-            ([RoomRef::Str(room)], true) => EventTargets::Room(room),
-            _ => {
-                if msgpack::msgpack_to_json(env.opts, &limits, &mut opts).is_err() {
-                    return false;
-                }
-                EventTargets::Json(&opts)
-            }
-        };
-        match wire {
-            EventWire::Text(text) => batch.push_event_text(id, targets, &[text.as_bytes()]),
-            EventWire::Binary { text, attachments } => {
-                batch.push_event_binary(id, targets, &text, &attachments)
-            }
-        }
-        true
     }
 
     fn route_request(&self, id: u32, payload: &[u8], batch: &mut FrameBatch) {

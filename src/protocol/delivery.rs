@@ -3,6 +3,7 @@
 //!
 //! Frame: `kind: u8, namespace: u32 LE, length: u32 LE, payload`.
 
+use crate::codec::msgpack::{self, EventWire, RoomRef};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +242,42 @@ pub fn log_reporter(sink: Arc<dyn DeliverySink>) -> Arc<dyn Fn(String) + Send + 
         batch.push(DeliveryKind::Log, 0, line.as_bytes());
         batch.flush_to(&*sink);
     })
+}
+
+/// Frames a MessagePack broadcast (classic envelope, or a cluster adapter's `{packet, opts}`)
+/// as what socket.io writes to clients (see [`DeliveryKind::EventText`] and
+/// [`DeliveryKind::EventBinary`]); false when only JS can encode it. The caller has checked
+/// that the packet is for namespace `nsp`.
+pub fn push_event_wire(
+    env: &msgpack::BroadcastEnvelope<'_>,
+    nsp: &str,
+    id: u32,
+    batch: &mut FrameBatch,
+) -> bool {
+    let limits = msgpack::Limits::default();
+    let Some(wire) = env.event_wire(nsp) else {
+        return false;
+    };
+    let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
+    let mut opts = String::new();
+    let targets = match (env.rooms.as_slice(), env.except.is_empty() && no_flags) {
+        // No rooms, no except, no flags: JS needs no options at all.
+        ([], true) => EventTargets::All,
+        ([RoomRef::Str(room)], true) => EventTargets::Room(room),
+        _ => {
+            if msgpack::msgpack_to_json(env.opts, &limits, &mut opts).is_err() {
+                return false;
+            }
+            EventTargets::Json(&opts)
+        }
+    };
+    match wire {
+        EventWire::Text(text) => batch.push_event_text(id, targets, &[text.as_bytes()]),
+        EventWire::Binary { text, attachments } => {
+            batch.push_event_binary(id, targets, &text, &attachments)
+        }
+    }
+    true
 }
 
 /// Reads [`write_event_text`]'s layout back: `(mode, opts JSON, text)`; `None` when the

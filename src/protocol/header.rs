@@ -15,6 +15,8 @@ pub struct Header<'a> {
     pub nsp: Option<Cow<'a, str>>,
     /// The raw `data` value of a JSON message (None for MessagePack).
     pub data: Option<&'a str>,
+    /// The encoded `data` value of a MessagePack message (None for JSON).
+    pub data_msgpack: Option<&'a [u8]>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +61,7 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
             request_id,
             nsp: h.nsp,
             data: h.data.map(RawValue::get),
+            data_msgpack: None,
         })
     } else {
         let h =
@@ -69,6 +72,7 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
             request_id: h.request_id.map(Cow::Borrowed),
             nsp: h.nsp.map(Cow::Borrowed),
             data: None,
+            data_msgpack: h.data,
         })
     }
 }

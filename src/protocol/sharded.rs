@@ -6,8 +6,9 @@
 
 use super::broadcast_batch::{self, BatchOutcome};
 use super::cluster_event::{broadcast_event_text, BROADCAST};
-use super::delivery::{event_wire_head, DeliveryKind, DeliverySink, FrameBatch};
+use super::delivery::{event_wire_head, push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
+use crate::codec::msgpack;
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
 use redis::RedisResult;
@@ -171,6 +172,19 @@ impl ShardedRouter {
                         bump(&self.stats.delivered);
                         bump(&self.stats.delivered_as_text);
                         return;
+                    }
+                    // MessagePack: a packet with binary values (the official encoder's choice).
+                    // socket.io-adapter applies it to the receiving namespace whatever its
+                    // packet.nsp says (Adapter#broadcast sets it).
+                    let envelope = header
+                        .data_msgpack
+                        .and_then(|data| msgpack::read_cluster_broadcast("", data).ok());
+                    if let Some(env) = envelope {
+                        if push_event_wire(&env, &ns.name, id, batch) {
+                            bump(&self.stats.delivered);
+                            bump(&self.stats.delivered_as_text);
+                            return;
+                        }
                     }
                 }
             }
@@ -398,6 +412,24 @@ impl<T: Transport> ShardedCore<T> {
                 .publish_deferred(c.publish_channel(room), payload),
             None => false,
         }
+    }
+
+    /// [`ShardedCore::publish_deferred`] of a message given as JSON with socket.io-parser's
+    /// placeholders (`{"_placeholder":true,"num":N}`) where `attachments[N]` go: the
+    /// MessagePack notepack.io writes for the message with its Buffers (what the official
+    /// adapter publishes when a packet holds binary values). Ok(false) when refused.
+    pub fn publish_json_attachments_deferred(
+        &self,
+        id: u32,
+        room: Option<&str>,
+        message_json: &str,
+        attachments: &[&[u8]],
+    ) -> Result<bool, msgpack::TranscodeError> {
+        let mut payload = Vec::with_capacity(
+            message_json.len() + attachments.iter().map(|a| a.len() + 5).sum::<usize>(),
+        );
+        msgpack::json_to_msgpack_with_attachments(message_json, attachments, &mut payload)?;
+        Ok(self.publish_deferred(id, room, payload))
     }
 
     /// [`ShardedCore::publish_deferred`] for the broadcast messages JS queued during one

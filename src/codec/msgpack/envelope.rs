@@ -176,6 +176,62 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
     })
 }
 
+/// The `data` of a socket.io-adapter cluster `BROADCAST` message, `{packet, opts}` (PROTOCOL.md
+/// 3.1; the sharded adapter sends MessagePack when the packet holds binary values), read as a
+/// [`BroadcastEnvelope`] of sender `uid`. A `requestId` key (a broadcast with acks, which JS
+/// answers) or a missing packet or opts is an error: the message then goes to JS as it is.
+pub fn read_cluster_broadcast<'a>(
+    uid: &'a str,
+    data: &'a [u8],
+) -> Result<BroadcastEnvelope<'a>, DecodeError> {
+    let limits = Limits::default();
+    let (mut packet_at, mut opts_at, mut request_id) = (None, None, false);
+    let (end, is_map) = walk_map(data, 0, &limits, |key, value| {
+        match key {
+            Some(b"packet") => packet_at = Some(value),
+            Some(b"opts") => opts_at = Some(value),
+            Some(b"requestId") => request_id = true,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    if end != data.len() {
+        return Err(DecodeError::TrailingBytes(data.len() - end));
+    }
+    if !is_map || request_id {
+        return Err(DecodeError::UnexpectedType("data {packet, opts}"));
+    }
+    let (Some(packet_raw), Some(opts_raw)) = (packet_at, opts_at) else {
+        return Err(DecodeError::UnexpectedType("data {packet, opts}"));
+    };
+    let mut packet = PacketScan::default();
+    let (_, packet_is_map) = walk_map(packet_raw, 0, &limits, |k, v| packet.entry(k, v))?;
+    let mut opts = OptsScan::default();
+    let (_, opts_is_map) = walk_map(opts_raw, 0, &limits, |k, v| {
+        opts.entry(k, v);
+        Ok(())
+    })?;
+    if !packet_is_map || !opts_is_map {
+        return Err(DecodeError::UnexpectedType("packet and opts maps"));
+    }
+    let packet_nsp = match packet.nsp.map(|v| decode_at(v, 0)).transpose()? {
+        None => None,
+        Some((ValueRef::Str(s), _)) => Some(s),
+        Some(_) => return Err(DecodeError::UnexpectedType("packet.nsp str")),
+    };
+    Ok(BroadcastEnvelope {
+        uid,
+        packet_nsp,
+        rooms: rooms_of(opts.rooms)?,
+        except: rooms_of(opts.except)?,
+        has_packet_id: packet.has_id,
+        packet: packet_raw,
+        opts: opts_raw,
+        flags: opts.flags,
+        event_data: packet.event_data(),
+    })
+}
+
 /// What the walk over a packet map noticed.
 #[derive(Default)]
 struct PacketScan<'a> {

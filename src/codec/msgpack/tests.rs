@@ -303,6 +303,42 @@ fn broadcast_envelope_fields() {
 }
 
 #[test]
+fn cluster_broadcasts_read_as_envelopes() {
+    // {type: 3, data: {packet, opts}, uid, nsp} with a Buffer, as the official sharded adapter
+    // publishes an emit with binary values.
+    let mut msg = Vec::new();
+    json_to_msgpack_with_attachments(
+        r#"{"type":3,"data":{"packet":{"type":2,"data":["ev",{"_placeholder":true,"num":0}]},"opts":{"rooms":["r"],"except":[],"flags":{}}},"uid":"u1","nsp":"/"}"#,
+        &[b"\x01\x02"],
+        &mut msg,
+    )
+    .unwrap();
+    let data = read_message_header(&msg).unwrap().data.unwrap();
+    let env = read_cluster_broadcast("u1", data).unwrap();
+    assert_eq!(
+        (env.uid, env.packet_nsp, env.rooms.len(), env.except.len()),
+        ("u1", None, 1, 0)
+    );
+    assert_eq!(env.flags, Some(&[0x80u8][..]));
+    match env.event_wire("/").unwrap() {
+        EventWire::Binary { text, attachments } => {
+            assert_eq!(text, r#"51-["ev",{"_placeholder":true,"num":0}]"#);
+            assert_eq!(attachments, vec![&b"\x01\x02"[..]]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A broadcast with acks (JS answers those), and data that is not {packet, opts}.
+    for data in [
+        r#"{"packet":{"type":2,"data":["a"]},"opts":{},"requestId":"x"}"#,
+        r#"{"packet":{"type":2,"data":["a"]}}"#,
+        r#"{"packet":1,"opts":{}}"#,
+        r#"[1,2]"#,
+    ] {
+        assert!(read_cluster_broadcast("u", &mp(data)).is_err(), "{data}");
+    }
+}
+
+#[test]
 fn message_headers() {
     let classic = mp(r#"{"uid":"MwqrMp","requestId":"QjuY-P","type":7,"packet":{"type":2}}"#);
     let h = read_message_header(&classic).unwrap();
