@@ -8,6 +8,7 @@ const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { xaddHead, encodeXaddFrames } = require("./xadd-frames");
 const { withCountedRequests } = require("./counted-requests");
 const {
   usesDefaultEncoder,
@@ -119,29 +120,6 @@ function nextOffset(offset) {
 }
 
 /** One createAdapter() call: the native driver and the adapters of its namespaces. */
-/** Frames of StreamsDriver.xaddBatch: stream, maxLen u32, field count u32, fields (u32 LE lengths). */
-// Fields are strings (see encode()): written straight into the frames, no Buffer per field.
-function encodeXaddFrames(entries) {
-  let size = 0;
-  for (const e of entries) {
-    size += 12 + Buffer.byteLength(e.stream);
-    for (const f of e.fields) size += 4 + Buffer.byteLength(f);
-  }
-  const frames = Buffer.allocUnsafe(size);
-  let offset = 0;
-  const put = (text) => {
-    const length = frames.write(text, offset + 4);
-    offset = frames.writeUInt32LE(length, offset) + length;
-  };
-  for (const e of entries) {
-    put(e.stream);
-    offset = frames.writeUInt32LE(e.maxLen, offset);
-    offset = frames.writeUInt32LE(e.fields.length, offset);
-    for (const f of e.fields) put(f);
-  }
-  return frames;
-}
-
 class StreamsNode {
   constructor(redisClient, options) {
     this.adapters = new Map(); // namespace name -> adapter
@@ -172,13 +150,20 @@ class StreamsNode {
    * call order; each caller gets its entry id (the offset ClusterAdapter needs) or its error.
    */
   queueXadd(stream, maxLen, fields) {
+    return this.queueXaddEntry({ stream, maxLen, fields });
+  }
+
+  /** queueXadd of an entry of encodeXaddFrames (lib/xadd-frames.js). */
+  queueXaddEntry(entry) {
     if (!this.xadds) {
       this.xadds = [];
       queueMicrotask(() => this.flushXadds());
     }
-    return new Promise((resolve, reject) =>
-      this.xadds.push({ stream, maxLen, fields, resolve, reject }),
-    );
+    return new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+      this.xadds.push(entry);
+    });
   }
 
   flushXadds() {
@@ -298,10 +283,19 @@ class RedisStreamsAdapter extends ClusterAdapter {
     if (!plain) return super.broadcast(packet, opts);
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const { json, data } = plain;
-    const fields = ["uid", this.uid, "nsp", this.nsp.name, "type", "3", "data", data];
+    // The official field order; all but the data's value are the same for every broadcast.
+    this.broadcastHead ||= xaddHead(this.streamName, this.opts.maxLen, [
+      "uid",
+      this.uid,
+      "nsp",
+      this.nsp.name,
+      "type",
+      "3",
+      "data",
+    ]);
     const prefix = wirePrefix(this.nsp.name);
     const withOffset = this.recovery && (opts.flags || {}).volatile === undefined;
-    return this.node.queueXadd(this.streamName, this.opts.maxLen, fields).then(
+    return this.node.queueXaddEntry({ head: this.broadcastHead, value: data }).then(
       (offset) => {
         const args = withOffset ? appendArgument(json, JSON.stringify(offset)) : json;
         broadcastText(this, prefix + args, opts);
