@@ -65,4 +65,25 @@ describe.each([
       expect(after[0].skippedOwn - before[0].skippedOwn).toBe(PAYLOADS.length);
     }
   });
+
+  it("a native sender's own clients get its broadcasts in emit order, whichever path each takes", async () => {
+    // Plain events take the fast path, a Date or undefined upstream's steps: both wait for
+    // their XADD, and local delivery keeps the order of the emits, as upstream's does.
+    const frames = captureFrames([c.clients["/"][1]])[0];
+    const kinds = ["a Date", "ascii", "undefined and holes", "nested", "toJSON", "numbers"];
+    const sent = kinds.map((kind) => PAYLOADS.find(([name]) => name === kind)[1]);
+    for (let round = 0; round < 20; round++) {
+      for (const args of sent) c.servers[1].emit("ev", ...args);
+    }
+    await waitUntil(() => frames.length >= 20 * sent.length, { what: "every event" });
+    const expected = [];
+    for (let round = 0; round < 20; round++) {
+      for (const args of sent) expected.push(JSON.stringify(["ev", ...args]));
+    }
+    // Without recovery the frame is "2" + the JSON; with it, the entry id is appended.
+    const got = frames.map((f) =>
+      (serverOpts.connectionStateRecovery ? f.replace(/,"\d+-\d+"\]$/, "]") : f).slice(1),
+    );
+    expect(got).toEqual(expected);
+  });
 });
