@@ -13,6 +13,7 @@ const { withCountedRequests } = require("./counted-requests");
 const {
   usesDefaultEncoder,
   applyEventText,
+  applyEventBinary,
   broadcastText,
   wirePrefix,
   plainClusterBroadcast,
@@ -27,6 +28,8 @@ const STREAM_ENTRIES = 6;
 const STREAM_LOSS = 7;
 // One broadcast as wire text: nsp_len u32 LE, nsp, then applyEventText's format.
 const STREAM_EVENT_TEXT = 8;
+// One broadcast with binary values as wire: nsp_len u32 LE, nsp, then applyEventBinary's.
+const STREAM_EVENT_BINARY = 10;
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
 const RESTORE_MAX_PAGES = 100;
@@ -194,10 +197,12 @@ class StreamsNode {
           for (const { id, message } of decodeEntries(payload)) {
             this.adapters.get(message.nsp)?.onRawMessage(message, id);
           }
-        } else if (kind === STREAM_EVENT_TEXT) {
+        } else if (kind === STREAM_EVENT_TEXT || kind === STREAM_EVENT_BINARY) {
           const length = payload.readUInt32LE(0);
-          const nsp = payload.toString("utf8", 4, 4 + length);
-          this.adapters.get(nsp)?.onEventText(payload.subarray(4 + length));
+          const adapter = this.adapters.get(payload.toString("utf8", 4, 4 + length));
+          const wire = payload.subarray(4 + length);
+          if (kind === STREAM_EVENT_TEXT) adapter?.onEventText(wire);
+          else adapter?.onEventBinary(wire);
         } else if (kind === STREAM_LOSS) {
           this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
@@ -358,6 +363,12 @@ class RedisStreamsAdapter extends ClusterAdapter {
   onEventText(payload, start, end) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     applyEventText(this, payload, start, end);
+  }
+
+  /** A broadcast entry with binary values, encoded by the Rust core as socket.io would. */
+  onEventBinary(payload) {
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+    applyEventBinary(this, payload);
   }
 
   onRawMessage(rawMessage, offset) {

@@ -77,7 +77,7 @@ impl FrameBatch {
         write_event_text(&mut self.buf, targets, text);
     }
 
-    /// One [`DeliveryKind::EventBinary`] frame.
+    /// One [`DeliveryKind::EventBinary`] frame (see [`write_event_binary`]).
     pub fn push_event_binary(
         &mut self,
         namespace: u32,
@@ -85,31 +85,12 @@ impl FrameBatch {
         text: &str,
         attachments: &[&[u8]],
     ) {
-        let (mode, field) = targets.mode_and_field();
-        let len = 5
-            + field.len()
-            + 4
-            + text.len()
-            + 4
-            + attachments.iter().map(|a| 4 + a.len()).sum::<usize>();
+        let len = event_binary_len(targets, text, attachments);
         self.buf.reserve(9 + len);
         self.buf.push(DeliveryKind::EventBinary as u8);
         self.buf.extend_from_slice(&namespace.to_le_bytes());
         self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        self.buf.push(mode);
-        self.buf
-            .extend_from_slice(&(field.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(field.as_bytes());
-        self.buf
-            .extend_from_slice(&(text.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(text.as_bytes());
-        self.buf
-            .extend_from_slice(&(attachments.len() as u32).to_le_bytes());
-        for attachment in attachments {
-            self.buf
-                .extend_from_slice(&(attachment.len() as u32).to_le_bytes());
-            self.buf.extend_from_slice(attachment);
-        }
+        write_event_binary(&mut self.buf, targets, text, attachments);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -254,22 +235,12 @@ pub fn push_event_wire(
     id: u32,
     batch: &mut FrameBatch,
 ) -> bool {
-    let limits = msgpack::Limits::default();
     let Some(wire) = env.event_wire(nsp) else {
         return false;
     };
-    let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
     let mut opts = String::new();
-    let targets = match (env.rooms.as_slice(), env.except.is_empty() && no_flags) {
-        // No rooms, no except, no flags: JS needs no options at all.
-        ([], true) => EventTargets::All,
-        ([RoomRef::Str(room)], true) => EventTargets::Room(room),
-        _ => {
-            if msgpack::msgpack_to_json(env.opts, &limits, &mut opts).is_err() {
-                return false;
-            }
-            EventTargets::Json(&opts)
-        }
+    let Some(targets) = event_wire_targets(env, &mut opts) else {
+        return false;
     };
     match wire {
         EventWire::Text(text) => batch.push_event_text(id, targets, &[text.as_bytes()]),
@@ -278,6 +249,55 @@ pub fn push_event_wire(
         }
     }
     true
+}
+
+/// The local sockets a MessagePack broadcast is for: every one (no rooms, no except, no
+/// flags: JS needs no options at all), one room's, or its options as JSON (written into
+/// `opts_json`). None when those options cannot be written as JSON.
+pub fn event_wire_targets<'a>(
+    env: &msgpack::BroadcastEnvelope<'a>,
+    opts_json: &'a mut String,
+) -> Option<EventTargets<'a>> {
+    let no_flags = env.flags.is_none_or(|f| f == [0x80] || f == [0xc0]);
+    Some(
+        match (env.rooms.as_slice(), env.except.is_empty() && no_flags) {
+            ([], true) => EventTargets::All,
+            ([RoomRef::Str(room)], true) => EventTargets::Room(room),
+            _ => {
+                msgpack::msgpack_to_json(env.opts, &msgpack::Limits::default(), opts_json).ok()?;
+                EventTargets::Json(opts_json)
+            }
+        },
+    )
+}
+
+/// Appends the payload of a broadcast with binary values delivered as socket.io's wire
+/// (lib/event-text.js `applyEventBinary` reads it): the targets as in [`write_event_text`],
+/// `text_len: u32 LE`, the BINARY_EVENT text, `count: u32 LE`, then each attachment as
+/// `len: u32 LE` and its bytes.
+pub fn write_event_binary(
+    out: &mut Vec<u8>,
+    targets: EventTargets<'_>,
+    text: &str,
+    attachments: &[&[u8]],
+) {
+    let (mode, field) = targets.mode_and_field();
+    out.push(mode);
+    out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+    out.extend_from_slice(field.as_bytes());
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&(attachments.len() as u32).to_le_bytes());
+    for attachment in attachments {
+        out.extend_from_slice(&(attachment.len() as u32).to_le_bytes());
+        out.extend_from_slice(attachment);
+    }
+}
+
+/// The length of [`write_event_binary`]'s output.
+pub fn event_binary_len(targets: EventTargets<'_>, text: &str, attachments: &[&[u8]]) -> usize {
+    let field = targets.mode_and_field().1.len();
+    5 + field + 4 + text.len() + 4 + attachments.iter().map(|a| 4 + a.len()).sum::<usize>()
 }
 
 /// Reads [`write_event_text`]'s layout back: `(mode, opts JSON, text)`; `None` when the

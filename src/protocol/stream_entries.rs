@@ -8,7 +8,10 @@
 //! wants it (ClusterAdapter#addOffsetIfNecessary). Everything else keeps the entry format.
 
 use super::cluster_event::{broadcast_event_text, EventText};
-use super::delivery::{event_wire_head, write_event_text, FrameBatch};
+use super::delivery::{
+    event_wire_head, event_wire_targets, write_event_binary, write_event_text, FrameBatch,
+};
+use crate::codec::msgpack::{self, EventWire};
 use crate::connection::stream_entry::{encode_entries, EntryView};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -19,6 +22,9 @@ pub const STREAM_ENTRIES: u8 = 6;
 /// Frame kind of one broadcast as wire text: `nsp_len u32 LE, nsp, mode u8, opts_len u32 LE,
 /// opts JSON, text` (the tail is lib/event-text.js's `readEventText` format).
 pub const STREAM_EVENT_TEXT: u8 = 8;
+/// Frame kind of one broadcast with binary values as socket.io's wire: `nsp_len u32 LE, nsp`,
+/// then lib/event-text.js's `applyEventBinary` format.
+pub const STREAM_EVENT_BINARY: u8 = 10;
 
 #[derive(Default)]
 pub struct StreamRoutes {
@@ -73,9 +79,11 @@ impl StreamRoutes {
                 stats.skipped_own.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if let Some(text) = self.event_text(entry, nsp, field(b"type"), field(b"data")) {
+            if let Some((kind, payload)) =
+                self.event_wire(entry, nsp, field(b"type"), field(b"data"))
+            {
                 flush_run(&mut run, index, batch);
-                batch.push_raw(STREAM_EVENT_TEXT, index, &text);
+                batch.push_raw(kind, index, &payload);
                 stats.delivered_as_text.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -84,14 +92,16 @@ impl StreamRoutes {
         flush_run(&mut run, index, batch);
     }
 
-    /// The STREAM_EVENT_TEXT payload of a plain broadcast entry, or None.
-    fn event_text(
+    /// The frame kind and payload of a broadcast entry that goes over as socket.io's wire:
+    /// STREAM_EVENT_TEXT for a plain one, STREAM_EVENT_BINARY for one with binary values
+    /// (base64 MessagePack data); None for every other entry.
+    fn event_wire(
         &self,
         entry: &EntryView<'_>,
         nsp: &[u8],
         msg_type: Option<&[u8]>,
         data: Option<&[u8]>,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<(u8, Vec<u8>)> {
         if msg_type != Some(b"3") {
             return None;
         }
@@ -99,15 +109,44 @@ impl StreamRoutes {
         let &recovery = self.wire_text.get(nsp)?;
         let data = std::str::from_utf8(data?).ok()?;
         if !data.starts_with('{') {
-            return None; // base64 MessagePack: binary content
+            // With recovery the entry id would go into the data: left to JS.
+            return (!recovery)
+                .then(|| encode_binary_event(nsp, data))
+                .flatten();
         }
         let event = broadcast_event_text(data)?;
         let with_offset = recovery && !is_volatile(event.opts)?;
-        Some(encode_event_text(
-            nsp,
-            &event,
-            with_offset.then_some(entry.id),
-        ))
+        let text = encode_event_text(nsp, &event, with_offset.then_some(entry.id));
+        Some((STREAM_EVENT_TEXT, text))
+    }
+}
+
+/// The wire of a broadcast whose data is base64 MessagePack (what the official adapter writes
+/// when the packet holds binary values: `{packet, opts}` by @msgpack/msgpack, which decodes
+/// `bin` to Uint8Arrays that socket.io sends as attachments, as it does Buffers). None when
+/// the data is not strict base64 or not such a broadcast: JS then decodes it (Node's base64
+/// decoder is lenient).
+fn encode_binary_event(nsp: &str, data: &str) -> Option<(u8, Vec<u8>)> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    let env = msgpack::read_cluster_broadcast("", &bytes).ok()?;
+    let wire = env.event_wire(nsp)?;
+    let mut opts = String::new();
+    let targets = event_wire_targets(&env, &mut opts)?;
+    let mut out = Vec::with_capacity(64 + nsp.len() + bytes.len() * 2);
+    out.extend_from_slice(&(nsp.len() as u32).to_le_bytes());
+    out.extend_from_slice(nsp.as_bytes());
+    match wire {
+        EventWire::Text(text) => {
+            write_event_text(&mut out, targets, &[text.as_bytes()]);
+            Some((STREAM_EVENT_TEXT, out))
+        }
+        EventWire::Binary { text, attachments } => {
+            write_event_binary(&mut out, targets, &text, &attachments);
+            Some((STREAM_EVENT_BINARY, out))
+        }
     }
 }
 
@@ -169,7 +208,7 @@ fn encode_event_text(nsp: &str, event: &EventText<'_>, offset: Option<&str>) -> 
 mod tests {
     use super::*;
     use crate::connection::stream_entry::{EntryBatch, StreamEntry};
-    use crate::protocol::delivery::{parse_event_text, parse_frames};
+    use crate::protocol::delivery::{parse_event_text, parse_frames, EventTargets};
 
     fn frame(
         routes: &StreamRoutes,
@@ -295,5 +334,55 @@ mod tests {
                 r#"2/chat,[]"#, // volatile: no offset
             ]
         );
+    }
+
+    #[test]
+    fn binary_broadcasts_go_as_wire_without_recovery_only() {
+        use base64::Engine as _;
+        // {packet, opts} with a bin, as @msgpack/msgpack writes it, in base64.
+        let mut data = Vec::new();
+        msgpack::json_to_msgpack_with_attachments(
+            r#"{"packet":{"type":2,"data":["ev",{"_placeholder":true,"num":0}]},"opts":{"rooms":["r"],"except":[],"flags":{}}}"#,
+            &[b"\x01\x02\x03"],
+            &mut data,
+        )
+        .unwrap();
+        let data = base64::engine::general_purpose::STANDARD.encode(&data);
+        let entries = [
+            entry(
+                "1-0",
+                &[("uid", "a"), ("nsp", "/"), ("type", "3"), ("data", &data)],
+            ),
+            // Not strict base64: JS decodes it (Node's decoder is lenient).
+            entry(
+                "2-0",
+                &[("uid", "a"), ("nsp", "/"), ("type", "3"), ("data", "!!")],
+            ),
+        ];
+        for (recovery, kinds) in [
+            (false, vec![STREAM_EVENT_BINARY, STREAM_ENTRIES]),
+            (true, vec![STREAM_ENTRIES]),
+        ] {
+            let mut routes = StreamRoutes::default();
+            routes.set_wire_text("/", true, recovery);
+            let stats = StreamEntryStats::default();
+            let mut batch = FrameBatch::default();
+            frame(&routes, &entries, 0, &stats, &mut batch);
+            let frames = parse_frames(batch.bytes());
+            assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), kinds);
+            if recovery {
+                continue;
+            }
+            let mut want = Vec::new();
+            want.extend_from_slice(&1u32.to_le_bytes());
+            want.push(b'/');
+            write_event_binary(
+                &mut want,
+                EventTargets::Room("r"),
+                r#"51-["ev",{"_placeholder":true,"num":0}]"#,
+                &[b"\x01\x02\x03"],
+            );
+            assert_eq!(frames[0].2, want);
+        }
     }
 }
