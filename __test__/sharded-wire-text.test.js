@@ -71,6 +71,12 @@ describe("sharded receive fast path", () => {
 
   it.each([
     ["to all", (io) => io, { rooms: [], except: [], flags: {} }],
+    ["to one room", (io) => io.to("room1"), { rooms: ["room1"], except: [], flags: {} }],
+    [
+      "to rooms with characters JSON escapes",
+      (io) => io.to(['a"b\\', "é\n\u2028"]),
+      { rooms: ['a"b\\', "é\n\u2028"], except: [], flags: {} },
+    ],
     [
       "to a room except another, uncompressed",
       (io) => io.to("room1").except("room3").compress(false),

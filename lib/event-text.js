@@ -375,8 +375,37 @@ function plainClusterBroadcast(adapter, packet, opts) {
   }
   const json = dataJson(packet.data);
   const rooms = [...opts.rooms];
-  const encodedOpts = JSON.stringify({ rooms, except: [...opts.except], flags: opts.flags });
+  const encodedOpts = encodedOptionsJson(rooms, opts);
   return { json, rooms, data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}` };
+}
+
+/**
+ * JSON.stringify of ClusterAdapter's `encodeOptions(opts)` (`{rooms, except, flags}`), written
+ * directly in the usual case (string rooms, nothing excepted, no flags): V8's JSON.stringify of
+ * the object (it looks for toJSON on each one) was a sixth of a sharded sender's CPU.
+ */
+function encodedOptionsJson(rooms, opts) {
+  const except = opts.except;
+  if ((except === undefined || except.size === 0) && isEmptyFlags(opts.flags)) {
+    let json = '{"rooms":[';
+    for (let i = 0; i < rooms.length; i++) {
+      if (typeof rooms[i] !== "string") return JSON.stringify(encodeOptions(rooms, opts));
+      json += i === 0 ? JSON.stringify(rooms[i]) : `,${JSON.stringify(rooms[i])}`;
+    }
+    return `${json}],"except":[],"flags":{}}`;
+  }
+  return JSON.stringify(encodeOptions(rooms, opts));
+}
+
+function encodeOptions(rooms, opts) {
+  return { rooms, except: [...opts.except], flags: opts.flags };
+}
+
+/** A flags object with no enumerable property (JSON `{}`). */
+function isEmptyFlags(flags) {
+  if (flags === null || typeof flags !== "object") return false;
+  for (const _ in flags) return false;
+  return true;
 }
 
 /**
@@ -400,7 +429,7 @@ function binaryClusterBroadcast(adapter, packet, opts) {
   if (data === NOT_PLAIN || attachments.length === 0) return null;
   const json = JSON.stringify(data);
   const rooms = [...opts.rooms];
-  const encodedOpts = JSON.stringify({ rooms, except: [...opts.except], flags: opts.flags });
+  const encodedOpts = encodedOptionsJson(rooms, opts);
   return {
     json,
     rooms,

@@ -242,10 +242,8 @@ class ShardedRedisAdapter extends ClusterAdapter {
 
   /** JSON.stringify of upstream's BROADCAST message of `data` (its key order: type, data, uid, nsp). */
   messageJson(data) {
-    return (
-      `{"type":${MessageType.BROADCAST},"data":${data},` +
-      `"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`
-    );
+    this.messageTail ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    return `{"type":${MessageType.BROADCAST},"data":${data}${this.messageTail}`;
   }
 
   /**
