@@ -376,7 +376,12 @@ function plainClusterBroadcast(adapter, packet, opts) {
   const json = dataJson(packet.data);
   const rooms = [...opts.rooms];
   const encodedOpts = encodedOptionsJson(rooms, opts);
-  return { json, rooms, data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}` };
+  return {
+    json,
+    rooms,
+    encodedOpts,
+    data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`,
+  };
 }
 
 /**

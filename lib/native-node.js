@@ -58,13 +58,16 @@ class NativeNode {
    * as transcoding it; the record layout is in src/protocol/broadcast_batch.rs). The records are written into one reused buffer right
    * away: strings kept until the end of the turn would survive young-generation collections
    * and make V8 grow its heap (bench --memory). `roomJson`: JSON of the room's name or null;
-   * `optionsJson`: JSON of {rooms, except, flags} or null; `json`: JSON of the data. False
-   * when the record is too large to queue (the caller publishes it by its own call).
+   * `optionsJson`: JSON of {rooms, except, flags} or null; `json`: JSON of the data, which
+   * the record's data field holds between `before` and `after` (the sharded driver's message
+   * around it). False when the record is too large to queue (the caller publishes it by its
+   * own call).
    */
-  queueBroadcastJson(ns, roomJson, json, optionsJson) {
+  queueBroadcastJson(ns, roomJson, json, optionsJson, before = "", after = "") {
     const room = roomJson === null ? "" : roomJson;
     const options = optionsJson === null ? "" : optionsJson;
-    const most = 3 * (json.length + room.length + options.length) + 16;
+    const most =
+      3 * (json.length + room.length + options.length + before.length + after.length) + 16;
     if (most > QUEUE_BYTES) return false;
     if (this.queue === null) this.queue = Buffer.allocUnsafe(QUEUE_BYTES);
     else if (this.queuedBytes + most > QUEUE_BYTES) this.sendQueued();
@@ -76,9 +79,11 @@ class NativeNode {
     buf[at++] = 1;
     if (options !== "") at += buf.utf8Write(options, at);
     buf[at++] = 1;
+    if (before !== "") at += buf.utf8Write(before, at);
     this.lastJsonStart = at;
     at += buf.utf8Write(json, at);
     this.lastJsonEnd = at;
+    if (after !== "") at += buf.utf8Write(after, at);
     buf[at++] = 0;
     this.queuedBytes = at;
     this.scheduleFlush();

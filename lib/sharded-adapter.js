@@ -27,9 +27,13 @@ const {
   plainClusterBroadcast,
   binaryClusterBroadcast,
   broadcastBinary,
+  precomputesFrames,
 } = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
+
+/** The start of an EVENT's BROADCAST message JSON, up to the data's JSON (type 3 = BROADCAST). */
+const MESSAGE_HEAD = '{"type":3,"data":{"packet":{"type":2,"data":';
 
 // Message types whose data may carry binary: only these are ever sent as MessagePack (4.4).
 const MAY_CONTAIN_BINARY = new Set([
@@ -216,19 +220,22 @@ class ShardedRedisAdapter extends ClusterAdapter {
       return binary ? this.broadcastBinary(packet, opts, binary) : super.broadcast(packet, opts);
     }
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    const { json, rooms, data } = plain;
-    const message = this.messageJson(data);
+    const { json, rooms, encodedOpts } = plain;
+    // The message JSON around the data's: `{"type":3,"data":{"packet":{"type":2,"data":` +
+    // json + `},"opts":...},"uid":...,"nsp":...}`.
+    this.messageTail ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    const after = `},"opts":${encodedOpts}}${this.messageTail}`;
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     // Queued with the others of this turn (lib/native-node.js); a message too large for the
     // queue goes by its own call.
+    const roomJson = room === null ? null : JSON.stringify(room);
+    const queued = this.node.queueBroadcastJson(this.ns, roomJson, json, null, MESSAGE_HEAD, after);
+    // Queued: the data's JSON is in the node's queue as UTF-8, ready for the clients' frame.
+    const frame =
+      queued && precomputesFrames ? this.node.lastQueuedJsonFrame(this.frameHead()) : undefined;
     if (
-      !this.node.queueBroadcastJson(
-        this.ns,
-        room === null ? null : JSON.stringify(room),
-        message,
-        null,
-      ) &&
-      !this.node.inOrder().publishTextDeferred(this.ns, room, message)
+      !queued &&
+      !this.node.inOrder().publishTextDeferred(this.ns, room, MESSAGE_HEAD + json + after)
     ) {
       debug("broadcast refused: outgoing buffer full or adapter closed");
     }
@@ -236,8 +243,14 @@ class ShardedRedisAdapter extends ClusterAdapter {
     // Upstream delivers locally after awaiting the publish: one microtask later, kept so that
     // a socket.emit() right after io.emit() still reaches its client first.
     const text = wirePrefix(this.nsp.name) + json;
-    queueMicrotask(() => broadcastText(this, text, opts));
+    queueMicrotask(() => broadcastText(this, text, opts, frame));
     return Promise.resolve();
+  }
+
+  /** `"4"` (Engine.IO's message) and what socket.io writes before an EVENT's JSON. */
+  frameHead() {
+    this.frameHeadBytes ||= Buffer.from(`4${wirePrefix(this.nsp.name)}`);
+    return this.frameHeadBytes;
   }
 
   /** JSON.stringify of upstream's BROADCAST message of `data` (its key order: type, data, uid, nsp). */
