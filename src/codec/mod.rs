@@ -5,9 +5,12 @@
 //!   extraction, and JSON <-> MessagePack transcoding.
 //! - [`json`]: the pieces of V8's `JSON.stringify` needed for byte equality (number
 //!   formatting, string escaping, `Date#toISOString`).
+//! - [`json_scan`]: the members of an already validated JSON object, without a second
+//!   validation.
 //! - [`text_scan`]: where the next byte that JSON escapes is, 32 bytes per step.
 
 pub mod fetch_sockets;
 pub mod json;
+pub mod json_scan;
 pub mod msgpack;
 pub mod text_scan;

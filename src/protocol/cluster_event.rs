@@ -8,9 +8,9 @@
 //! (A slice that is valid but not in `JSON.stringify`'s form, which no JS sender writes, reaches
 //! clients with the same meaning: they `JSON.parse` it.)
 
+use crate::codec::json_scan;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 
 /// `MessageType.BROADCAST` of socket.io-adapter's cluster adapter.
 pub const BROADCAST: i64 = 3;
@@ -30,29 +30,6 @@ pub(crate) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error>
     IgnoredAny::deserialize(d).map(|_| true)
 }
 
-#[derive(Deserialize)]
-struct BroadcastData<'a> {
-    #[serde(borrow)]
-    packet: &'a RawValue,
-    #[serde(borrow, default)]
-    opts: Option<&'a RawValue>,
-    /// A broadcast with acks: answered from JS.
-    #[serde(rename = "requestId", default, deserialize_with = "present")]
-    with_ack: bool,
-}
-
-#[derive(Deserialize)]
-struct EventPacket<'a> {
-    #[serde(rename = "type")]
-    packet_type: f64,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-    #[serde(default, deserialize_with = "present")]
-    id: bool,
-    #[serde(default, deserialize_with = "present")]
-    attachments: bool,
-}
-
 /// Options that target every socket, as `encodeOptions` writes them for `io.emit`.
 const NO_TARGETS: [&str; 2] = [
     r#"{"rooms":[],"except":[],"flags":{}}"#,
@@ -60,18 +37,49 @@ const NO_TARGETS: [&str; 2] = [
 ];
 
 /// `data`: the raw `data` field of a BROADCAST message. None when JS must handle it (a broadcast
-/// with acks, not an EVENT, an ack id, no options, data that is not an array).
+/// with acks, not an EVENT, an ack id, no options, data that is not an array, not valid JSON).
 pub fn broadcast_event_text(data: &str) -> Option<EventText<'_>> {
-    let data: BroadcastData<'_> = serde_json::from_str(data).ok()?;
-    if data.with_ack {
+    serde_json::from_str::<IgnoredAny>(data).ok()?;
+    broadcast_event_text_validated(data)
+}
+
+/// [`broadcast_event_text`] of a `data` that is valid JSON already (a part of a message that
+/// serde read whole): walked with `json_scan`, not validated a second time. The rules are those
+/// serde's derive applied here before: `packet` and `opts` required, `requestId` present means
+/// acks, `packet.type` a number equal to 2, no `id` or `attachments`, and a duplicate of any of
+/// these keys (or a key written with escapes) leaves the message to JS.
+pub fn broadcast_event_text_validated(data: &str) -> Option<EventText<'_>> {
+    let (mut packet, mut opts) = (None, None);
+    for (key, value) in json_scan::object_members(data)? {
+        let slot = match key {
+            "packet" => &mut packet,
+            "opts" => &mut opts,
+            "requestId" => return None, // a broadcast with acks, even with a null id
+            _ if key.contains('\\') => return None,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    let (packet, opts) = (packet?, opts?);
+    let (mut packet_type, mut args) = (None, None);
+    for (key, value) in json_scan::object_members(packet)? {
+        let slot = match key {
+            "type" => &mut packet_type,
+            "data" => &mut args,
+            "id" | "attachments" => return None,
+            _ if key.contains('\\') => return None,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    if packet_type?.parse::<f64>().ok()? != 2.0 {
         return None;
     }
-    let opts = data.opts?.get();
-    let packet: EventPacket<'_> = serde_json::from_str(data.packet.get()).ok()?;
-    if packet.packet_type != 2.0 || packet.id || packet.attachments {
-        return None;
-    }
-    let args = packet.data?.get();
+    let args = args?;
     if !args.starts_with('[') {
         return None;
     }
@@ -104,6 +112,14 @@ mod tests {
     }
 
     #[test]
+    fn a_type_written_as_another_number_form_of_2_is_an_event() {
+        for packet in [r#"{"type":2.0,"data":[1]}"#, r#"{"type":2e0,"data":[1]}"#] {
+            let data = format!(r#"{{ "packet" : {packet} , "opts":{{"rooms":[],"except":[]}} }}"#);
+            assert_eq!(broadcast_event_text(&data).unwrap().data, "[1]");
+        }
+    }
+
+    #[test]
     fn leaves_to_js_what_it_must_see() {
         let cases = [
             // with acks, even a null request id (JS tests !== undefined)
@@ -117,6 +133,13 @@ mod tests {
             r#"{"packet":{"type":2,"data":[1]}}"#,
             r#"{"packet":{"type":2,"data":"x"},"opts":{"rooms":[],"except":[]}}"#,
             r#"{"packet":{"type":2,"data":[1]},"opts":"#,
+            // a duplicated key, a key with escapes, a type that is not the number 2
+            r#"{"packet":{"type":2,"data":[1]},"packet":{"type":2,"data":[2]},"opts":{}}"#,
+            r#"{"packet":{"type":2,"data":[1],"data":[2]},"opts":{}}"#,
+            r#"{"packet":{"\u0074ype":2,"data":[1]},"opts":{}}"#,
+            r#"{"packet":{"type":"2","data":[1]},"opts":{}}"#,
+            r#"{"packet":{"type":null,"data":[1]},"opts":{}}"#,
+            r#"{"packet":{"data":[1]},"opts":{}}"#,
         ];
         for case in cases {
             assert_eq!(broadcast_event_text(case), None, "{case}");

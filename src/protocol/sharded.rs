@@ -5,7 +5,7 @@
 //! JS `ClusterAdapter`; this side only moves bytes and drops what JS would drop anyway.
 
 use super::broadcast_batch::{self, BatchOutcome};
-use super::cluster_event::{broadcast_event_text, BROADCAST};
+use super::cluster_event::{broadcast_event_text_validated, BROADCAST};
 use super::delivery::{event_wire_head, push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
 use crate::codec::msgpack;
@@ -165,7 +165,8 @@ impl ShardedRouter {
                     && header.msg_type == Some(BROADCAST)
                     && header.nsp.as_deref() == Some(ns.name.as_str())
                 {
-                    if let Some(event) = header.data.and_then(broadcast_event_text) {
+                    // read_header validated the whole message: its data is walked as it is.
+                    if let Some(event) = header.data.and_then(broadcast_event_text_validated) {
                         let [two, nsp, comma] = event_wire_head(&ns.name);
                         let text = [two, nsp, comma, event.data.as_bytes()];
                         batch.push_event_text(id, event.opts.into(), &text);
