@@ -10,7 +10,7 @@
 const notepack = require("notepack.io");
 const { startRedis } = require("./helpers/redis");
 const { createCluster, waitUntil } = require("./helpers/cluster");
-const { PAYLOADS, captureFrames } = require("./helpers/wire-payloads");
+const { PAYLOADS, captureFrames, ownClientFrames } = require("./helpers/wire-payloads");
 
 const NODES = ["official", "native", "official", "native"];
 
@@ -50,16 +50,7 @@ describe("classic fast paths are byte-identical to the official adapter", () => 
   });
 
   it("a native sender's own clients get the frames an official sender's own clients get", async () => {
-    // Local delivery encodes the emitted objects themselves (no MessagePack round trip), on
-    // the fast paths of a native sender too: plain JSON and Buffers with placeholders.
-    const [ofOfficial, ofNative] = captureFrames([c.clients[0], c.clients[1]]);
-    for (const [, args] of PAYLOADS) c.servers[0].emit("ev", ...args);
-    await c.fence(0);
-    const official = [...ofOfficial];
-    const before = ofNative.length;
-    for (const [, args] of PAYLOADS) c.servers[1].emit("ev", ...args);
-    await c.fence(1);
-    const native = ofNative.slice(before);
+    const { official, native } = await ownClientFrames(c, 0, 1);
     expect(official.length).toBeGreaterThan(PAYLOADS.length);
     expect(native).toEqual(official);
   });

@@ -364,15 +364,7 @@ function wirePrefix(name) {
  * `{ packet, opts: encodeOptions(opts) }` gives. Null when upstream's path must run.
  */
 function plainClusterBroadcast(adapter, packet, opts) {
-  if (
-    !adapter.wireText ||
-    packet.type !== 2 ||
-    packet.id !== undefined ||
-    (opts.flags && opts.flags.local) ||
-    !isPlainJson(packet.data)
-  ) {
-    return null;
-  }
+  if (!clusterFastPath(adapter, packet, opts) || !isPlainJson(packet.data)) return null;
   const json = dataJson(packet.data);
   const rooms = [...opts.rooms];
   const encodedOpts = encodedOptionsJson(rooms, opts);
@@ -382,6 +374,19 @@ function plainClusterBroadcast(adapter, packet, opts) {
     encodedOpts,
     data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`,
   };
+}
+
+/**
+ * Whether a ClusterAdapter broadcast may skip upstream's path, whatever its data: an EVENT
+ * without ack id, not local-only, on an adapter whose clients get the default encoder's text.
+ */
+function clusterFastPath(adapter, packet, opts) {
+  return (
+    adapter.wireText &&
+    packet.type === 2 &&
+    packet.id === undefined &&
+    !(opts.flags && opts.flags.local)
+  );
 }
 
 /**
@@ -420,15 +425,7 @@ function isEmptyFlags(flags) {
  * `bin`). Null when upstream's path must run, flags that JSON would not carry included.
  */
 function binaryClusterBroadcast(adapter, packet, opts) {
-  if (
-    !adapter.wireText ||
-    packet.type !== 2 ||
-    packet.id !== undefined ||
-    (opts.flags && opts.flags.local) ||
-    !plainFlags(opts.flags)
-  ) {
-    return null;
-  }
+  if (!clusterFastPath(adapter, packet, opts) || !plainFlags(opts.flags)) return null;
   const attachments = [];
   const data = withPlaceholders(packet.data, attachments);
   if (data === NOT_PLAIN || attachments.length === 0) return null;

@@ -44,4 +44,21 @@ function captureFrames(clients) {
   });
 }
 
-module.exports = { PAYLOADS, captureFrames };
+/**
+ * The frames the own clients of an official sender (`c.servers[official]`) and of a native one
+ * get when each emits every payload: local delivery encodes the emitted objects themselves (no
+ * MessagePack round trip), on a native sender's fast paths too. `c`: a cluster of the helpers
+ * (servers, clients and fence by index).
+ */
+async function ownClientFrames(c, official, native) {
+  const [ofOfficial, ofNative] = captureFrames([c.clients[official], c.clients[native]]);
+  for (const [, args] of PAYLOADS) c.servers[official].emit("ev", ...args);
+  await c.fence(official);
+  const fromOfficial = [...ofOfficial];
+  const before = ofNative.length;
+  for (const [, args] of PAYLOADS) c.servers[native].emit("ev", ...args);
+  await c.fence(native);
+  return { official: fromOfficial, native: ofNative.slice(before) };
+}
+
+module.exports = { PAYLOADS, captureFrames, ownClientFrames };

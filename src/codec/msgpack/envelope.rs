@@ -152,6 +152,26 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
     if !packet.is_map {
         return Err(DecodeError::UnexpectedType("packet map"));
     }
+    if !opts.is_map {
+        return Err(DecodeError::UnexpectedType("opts map"));
+    }
+    envelope(
+        uid,
+        &packet,
+        &opts,
+        &buf[bounds[1]..bounds[2]],
+        &buf[bounds[2]..bounds[3]],
+    )
+}
+
+/// The envelope of sender `uid` from the scans of its packet and opts maps and their bytes.
+fn envelope<'a>(
+    uid: &'a str,
+    packet: &PacketScan<'a>,
+    opts: &OptsScan<'a>,
+    packet_raw: &'a [u8],
+    opts_raw: &'a [u8],
+) -> Result<BroadcastEnvelope<'a>, DecodeError> {
     let packet_nsp = match packet.nsp {
         None => None,
         Some(value) => match decode_at(value, 0)?.0 {
@@ -160,17 +180,14 @@ pub fn read_broadcast_envelope(buf: &[u8]) -> Result<BroadcastEnvelope<'_>, Deco
             _ => return Err(DecodeError::UnexpectedType("packet.nsp str")),
         },
     };
-    if !opts.is_map {
-        return Err(DecodeError::UnexpectedType("opts map"));
-    }
     Ok(BroadcastEnvelope {
         uid,
         packet_nsp,
         rooms: rooms_of(opts.rooms)?,
         except: rooms_of(opts.except)?,
         has_packet_id: packet.has_id,
-        packet: &buf[bounds[1]..bounds[2]],
-        opts: &buf[bounds[2]..bounds[3]],
+        packet: packet_raw,
+        opts: opts_raw,
         flags: opts.flags,
         event_data: packet.event_data(),
     })
@@ -214,22 +231,7 @@ pub fn read_cluster_broadcast<'a>(
     if !packet_is_map || !opts_is_map {
         return Err(DecodeError::UnexpectedType("packet and opts maps"));
     }
-    let packet_nsp = match packet.nsp.map(|v| decode_at(v, 0)).transpose()? {
-        None => None,
-        Some((ValueRef::Str(s), _)) => Some(s),
-        Some(_) => return Err(DecodeError::UnexpectedType("packet.nsp str")),
-    };
-    Ok(BroadcastEnvelope {
-        uid,
-        packet_nsp,
-        rooms: rooms_of(opts.rooms)?,
-        except: rooms_of(opts.except)?,
-        has_packet_id: packet.has_id,
-        packet: packet_raw,
-        opts: opts_raw,
-        flags: opts.flags,
-        event_data: packet.event_data(),
-    })
+    envelope(uid, &packet, &opts, packet_raw, opts_raw)
 }
 
 /// What the walk over a packet map noticed.
