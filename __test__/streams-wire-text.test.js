@@ -88,4 +88,23 @@ describe.each([
     );
     expect(got).toEqual(expected);
   });
+
+  it("fetchSockets answers decode on a native node as on an official one", async () => {
+    // Node 2 (official) answers with plain data: the native asker gets it as JSON from Rust;
+    // node 3 (native) with a Date, which JSON cannot carry: decoded in JS as before.
+    const sockets = c.serverSockets["/"];
+    sockets[2].data = { user: 'é😀"x', n: -1.5, big: 2 ** 40, nested: { list: [1, null, true] } };
+    sockets[3].data = { when: new Date(Date.UTC(2026, 10, 30)) };
+    const remote = [sockets[2].id, sockets[3].id];
+    const view = async (io) =>
+      (await io.fetchSockets())
+        .filter((s) => remote.includes(s.id))
+        .map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data, handshake: s.handshake }))
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+    const fromOfficial = await view(c.servers[0]);
+    const fromNative = await view(c.servers[1]);
+    expect(fromOfficial.length).toBe(2);
+    expect(fromNative).toEqual(fromOfficial);
+    expect(fromNative.find((s) => s.id === sockets[3].id).data.when).toBeInstanceOf(Date);
+  });
 });

@@ -206,7 +206,10 @@ class StreamsNode {
         } else if (kind === STREAM_LOSS) {
           this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
-          const message = msgpack.decode(payload);
+          // JSON when the Rust core turned a fetchSockets answer into it (JSON.parse is faster
+          // than decoding MessagePack in JS); a MessagePack map never starts with "{".
+          const message =
+            payload[0] === 0x7b ? JSON.parse(payload.toString()) : msgpack.decode(payload);
           this.adapters.get(message && message.nsp)?.onMessage(message);
         } else if (kind === DeliveryKind.LOG) {
           debug("%s", payload.toString());

@@ -1,6 +1,7 @@
 use super::errors::to_napi;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
+use crate::codec::fetch_sockets::cluster_fetch_answer_as_json;
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_entry::{encode_entries, parse_entries, EntryBatch};
 use crate::connection::stream_reader::{HoldPredicate, Loss, ReaderSettings, StreamReader};
@@ -52,7 +53,10 @@ impl MessageHandler for PubSubHandler {
     fn on_messages(&self, batch: &[PubSubMessage<'_>]) {
         let mut frames = FrameBatch::default();
         for msg in batch {
-            frames.push(DeliveryKind::Request, 0, msg.payload);
+            match cluster_fetch_answer_as_json(msg.payload) {
+                Some(json) => frames.push(DeliveryKind::Request, 0, json.as_bytes()),
+                None => frames.push(DeliveryKind::Request, 0, msg.payload),
+            }
         }
         frames.flush_to(&*self.sink);
     }

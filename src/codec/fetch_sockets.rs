@@ -7,6 +7,7 @@
 //! across 3 nodes x 100 sockets, while most callers read `id`, `rooms` or `data` only. The
 //! JS side parses the rest at once and each handshake when it is first used.
 
+use crate::codec::msgpack;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -70,6 +71,22 @@ pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
     }
     out.push(b']');
     Some(out)
+}
+
+/// socket.io-adapter's `MessageType.FETCH_SOCKETS_RESPONSE`.
+const FETCH_SOCKETS_RESPONSE: i64 = 8;
+
+/// A cluster adapter's MessagePack `fetchSockets()` answer (every matching socket's details,
+/// handshakes included; the streams adapter's pub/sub messages are always @msgpack/msgpack) as
+/// the JSON text that `JSON.parse` turns into what the decoder would give
+/// ([`msgpack::decoded_json`]): decoding 100 handshakes in JS was most of a requesting node's
+/// time. None for every other message, and for answers JSON cannot carry exactly.
+pub fn cluster_fetch_answer_as_json(payload: &[u8]) -> Option<String> {
+    // decoded_json checks everything it writes: the type is only peeked at.
+    if msgpack::peek_message_type(payload) != Some(FETCH_SOCKETS_RESPONSE) {
+        return None;
+    }
+    msgpack::decoded_json(payload, &msgpack::Limits::default())
 }
 
 /// What the JS side of a classic fetchSockets gets for each answer: split when it can be,

@@ -19,10 +19,10 @@ mod transcode;
 mod writer;
 
 pub use envelope::{
-    peek_envelope_uid, read_broadcast_envelope, read_cluster_broadcast, read_message_header,
-    BroadcastEnvelope, MessageHeader, RoomRef,
+    peek_envelope_uid, peek_message_type, read_broadcast_envelope, read_cluster_broadcast,
+    read_message_header, BroadcastEnvelope, MessageHeader, RoomRef,
 };
-pub use event_wire::{event_wire_string, EventWire};
+pub use event_wire::{decoded_json, event_wire_string, EventWire};
 pub use reader::{
     read_value, read_value_with_limits, skip_value, validate, ArrayIter, ArrayRef, MapIter, MapRef,
     ValueRef,

@@ -353,6 +353,31 @@ fn walk_map<'a>(
     Ok((at, true))
 }
 
+/// The integer `type` of a MessagePack message map, read without validating the rest (the
+/// entries before it are skipped, the ones after are not looked at): a cheap filter before a
+/// whole read. None when the map, or its `type`, is not there.
+pub fn peek_message_type(buf: &[u8]) -> Option<i64> {
+    let (Head::Map(n), mut at) = read_head(buf, 0).ok()? else {
+        return None;
+    };
+    for _ in 0..n {
+        let (Head::Str(len), p) = read_head(buf, at).ok()? else {
+            return None;
+        };
+        let key = buf.get(p..p + len)?;
+        at = p + len;
+        if key == b"type" {
+            return match read_head(buf, at).ok()?.0 {
+                Head::UInt(v) => i64::try_from(v).ok(),
+                Head::Int(v) => Some(v),
+                _ => None,
+            };
+        }
+        at = skip_at(buf, at, &Limits::default()).ok()?;
+    }
+    None
+}
+
 /// The sender uid of a broadcast envelope (`[uid, packet, opts]`), read without looking at the
 /// rest: a node receives its own broadcasts through its pattern subscription, and this lets it
 /// drop them before validating anything else. `None` when the envelope does not start with a

@@ -339,6 +339,70 @@ fn cluster_broadcasts_read_as_envelopes() {
 }
 
 #[test]
+fn decoded_json_is_what_a_js_decoder_would_give_or_none() {
+    let limits = Limits::default();
+    // Plain values: the JSON text of the same value (one pass, or the general path for deep
+    // nesting and maps with many keys).
+    let deep = format!("{}1{}", "[".repeat(20), "]".repeat(20));
+    let many_keys = format!(
+        "{{{}}}",
+        (0..40)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for json in [
+        r#"{"type":8,"data":{"requestId":"a","sockets":[{"id":"x","handshake":{"headers":{"host":"h"},"issued":1796019520829,"secure":false},"rooms":["x","r"],"data":{"n":-1.5,"u":"é😀\"\n"}}]},"uid":"u","nsp":"/"}"#,
+        deep.as_str(),
+        many_keys.as_str(),
+        "[null,true,0,4294967296,-2147483649]",
+    ] {
+        assert_eq!(
+            decoded_json(&mp(json), &limits).as_deref(),
+            Some(json),
+            "{json}"
+        );
+    }
+    // What JSON would show differently from a decoder: binary, a Date (timestamp ext),
+    // undefined (fixext 0), -0 (float64 and float32), a __proto__ key (a decoder's assignment
+    // sets the prototype), integer-like keys (reordered), duplicates, invalid UTF-8.
+    let mut bin = Vec::new();
+    json_to_msgpack_with_attachments(r#"[{"_placeholder":true,"num":0}]"#, &[b"x"], &mut bin)
+        .unwrap();
+    for buf in [
+        bin,
+        hex("91d6ff00000000"),
+        hex("81a161d40000"),
+        hex("91cb8000000000000000"),
+        hex("91ca80000000"),
+        mp(r#"{"__proto__":{"a":1}}"#),
+        mp(r#"{"1":1}"#),
+        hex("82a16101a16102"),
+        hex("91a2c328"),
+    ] {
+        assert_eq!(decoded_json(&buf, &limits), None, "{buf:02x?}");
+    }
+}
+
+#[test]
+fn message_types_are_peeked_without_a_whole_read() {
+    assert_eq!(peek_message_type(&mp(r#"{"type":8,"data":{}}"#)), Some(8));
+    assert_eq!(
+        peek_message_type(&mp(r#"{"data":[1,{"a":2}],"type":-3}"#)),
+        Some(-3)
+    );
+    for buf in [
+        mp(r#"{"data":1}"#),
+        mp(r#"{"type":"8"}"#),
+        mp("[8]"),
+        hex("8101"),         // a key that is not a str
+        hex("82a474797065"), // cut after the key
+    ] {
+        assert_eq!(peek_message_type(&buf), None, "{buf:02x?}");
+    }
+}
+
+#[test]
 fn message_headers() {
     let classic = mp(r#"{"uid":"MwqrMp","requestId":"QjuY-P","type":7,"packet":{"type":2}}"#);
     let h = read_message_header(&classic).unwrap();
