@@ -192,6 +192,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "[{}\\[\\]\",:\\\\ a-z0-9\u{1}é]{0,64}") {
+            let _ = object_members(&text);
+        }
+    }
+
     #[test]
     fn invalid_text_never_panics() {
         // Callers validate first; this only checks that garbage stays memory-safe.

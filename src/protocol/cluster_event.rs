@@ -119,6 +119,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Callers validate before the walk; garbage must still stay memory-safe.
+        #[test]
+        fn arbitrary_text_never_panics(
+            text in "[{}\\[\\]\",:\\\\ a-z0-9\u{1}]{0,48}",
+            wrap in proptest::bool::ANY,
+        ) {
+            let data = if wrap { format!(r#"{{"packet":{text},"opts":{text}}}"#) } else { text };
+            let _ = broadcast_event_text_validated(&data);
+            let _ = broadcast_event_text(&data);
+        }
+    }
+
     #[test]
     fn leaves_to_js_what_it_must_see() {
         let cases = [

@@ -33,6 +33,9 @@ fn exercise(buf: &[u8]) {
     let _ = validate(buf, &limits);
     let _ = read_broadcast_envelope(buf);
     let _ = read_message_header(buf);
+    let _ = read_cluster_broadcast("u", buf);
+    let _ = peek_message_type(buf);
+    let _ = decoded_json(buf, &limits);
     let _ = to_json(buf);
     if let Ok((v, _)) = read_value(buf) {
         walk(v);
