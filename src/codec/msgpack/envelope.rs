@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::reader::{decode_at, read_head, read_value, skip_at, Head, ValueRef};
+use super::reader::{decode_at, read_head, skip_at, Head, ValueRef};
 use super::DecodeError;
 use super::Limits;
 use crate::codec::json::format_js_number;
@@ -416,16 +416,17 @@ pub struct MessageHeader<'a> {
     pub data: Option<&'a [u8]>,
 }
 
+/// The str at the start of `value`, if it is one (valid UTF-8).
+fn str_of(value: &[u8]) -> Option<&str> {
+    decode_at(value, 0).ok().and_then(|(v, _)| v.as_str())
+}
+
 /// Reads a [`MessageHeader`]. The buffer must be exactly one valid map. Fields with an
 /// unexpected type (or invalid UTF-8) are reported as `None`; the last duplicate wins.
 pub fn read_message_header(buf: &[u8]) -> Result<MessageHeader<'_>, DecodeError> {
-    let (top, end) = read_value(buf)?;
-    if end != buf.len() {
-        return Err(DecodeError::TrailingBytes(buf.len() - end));
-    }
-    let map = top
-        .as_map()
-        .ok_or(DecodeError::UnexpectedType("message map"))?;
+    // One validating walk over the message (every receiver runs this for every message of a
+    // cluster adapter); each field's value is decoded from its own bytes.
+    let limits = Limits::default();
     let mut h = MessageHeader {
         msg_type: None,
         uid: None,
@@ -433,22 +434,36 @@ pub fn read_message_header(buf: &[u8]) -> Result<MessageHeader<'_>, DecodeError>
         nsp: None,
         data: None,
     };
-    let mut data_map = None;
-    for (k, v) in map {
-        match k.as_str() {
-            Some("type") => h.msg_type = v.as_i64(),
-            Some("uid") => h.uid = v.as_str(),
-            Some("requestId") => h.request_id = v.as_str(),
-            Some("nsp") => h.nsp = v.as_str(),
-            Some("data") => data_map = v.as_map(),
+    let (end, is_map) = walk_map(buf, 0, &limits, |key, value| {
+        match key {
+            Some(b"type") => h.msg_type = decode_at(value, 0)?.0.as_i64(),
+            Some(b"uid") => h.uid = str_of(value),
+            Some(b"requestId") => h.request_id = str_of(value),
+            Some(b"nsp") => h.nsp = str_of(value),
+            Some(b"data") => h.data = Some(value),
             _ => {}
         }
+        Ok(())
+    })?;
+    if !is_map {
+        return Err(DecodeError::UnexpectedType("message map"));
     }
-    h.data = map.get_raw("data");
+    if end != buf.len() {
+        return Err(DecodeError::TrailingBytes(buf.len() - end));
+    }
     if h.request_id.is_none() {
-        h.request_id = data_map
-            .and_then(|d| d.get("requestId"))
-            .and_then(|v| v.as_str());
+        // The data was validated by the walk above: its entries are only skipped through.
+        h.request_id = h.data.and_then(|data| {
+            let mut found = None;
+            walk_map(data, 0, &Limits::UNLIMITED, |key, value| {
+                if key == Some(b"requestId") {
+                    found = str_of(value);
+                }
+                Ok(())
+            })
+            .ok()?;
+            found
+        });
     }
     Ok(h)
 }
