@@ -23,6 +23,7 @@ const {
   isPlainJson,
   hasTargets,
   wirePrefix,
+  binaryEventText,
 } = require("./event-text");
 
 const RequestType = Object.freeze({
@@ -185,7 +186,7 @@ class RedisAdapter extends Adapter {
         broadcastBinary(
           this,
           packet,
-          `5${attachments.length}-${this.wirePrefix.slice(1)}${json}`,
+          binaryEventText(this.nsp.name, attachments.length, json),
           attachments,
           opts,
         );

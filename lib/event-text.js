@@ -357,6 +357,14 @@ function wirePrefix(name) {
 }
 
 /**
+ * socket.io-parser's text of a BINARY_EVENT for namespace `name` with `count` attachments,
+ * whose data (with placeholders) is the JSON `json`: "5" count "-" [nsp ","] json.
+ */
+function binaryEventText(name, count, json) {
+  return `5${count}-${name === "/" ? "" : `${name},`}${json}`;
+}
+
+/**
  * A ClusterAdapter broadcast (sharded, streams) that can take the text fast path: a plain-JSON
  * EVENT without ack id, not local-only, on an adapter whose clients get the default encoder's
  * text (`adapter.wireText`). Returns the JSON of its data (serialized once), the rooms, and
@@ -474,6 +482,7 @@ module.exports = {
   isPlainJson,
   hasTargets,
   wirePrefix,
+  binaryEventText,
   plainClusterBroadcast,
   binaryClusterBroadcast,
 };

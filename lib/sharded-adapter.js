@@ -27,6 +27,7 @@ const {
   plainClusterBroadcast,
   binaryClusterBroadcast,
   broadcastBinary,
+  binaryEventText,
   precomputesFrames,
 } = require("./event-text");
 
@@ -223,8 +224,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const { json, rooms, encodedOpts } = plain;
     // The message JSON around the data's: `{"type":3,"data":{"packet":{"type":2,"data":` +
     // json + `},"opts":...},"uid":...,"nsp":...}`.
-    this.messageTail ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
-    const after = `},"opts":${encodedOpts}}${this.messageTail}`;
+    const after = `},"opts":${encodedOpts}}${this.messageTail()}`;
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     // Queued with the others of this turn (lib/native-node.js); a message too large for the
     // queue goes by its own call.
@@ -255,8 +255,13 @@ class ShardedRedisAdapter extends ClusterAdapter {
 
   /** JSON.stringify of upstream's BROADCAST message of `data` (its key order: type, data, uid, nsp). */
   messageJson(data) {
-    this.messageTail ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
-    return `{"type":${MessageType.BROADCAST},"data":${data}${this.messageTail}`;
+    return `{"type":${MessageType.BROADCAST},"data":${data}${this.messageTail()}`;
+  }
+
+  /** How every BROADCAST message JSON of this adapter ends: `,"uid":...,"nsp":...}`. */
+  messageTail() {
+    this.messageTailJson ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    return this.messageTailJson;
   }
 
   /**
@@ -273,7 +278,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     if (queued === -1) return super.broadcast(packet, opts);
     if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
     this.node.scheduleFlush();
-    const text = `5${attachments.length}-${wirePrefix(this.nsp.name).slice(1)}${json}`;
+    const text = binaryEventText(this.nsp.name, attachments.length, json);
     queueMicrotask(() => {
       packet.nsp = this.nsp.name; // as upstream's Adapter#broadcast
       broadcastBinary(this, packet, text, attachments, opts);
