@@ -6,6 +6,8 @@
 // as socket.io's BINARY_EVENT text and attachments; native senders serialize a plain
 // event once. Clients of every node must receive exactly the frames an official node sends.
 
+const msgpack = require("@msgpack/msgpack");
+const { createClient } = require("redis");
 const { startRedis } = require("./helpers/redis");
 const { waitUntil } = require("./helpers/cluster");
 const { createStreamsCluster } = require("./helpers/streams-cluster");
@@ -106,5 +108,33 @@ describe.each([
     expect(fromOfficial.length).toBe(2);
     expect(fromNative).toEqual(fromOfficial);
     expect(fromNative.find((s) => s.id === sockets[3].id).data.when).toBeInstanceOf(Date);
+  });
+
+  it("takes the core's JSON answers only: JSON published by anyone else is refused, as upstream refuses it", async () => {
+    // On the native node's own response channel (official nodes do not listen there): a
+    // serverSideEmit as JSON is a decode error for @msgpack/msgpack, then the same message as
+    // MessagePack is applied (and, published after it on the same connection, fences it).
+    const native = c.servers[1].of("/").adapter;
+    const channel = `socket.io#/#${native.uid}#`;
+    const seen = [];
+    c.servers[1].on("foreign-sse", (tag) => seen.push(tag));
+    const message = (tag) => ({
+      type: 9, // SERVER_SIDE_EMIT
+      data: { packet: ["foreign-sse", tag] },
+      uid: "foreign",
+      nsp: "/",
+    });
+    const pub = createClient({ url: redis.url });
+    await pub.connect();
+    try {
+      const before = native.metrics().decodeErrors;
+      await pub.publish(channel, JSON.stringify(message("as JSON")));
+      await pub.publish(channel, Buffer.from(msgpack.encode(message("as MessagePack"))));
+      await waitUntil(() => seen.length > 0, { what: "the MessagePack serverSideEmit" });
+      expect(seen).toEqual(["as MessagePack"]);
+      expect(native.metrics().decodeErrors - before).toBe(1);
+    } finally {
+      await pub.quit();
+    }
   });
 });

@@ -30,6 +30,8 @@ const STREAM_LOSS = 7;
 const STREAM_EVENT_TEXT = 8;
 // One broadcast with binary values as wire: nsp_len u32 LE, nsp, then applyEventBinary's.
 const STREAM_EVENT_BINARY = 10;
+/** First byte of a request-channel payload the core turned into JSON (codec::fetch_sockets). */
+const JSON_ANSWER_MARK = 0;
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
 const RESTORE_MAX_PAGES = 100;
@@ -206,10 +208,13 @@ class StreamsNode {
         } else if (kind === STREAM_LOSS) {
           this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
-          // JSON when the Rust core turned a fetchSockets answer into it (JSON.parse is faster
-          // than decoding MessagePack in JS); a MessagePack map never starts with "{".
+          // A fetchSockets answer the Rust core turned into JSON (JSON.parse is faster than
+          // decoding MessagePack in JS) starts with JSON_ANSWER_MARK; everything else is as
+          // published, and decoded as the official adapter does.
           const message =
-            payload[0] === 0x7b ? JSON.parse(payload.toString()) : msgpack.decode(payload);
+            payload[0] === JSON_ANSWER_MARK
+              ? JSON.parse(payload.toString("utf8", 1))
+              : msgpack.decode(payload);
           this.adapters.get(message && message.nsp)?.onMessage(message);
         } else if (kind === DeliveryKind.LOG) {
           debug("%s", payload.toString());

@@ -54,7 +54,7 @@ impl MessageHandler for PubSubHandler {
         let mut frames = FrameBatch::default();
         for msg in batch {
             match cluster_fetch_answer_as_json(msg.payload) {
-                Some(json) => frames.push(DeliveryKind::Request, 0, json.as_bytes()),
+                Some(marked_json) => frames.push(DeliveryKind::Request, 0, &marked_json),
                 None => frames.push(DeliveryKind::Request, 0, msg.payload),
             }
         }

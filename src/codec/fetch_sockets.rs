@@ -76,17 +76,27 @@ pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
 /// socket.io-adapter's `MessageType.FETCH_SOCKETS_RESPONSE`.
 const FETCH_SOCKETS_RESPONSE: i64 = 8;
 
+/// First byte of an answer that [`cluster_fetch_answer_as_json`] turned into JSON. No published
+/// message starts with it (a MessagePack map does not, JSON text does not), so JS tells the
+/// core's JSON from whatever a foreign publisher sends: a JSON message on these channels is
+/// refused by the decoder, as by the official adapter.
+pub const JSON_ANSWER_MARK: u8 = 0;
+
 /// A cluster adapter's MessagePack `fetchSockets()` answer (every matching socket's details,
 /// handshakes included; the streams adapter's pub/sub messages are always @msgpack/msgpack) as
-/// the JSON text that `JSON.parse` turns into what the decoder would give
-/// ([`msgpack::decoded_json`]): decoding 100 handshakes in JS was most of a requesting node's
-/// time. None for every other message, and for answers JSON cannot carry exactly.
-pub fn cluster_fetch_answer_as_json(payload: &[u8]) -> Option<String> {
+/// [`JSON_ANSWER_MARK`] then the JSON text that `JSON.parse` turns into what the decoder would
+/// give ([`msgpack::decoded_json`]): decoding 100 handshakes in JS was most of a requesting
+/// node's time. None for every other message, and for answers JSON cannot carry exactly.
+pub fn cluster_fetch_answer_as_json(payload: &[u8]) -> Option<Vec<u8>> {
     // decoded_json checks everything it writes: the type is only peeked at.
     if msgpack::peek_message_type(payload) != Some(FETCH_SOCKETS_RESPONSE) {
         return None;
     }
-    msgpack::decoded_json(payload, &msgpack::Limits::default())
+    let json = msgpack::decoded_json(payload, &msgpack::Limits::default())?;
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(JSON_ANSWER_MARK);
+    out.extend_from_slice(json.as_bytes());
+    Some(out)
 }
 
 /// What the JS side of a classic fetchSockets gets for each answer: split when it can be,
