@@ -24,6 +24,7 @@ const {
   hasTargets,
   wirePrefix,
   binaryEventText,
+  isEmptyObject,
 } = require("./event-text");
 
 const RequestType = Object.freeze({
@@ -94,12 +95,6 @@ function optionsJsonOf(opts, roomJson) {
 /** The JSON text of what optionsJsonOf returned, for the calls that take JSON. */
 function optionsJsonText(optionsJson, roomJson) {
   return optionsJson === ONE_ROOM ? `{"rooms":[${roomJson}],"except":[],"flags":{}}` : optionsJson;
-}
-
-function isEmptyObject(value) {
-  if (value === null || typeof value !== "object") return false;
-  for (const _ in value) return false;
-  return true;
 }
 
 function roomsAndExcept(opts) {

@@ -367,21 +367,27 @@ function binaryEventText(name, count, json) {
 /**
  * A ClusterAdapter broadcast (sharded, streams) that can take the text fast path: a plain-JSON
  * EVENT without ack id, not local-only, on an adapter whose clients get the default encoder's
- * text (`adapter.wireText`). Returns the JSON of its data (serialized once), the rooms, and
- * the message's `data` JSON: what JSON.stringify of upstream's
- * `{ packet, opts: encodeOptions(opts) }` gives. Null when upstream's path must run.
+ * text (`adapter.wireText`). Returns the JSON of its data (serialized once), the rooms, and the
+ * JSON of its options (the message's `data` is clusterBroadcastData of the two JSONs). Null
+ * when upstream's path must run.
  */
 function plainClusterBroadcast(adapter, packet, opts) {
   if (!clusterFastPath(adapter, packet, opts) || !isPlainJson(packet.data)) return null;
   const json = dataJson(packet.data);
   const rooms = [...opts.rooms];
-  const encodedOpts = encodedOptionsJson(rooms, opts);
-  return {
-    json,
-    rooms,
-    encodedOpts,
-    data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`,
-  };
+  return { json, rooms, encodedOpts: encodedOptionsJson(rooms, opts) };
+}
+
+/** The start of a cluster BROADCAST message's `data` JSON, up to the JSON of the event's data. */
+const BROADCAST_DATA_HEAD = '{"packet":{"type":2,"data":';
+
+/**
+ * What JSON.stringify of upstream's `{ packet, opts: encodeOptions(opts) }` gives for an EVENT
+ * whose data's JSON is `json` and options' JSON `encodedOpts` (both from
+ * plainClusterBroadcast / binaryClusterBroadcast).
+ */
+function clusterBroadcastData(json, encodedOpts) {
+  return `${BROADCAST_DATA_HEAD}${json}},"opts":${encodedOpts}}`;
 }
 
 /**
@@ -404,7 +410,7 @@ function clusterFastPath(adapter, packet, opts) {
  */
 function encodedOptionsJson(rooms, opts) {
   const except = opts.except;
-  if ((except === undefined || except.size === 0) && isEmptyFlags(opts.flags)) {
+  if ((except === undefined || except.size === 0) && isEmptyObject(opts.flags)) {
     let json = '{"rooms":[';
     for (let i = 0; i < rooms.length; i++) {
       if (typeof rooms[i] !== "string") return JSON.stringify(encodeOptions(rooms, opts));
@@ -419,10 +425,10 @@ function encodeOptions(rooms, opts) {
   return { rooms, except: [...opts.except], flags: opts.flags };
 }
 
-/** A flags object with no enumerable property (JSON `{}`). */
-function isEmptyFlags(flags) {
-  if (flags === null || typeof flags !== "object") return false;
-  for (const _ in flags) return false;
+/** An object with no enumerable property (JSON `{}`), as the usual broadcast's flags. */
+function isEmptyObject(value) {
+  if (value === null || typeof value !== "object") return false;
+  for (const _ in value) return false;
   return true;
 }
 
@@ -437,14 +443,12 @@ function binaryClusterBroadcast(adapter, packet, opts) {
   const attachments = [];
   const data = withPlaceholders(packet.data, attachments);
   if (data === NOT_PLAIN || attachments.length === 0) return null;
-  const json = JSON.stringify(data);
   const rooms = [...opts.rooms];
-  const encodedOpts = encodedOptionsJson(rooms, opts);
   return {
-    json,
+    json: JSON.stringify(data),
     rooms,
     attachments,
-    data: `{"packet":{"type":2,"data":${json}},"opts":${encodedOpts}}`,
+    encodedOpts: encodedOptionsJson(rooms, opts),
   };
 }
 
@@ -483,6 +487,9 @@ module.exports = {
   hasTargets,
   wirePrefix,
   binaryEventText,
+  isEmptyObject,
   plainClusterBroadcast,
   binaryClusterBroadcast,
+  clusterBroadcastData,
+  BROADCAST_DATA_HEAD,
 };

@@ -29,12 +29,13 @@ const {
   broadcastBinary,
   binaryEventText,
   precomputesFrames,
+  BROADCAST_DATA_HEAD,
 } = require("./event-text");
 
 const SUBSCRIPTION_MODES = ["static", "dynamic", "dynamic-private"];
 
 /** The start of an EVENT's BROADCAST message JSON, up to the data's JSON (type 3 = BROADCAST). */
-const MESSAGE_HEAD = '{"type":3,"data":{"packet":{"type":2,"data":';
+const MESSAGE_HEAD = `{"type":${MessageType.BROADCAST},"data":${BROADCAST_DATA_HEAD}`;
 
 // Message types whose data may carry binary: only these are ever sent as MessagePack (4.4).
 const MAY_CONTAIN_BINARY = new Set([
@@ -224,7 +225,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const { json, rooms, encodedOpts } = plain;
     // The message JSON around the data's: `{"type":3,"data":{"packet":{"type":2,"data":` +
     // json + `},"opts":...},"uid":...,"nsp":...}`.
-    const after = `},"opts":${encodedOpts}}${this.messageTail()}`;
+    const after = this.messageAfterData(encodedOpts);
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     // Queued with the others of this turn (lib/native-node.js); a message too large for the
     // queue goes by its own call.
@@ -253,15 +254,13 @@ class ShardedRedisAdapter extends ClusterAdapter {
     return this.frameHeadBytes;
   }
 
-  /** JSON.stringify of upstream's BROADCAST message of `data` (its key order: type, data, uid, nsp). */
-  messageJson(data) {
-    return `{"type":${MessageType.BROADCAST},"data":${data}${this.messageTail()}`;
-  }
-
-  /** How every BROADCAST message JSON of this adapter ends: `,"uid":...,"nsp":...}`. */
-  messageTail() {
-    this.messageTailJson ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
-    return this.messageTailJson;
+  /**
+   * What follows the event data's JSON in upstream's BROADCAST message JSON (key order: type,
+   * data {packet, opts}, uid, nsp): `},"opts":...},"uid":...,"nsp":...}`; MESSAGE_HEAD precedes it.
+   */
+  messageAfterData(encodedOpts) {
+    this.messageTail ||= `,"uid":${JSON.stringify(this.uid)},"nsp":${this.nspJson}}`;
+    return `},"opts":${encodedOpts}}${this.messageTail}`;
   }
 
   /**
@@ -269,12 +268,17 @@ class ShardedRedisAdapter extends ClusterAdapter {
    * core writes the MessagePack message with the Buffers as notepack would, and local clients
    * get socket.io-parser's BINARY_EVENT text and the Buffers, one microtask later as upstream.
    */
-  broadcastBinary(packet, opts, { json, rooms, data, attachments }) {
+  broadcastBinary(packet, opts, { json, rooms, encodedOpts, attachments }) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     const queued = this.node
       .inOrder()
-      .publishJsonAttachmentsDeferred(this.ns, room, this.messageJson(data), attachments);
+      .publishJsonAttachmentsDeferred(
+        this.ns,
+        room,
+        MESSAGE_HEAD + json + this.messageAfterData(encodedOpts),
+        attachments,
+      );
     if (queued === -1) return super.broadcast(packet, opts);
     if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
     this.node.scheduleFlush();

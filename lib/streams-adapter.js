@@ -17,6 +17,7 @@ const {
   broadcastText,
   wirePrefix,
   plainClusterBroadcast,
+  clusterBroadcastData,
 } = require("./event-text");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
@@ -295,7 +296,8 @@ class RedisStreamsAdapter extends ClusterAdapter {
     const plain = plainClusterBroadcast(this, packet, opts);
     if (!plain) return super.broadcast(packet, opts);
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
-    const { json, data } = plain;
+    const { json, encodedOpts } = plain;
+    const data = clusterBroadcastData(json, encodedOpts);
     // The official field order; all but the data's value are the same for every broadcast.
     this.broadcastHead ||= xaddHead(this.streamName, this.opts.maxLen, [
       "uid",

@@ -301,8 +301,8 @@ pub fn event_binary_len(targets: EventTargets<'_>, text: &str, attachments: &[&[
 }
 
 /// Reads [`write_event_text`]'s layout back: `(mode, opts JSON, text)`; `None` when the
-/// WebSocket header does not frame exactly `"4"` and the text, or the ASCII flag is wrong (used by tests and tools; JS
-/// has its own reader).
+/// WebSocket header does not frame exactly `"4"` and the text, or the ASCII flag is wrong
+/// (used by tests and tools; JS has its own reader).
 pub fn parse_event_text(payload: &[u8]) -> Option<(u8, &str, &[u8])> {
     let opts_len = u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?) as usize;
     let opts = std::str::from_utf8(payload.get(5..5 + opts_len)?).ok()?;
