@@ -3,7 +3,7 @@
 // with [min–max] over rounds, and the ours/official ratio) and the target checks.
 
 const { fmtSpread, fmtRatio, fmtNum } = require("./stats");
-const { RAW_ROUND_TRIP } = require("./scenarios");
+const { RAW_ROUND_TRIP, NATIVE_ROUND_TRIP } = require("./scenarios");
 
 const MiB = 1048576;
 const med = (s) => (s ? s.median : null);
@@ -142,6 +142,7 @@ function targets(results) {
     }
   }
   const floor = results[RAW_ROUND_TRIP] && results[RAW_ROUND_TRIP].raw;
+  const nativeFloor = results[NATIVE_ROUND_TRIP] && results[NATIVE_ROUND_TRIP].raw;
   for (const id of Object.keys(results)) {
     if (!/fetchSockets|serverSideEmit/.test(id)) continue;
     const r = get(id);
@@ -154,6 +155,10 @@ function targets(results) {
       measured +=
         ` (floor, ${RAW_ROUND_TRIP}: p50 ${fmtNum(f, 3)} ms = ${fmtRatio(ratio(f, med(r.official.p50)))} of official;` +
         ` ours ${fmtRatio(ratio(med(r.ours.p50), f))} of the floor)`;
+    }
+    if (nativeFloor && /serverSideEmit/.test(id)) {
+      const f = med(nativeFloor.p50);
+      measured += ` (no-JavaScript floor, ${NATIVE_ROUND_TRIP}: p50 ${fmtNum(f, 3)} ms = ${fmtRatio(ratio(f, med(r.official.p50)))} of official)`;
     }
     out.push({
       target: `${id}: p50 latency ≤ ½ of official`,

@@ -31,6 +31,7 @@ const {
   startRequestFloor,
   summarize,
 } = require("./scenarios");
+const { runNativeFloor } = require("./native-floor");
 const { render } = require("./report");
 const { KINDS, kindInfo } = require("./kinds");
 const { fmtNum } = require("./stats");
@@ -148,7 +149,7 @@ async function runMain(args, ctx, meta) {
         emitter,
         sharded: scenarios.some((s) => s.kind === "raw" && s.sharded),
       });
-    if (scenarios.some((s) => s.raw)) clusters.raw = await startRequestFloor(ctx);
+    if (scenarios.some((s) => s.raw && !s.native)) clusters.raw = await startRequestFloor(ctx);
     if (scenarios.some((s) => s.kind === "broadcast" || (s.kind === "request" && !s.raw))) {
       for (const adapter of ["official", "ours"]) {
         clusters[adapter] = await startCluster({
@@ -177,6 +178,7 @@ async function runMain(args, ctx, meta) {
           for (const v of variants) {
             let r;
             if (sc.kind === "raw") r = await runRaw(sc, ctx, helpers);
+            else if (sc.native) r = await runNativeFloor(ctx);
             else if (sc.kind === "broadcast") r = await runBroadcast(clusters[v], sc, ctx);
             else if (sc.kind === "request") r = await runRequest(clusters[v], sc, ctx);
             else if (sc.kind === "emitter") r = await runEmitter(sc, ctx, v, helpers);

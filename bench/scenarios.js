@@ -11,6 +11,9 @@ const { kindInfo } = require("./kinds");
 const ROOM = "r";
 /** The request floor's scenario id (report.js compares serverSideEmit with ack to it). */
 const RAW_ROUND_TRIP = "raw request round trip (node-redis PUBLISH, 2 answering processes)";
+/** The same round trip with no JavaScript (bench/native-floor.rs): what the machine allows. */
+const NATIVE_ROUND_TRIP =
+  "native request round trip (Rust, blocking sockets, 2 answering processes)";
 
 const PAYLOADS = {
   "100B": { size: 100 },
@@ -79,7 +82,10 @@ function scenarioGroups({ emitter, kind = "classic" }) {
         // The floor of the one above over pub/sub: the same exchange without Socket.IO.
         ...(kind === "streams"
           ? []
-          : [{ id: RAW_ROUND_TRIP, kind: "request", op: "rawRoundTrip", raw: true }]),
+          : [
+              { id: RAW_ROUND_TRIP, kind: "request", op: "rawRoundTrip", raw: true },
+              { id: NATIVE_ROUND_TRIP, kind: "request", raw: true, native: true },
+            ]),
       ],
     },
   ];
@@ -435,6 +441,7 @@ function summarize(rounds) {
 module.exports = {
   ROOM,
   RAW_ROUND_TRIP,
+  NATIVE_ROUND_TRIP,
   PAYLOADS,
   scenarioGroups,
   startCluster,
