@@ -10,6 +10,7 @@ const { connectionOptionsFrom, nativeConnectionJson } = require("./connection-op
 const { validateClassicOptions } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
 const { readFetchAnswer } = require("./fetch-answers");
+const { socketDetailsParts, answerHead, officialDetails } = require("./socket-details");
 const {
   usesDefaultEncoder,
   applyEventText,
@@ -43,19 +44,6 @@ const RequestType = Object.freeze({
 function decodeMessage(parser, payload) {
   // Requests and responses are JSON when they start with "{", else the parser's format.
   return payload[0] === 0x7b ? JSON.parse(payload.toString()) : parser.decode(payload);
-}
-
-/**
- * The handshake as the official adapter sends it: without `sessionStore` (it may hold circular
- * references). Its `{ sessionStore, ...handshake }` copy costs a fifth of the answer's time, so
- * the handshake itself is serialized when it has no such property (the same JSON: only own
- * enumerable properties are serialized, an undefined value is left out either way).
- */
-function handshakeForAnswer(handshake) {
-  if (handshake === null || typeof handshake !== "object" || handshake.sessionStore === undefined)
-    return handshake;
-  const { sessionStore, ...rest } = handshake;
-  return rest;
 }
 
 function rawOptions(opts) {
@@ -334,18 +322,25 @@ class RedisAdapter extends Adapter {
         return this.applyRemoteSocketOperation(request);
       case RequestType.REMOTE_FETCH: {
         const sockets = await super.fetchSockets(setsFrom(request.opts));
-        this.publishResponse(
-          request,
-          JSON.stringify({
-            requestId,
-            sockets: sockets.map((socket) => ({
-              id: socket.id,
-              handshake: handshakeForAnswer(socket.handshake),
-              rooms: [...socket.rooms],
-              data: socket.data,
-            })),
-          }),
-        );
+        // `{ requestId, sockets: [{ id, handshake, rooms, data }, ..] }` (lib/socket-details.js).
+        const parts = socketDetailsParts(sockets);
+        if (parts === null) {
+          const answer = { requestId, sockets: sockets.map(officialDetails) };
+          this.publishResponse(request, JSON.stringify(answer));
+          break;
+        }
+        const { details, handshakes, lengths } = parts;
+        this.node
+          .inOrder()
+          .publishFetchAnswer(
+            this.ns,
+            request.uid ?? null,
+            answerHead(requestId),
+            details,
+            handshakes,
+            lengths,
+            "}",
+          );
         break;
       }
       case RequestType.SERVER_SIDE_EMIT: {

@@ -4,7 +4,7 @@
 // socket.io-adapter's JS `ClusterAdapter`; SPUBLISH / SSUBSCRIBE / SHARDNUMSUB, channel routing
 // and own-message filtering happen in the Rust core, which follows shard channels across Redis
 // Cluster failovers and resharding.
-const { ClusterAdapter, MessageType } = require("socket.io-adapter");
+const { Adapter, ClusterAdapter, MessageType } = require("socket.io-adapter");
 const { withCountedRequests } = require("./counted-requests");
 const notepack = require("notepack.io");
 const native = require("../binding");
@@ -18,6 +18,7 @@ const {
   isBoolean,
 } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { socketDetailsParts, answerHead } = require("./socket-details");
 const {
   usesDefaultEncoder,
   applyEventText,
@@ -336,6 +337,54 @@ class ShardedRedisAdapter extends ClusterAdapter {
       );
     }
     return Promise.resolve();
+  }
+
+  /**
+   * As ClusterAdapter#onMessage, but a fetchSockets request is answered with the handshakes'
+   * JSON kept between answers (lib/socket-details.js) when the answer is JSON.
+   */
+  onMessage(message, offset) {
+    if (
+      message &&
+      message.type === MessageType.FETCH_SOCKETS &&
+      message.uid !== this.uid &&
+      message.nsp === this.nsp.name &&
+      message.data
+    ) {
+      this.answerFetchSockets(message).then(
+        (answered) => answered || super.onMessage(message, offset),
+        (e) => debug("fetchSockets request failed: %s", e && e.message),
+      );
+      return;
+    }
+    return super.onMessage(message, offset);
+  }
+
+  /**
+   * The official FETCH_SOCKETS_RESPONSE `{ type, data: { requestId, sockets }, uid, nsp }`,
+   * published; false (nothing sent) when a socket's details hold binary values: that answer
+   * goes as MessagePack, the upstream way.
+   */
+  async answerFetchSockets(message) {
+    const { opts = {}, requestId } = message.data;
+    const sockets = await Adapter.prototype.fetchSockets.call(this, {
+      rooms: new Set(opts.rooms),
+      except: new Set(opts.except),
+      flags: opts.flags,
+    });
+    const parts = socketDetailsParts(sockets, hasBinary);
+    if (parts === null) return false;
+    const head = `{"type":${MessageType.FETCH_SOCKETS_RESPONSE},"data":${answerHead(requestId)}`;
+    const tail = `},"uid":${JSON.stringify(this.uid)},"nsp":${JSON.stringify(this.nsp.name)}}`;
+    const { details, handshakes, lengths } = parts;
+    if (
+      !this.node
+        .inOrder()
+        .publishFetchAnswer(this.ns, String(message.uid), head, details, handshakes, lengths, tail)
+    ) {
+      debug("publish refused: the outgoing buffer is full or the adapter is closed");
+    }
+    return true;
   }
 
   /** A message of the main or a room channel (not our own: Rust filtered it by uid). */

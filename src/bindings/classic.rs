@@ -1,3 +1,4 @@
+use super::codec::joined_fetch_answer;
 use super::errors::to_napi;
 use super::queued::queued_text;
 use super::runtime;
@@ -10,7 +11,9 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json, RequestMetrics};
 use crate::protocol::requests::{uid2, AnswerMap};
 use crate::transport::PubSubTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, Either, PromiseRaw};
+use napi::bindgen_prelude::{
+    within_runtime_if_available, Buffer, BufferSlice, Either, PromiseRaw, Uint32ArraySlice,
+};
 use napi::Env;
 use napi::Result;
 use napi_derive::napi;
@@ -213,6 +216,26 @@ impl ClassicDriver {
         };
         self.core
             .publish_response(ns, requester_uid.as_deref(), payload, common_only)
+    }
+
+    /// A fetchSockets answer joined from its parts (see `codec::fetch_sockets::join_fetch_answer`)
+    /// and published as `publish_response` does.
+    #[allow(clippy::too_many_arguments)]
+    #[napi]
+    pub fn publish_fetch_answer(
+        &self,
+        ns: u32,
+        requester_uid: Option<String>,
+        head: String,
+        details: String,
+        handshakes: BufferSlice,
+        lengths: Uint32ArraySlice,
+        tail: String,
+    ) -> Result<bool> {
+        let payload = joined_fetch_answer(&head, &details, &handshakes, &lengths, &tail)?;
+        Ok(self
+            .core
+            .publish_response(ns, requester_uid.as_deref(), payload, false))
     }
 
     /// `PUBSUB NUMSUB` of the request channel, started on the JS thread (`runtime::started`).

@@ -1,8 +1,40 @@
 //! Codec helpers callable from JS (the tests check the JS readers against them).
 
 use crate::codec::{fetch_sockets, json};
-use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Uint32ArraySlice};
+use napi::{Error, Result, Status};
 use napi_derive::napi;
+
+/// A fetchSockets answer joined from the parts lib/socket-details.js gives (see
+/// `codec::fetch_sockets::join_fetch_answer`); an error when they do not fit.
+pub(crate) fn joined_fetch_answer(
+    head: &str,
+    details: &str,
+    handshakes: &[u8],
+    lengths: &[u32],
+    tail: &str,
+) -> Result<Vec<u8>> {
+    fetch_sockets::join_fetch_answer(head, details, handshakes, lengths, tail).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArg,
+            "fetchSockets answer: the socket details and the handshakes do not fit together",
+        )
+    })
+}
+
+/// The answer a driver's `publishFetchAnswer` publishes for these parts (tests compare it
+/// with JSON.stringify of the same details).
+#[cfg_attr(test, allow(dead_code))]
+#[napi]
+pub fn join_fetch_answer(
+    head: String,
+    details: String,
+    handshakes: BufferSlice,
+    lengths: Uint32ArraySlice,
+    tail: String,
+) -> Result<Buffer> {
+    Ok(joined_fetch_answer(&head, &details, &handshakes, &lengths, &tail)?.into())
+}
 
 /// A classic fetchSockets answer as the JS side of `request` gets it: split for lazy
 /// handshakes (see `codec::fetch_sockets`), or as published when it is not the usual shape.

@@ -1,3 +1,4 @@
+use super::codec::joined_fetch_answer;
 use super::errors::to_napi;
 use super::queued::queued_text;
 use super::runtime;
@@ -8,7 +9,9 @@ use crate::protocol::delivery::{log_reporter, DeliverySink};
 use crate::protocol::metrics::{publisher_json, subscriber_json};
 use crate::protocol::sharded::ShardedCore;
 use crate::transport::ShardedTransport;
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, BufferSlice, PromiseRaw};
+use napi::bindgen_prelude::{
+    within_runtime_if_available, Buffer, BufferSlice, PromiseRaw, Uint32ArraySlice,
+};
 use napi::Env;
 use napi::Result;
 use napi_derive::napi;
@@ -173,6 +176,24 @@ impl ShardedDriver {
     pub fn publish_response(&self, ns: u32, requester_uid: String, payload: Buffer) -> bool {
         self.core
             .publish_response(ns, &requester_uid, payload.to_vec())
+    }
+
+    /// A fetchSockets answer joined from its parts (see `codec::fetch_sockets::join_fetch_answer`)
+    /// and published as `publish_response` does.
+    #[allow(clippy::too_many_arguments)]
+    #[napi]
+    pub fn publish_fetch_answer(
+        &self,
+        ns: u32,
+        requester_uid: String,
+        head: String,
+        details: String,
+        handshakes: BufferSlice,
+        lengths: Uint32ArraySlice,
+        tail: String,
+    ) -> Result<bool> {
+        let payload = joined_fetch_answer(&head, &details, &handshakes, &lengths, &tail)?;
+        Ok(self.core.publish_response(ns, &requester_uid, payload))
     }
 
     /// `PUBSUB SHARDNUMSUB` of the main channel, started on the JS thread (`runtime::started`).

@@ -1,0 +1,155 @@
+"use strict";
+// fetchSockets answers of an answering node (lib/socket-details.js, joined by the core's
+// codec::fetch_sockets::join_fetch_answer) must be the very text the official adapters write,
+// JSON.stringify({ requestId, sockets: [{ id, handshake, rooms, data }] }), also after the
+// handshakes change between answers (their JSON is kept while they stay the same).
+const native = require("../binding");
+const { socketDetailsParts, answerHead } = require("../lib/socket-details");
+
+/** What the official adapters publish for these sockets. */
+function officialAnswer(requestId, sockets) {
+  return JSON.stringify({
+    requestId,
+    sockets: sockets.map((socket) => {
+      // as socket.io-adapter's cluster-adapter.js and @socket.io/redis-adapter's index.ts
+      const { sessionStore, ...handshake } = socket.handshake;
+      return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
+    }),
+  });
+}
+
+function ourAnswer(requestId, sockets) {
+  const parts = socketDetailsParts(sockets);
+  const head = answerHead(requestId);
+  return native
+    .joinFetchAnswer(head, parts.details, parts.handshakes, parts.lengths, "}")
+    .toString("utf8");
+}
+
+function makeSocket(i) {
+  return {
+    id: `socket-${i}`,
+    handshake: {
+      headers: { host: "127.0.0.1:3000", "user-agent": `agent é ${i}`, "x-list": ["a", "b"] },
+      time: "Sun Dec 06 2026 23:09:18 GMT+0000 (Coordinated Universal Time)",
+      address: "::ffff:127.0.0.1",
+      xdomain: false,
+      secure: false,
+      issued: 1796598558067 + i,
+      url: "/socket.io/?EIO=4&transport=websocket",
+      query: Object.assign(Object.create(null), { EIO: "4", transport: "websocket" }),
+      auth: { token: `t${i}`, nested: { deep: [1, { x: '\u2028"q\\' }] } },
+    },
+    rooms: new Set([`socket-${i}`, "room"]),
+    data: { i },
+  };
+}
+
+/** Answers before and after `change`, each compared with the official text. */
+function expectSameAfter(change) {
+  const sockets = [0, 1, 2].map(makeSocket);
+  expect(ourAnswer("r1", sockets)).toBe(officialAnswer("r1", sockets));
+  expect(ourAnswer("r2", sockets)).toBe(officialAnswer("r2", sockets)); // from the kept texts
+  change(sockets);
+  expect(ourAnswer("r3", sockets)).toBe(officialAnswer("r3", sockets));
+  expect(ourAnswer("r4", sockets)).toBe(officialAnswer("r4", sockets));
+}
+
+describe("fetchSockets answer text", () => {
+  it("is the official text, first and from kept handshakes", () => {
+    expectSameAfter(() => {});
+  });
+
+  it.each([
+    ["a header value", (s) => (s[1].handshake.headers.host = "other:1")],
+    [
+      "an equal string made anew",
+      (s) => (s[1].handshake.address = ["::ffff:", "127.0.0.1"].join("")),
+    ],
+    ["a new key", (s) => (s[0].handshake.auth.user = "u")],
+    ["a deleted key", (s) => delete s[2].handshake.headers["user-agent"]],
+    [
+      "the key order (deleted and set again)",
+      (s) => {
+        const { host } = s[0].handshake.headers;
+        delete s[0].handshake.headers.host;
+        s[0].handshake.headers.host = host;
+      },
+    ],
+    ["a value set to undefined", (s) => (s[0].handshake.secure = undefined)],
+    ["a number set to NaN", (s) => (s[1].handshake.issued = NaN)],
+    ["an array pushed to", (s) => s[2].handshake.headers["x-list"].push("c")],
+    ["an array element", (s) => (s[2].handshake.auth.nested.deep[1].x = "y")],
+    ["a nested object replaced", (s) => (s[0].handshake.auth = { token: "t0" })],
+    ["an array element replaced", (s) => (s[0].handshake.auth.nested.deep[1] = {})],
+    ["a handshake replaced", (s) => (s[1].handshake = makeSocket(9).handshake)],
+    [
+      "a getter",
+      (s) =>
+        Object.defineProperty(s[0].handshake.auth, "g", { get: () => "got", enumerable: true }),
+    ],
+    [
+      "a hidden toJSON on a nested object",
+      (s) =>
+        Object.defineProperty(s[1].handshake.headers, "toJSON", { value: () => ({ hidden: 1 }) }),
+    ],
+    ["a Date", (s) => (s[0].handshake.auth.when = new Date(0))],
+    ["a sessionStore", (s) => (s[2].handshake.sessionStore = { sessions: new Map() })],
+    ["socket data and rooms", (s) => ((s[0].data = undefined), s[1].rooms.add("new"))],
+  ])("is the official text after %s", (_, change) => {
+    expectSameAfter(change);
+  });
+
+  it("leaves answers to the upstream way while Object.prototype has a toJSON", () => {
+    const sockets = [0, 1].map(makeSocket);
+    expect(ourAnswer("r1", sockets)).toBe(officialAnswer("r1", sockets));
+    try {
+      Object.prototype.toJSON = function () {
+        return "proto";
+      };
+      expect(socketDetailsParts(sockets)).toBeNull();
+    } finally {
+      delete Object.prototype.toJSON;
+    }
+    expect(ourAnswer("r2", sockets)).toBe(officialAnswer("r2", sockets));
+  });
+
+  it("writes data with toJSON, functions, deep handshakes and no requestId as JSON.stringify", () => {
+    const sockets = [0, 1, 2, 3].map(makeSocket);
+    sockets[0].data = { toJSON: (key) => `data for ${key}` };
+    sockets[1].data = () => {};
+    let deep = {};
+    sockets[2].handshake.auth = deep;
+    for (let i = 0; i < 40; i++) deep = deep.next = { i };
+    sockets[3].id = undefined;
+    for (let round = 0; round < 2; round++) {
+      expect(ourAnswer(undefined, sockets)).toBe(officialAnswer(undefined, sockets));
+    }
+  });
+
+  it("fails like JSON.stringify on circular handshakes", () => {
+    const sockets = [makeSocket(0)];
+    sockets[0].handshake.auth.self = sockets[0].handshake;
+    expect(() => officialAnswer("r", sockets)).toThrow(TypeError);
+    expect(() => socketDetailsParts(sockets)).toThrow(TypeError);
+  });
+
+  it("tells binary values when asked (sharded answers then go as MessagePack)", () => {
+    const hasBinary = (v) =>
+      Buffer.isBuffer(v) || (v && typeof v === "object" && Object.values(v).some(hasBinary));
+    const sockets = [0, 1].map(makeSocket);
+    expect(socketDetailsParts(sockets, hasBinary)).not.toBeNull();
+    sockets[1].handshake.auth.key = Buffer.from([1]);
+    expect(socketDetailsParts(sockets, hasBinary)).toBeNull();
+    delete sockets[1].handshake.auth.key;
+    sockets[0].data = { blob: Buffer.from([2]) };
+    expect(socketDetailsParts(sockets, hasBinary)).toBeNull();
+  });
+
+  it("refuses parts that do not fit together", () => {
+    const parts = socketDetailsParts([makeSocket(0)]);
+    expect(() =>
+      native.joinFetchAnswer("{", parts.details, parts.handshakes, new Uint32Array(2), "}"),
+    ).toThrow(/do not fit/);
+  });
+});

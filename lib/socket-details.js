@@ -1,0 +1,187 @@
+"use strict";
+// fetchSockets() answers of an answering node: the socket details `[{id, handshake, rooms,
+// data}, ..]` exactly as JSON.stringify writes them, with each handshake's JSON kept between
+// answers while the handshake stays the same.
+//
+// Why: a handshake (headers, query, auth, ...) is about seven eighths of an answer, and
+// serializing them was most of an answering node's time in fetchSockets() across 3 nodes x 100
+// sockets (V8's JSON.stringify: 37 % of its CPU in `perf`). Handshakes are built once per
+// connection and rarely changed after, but they are plain mutable objects: a kept text is used
+// only after a check that finds every object of the handshake with the same keys in the same
+// order and every value the same (`===`), which costs about a fifth of serializing it again.
+// Anything JSON.stringify could write differently from call to call with no such change
+// visible (toJSON methods, Buffers, Dates, class instances, very deep trees) is never kept:
+// such a handshake is serialized every time, as before. The core joins the kept texts (UTF-8
+// bytes) with the rest of the answer (codec::fetch_sockets::join_fetch_answer): joining them
+// into one string here cost a third of what serializing them did.
+
+/** Deeper handshakes are serialized every time (the snapshot walk recurses). */
+const MAX_DEPTH = 16;
+
+/** handshake object → { bytes: its JSON text as UTF-8, snapshot } */
+const kept = new WeakMap();
+
+/** Whether JSON.stringify would call a toJSON method on `value` (own or inherited). */
+function hasToJSON(value) {
+  return typeof value.toJSON === "function";
+}
+
+/**
+ * `value` flattened depth-first into `out`: for an object `object, keys, ...(value, [its own
+ * snapshot when an object])`; for an array `array, length, ...`. False when `value` holds
+ * something the snapshot cannot vouch for (see the module comment).
+ */
+function snapshot(value, out, depth) {
+  if (value === null || typeof value !== "object") return true;
+  if (depth > MAX_DEPTH) return false;
+  const proto = Object.getPrototypeOf(value);
+  let keys = null;
+  if (Array.isArray(value)) {
+    if (proto !== Array.prototype || hasToJSON(value)) return false;
+    out.push(value, value.length);
+  } else {
+    if ((proto !== Object.prototype && proto !== null) || hasToJSON(value)) return false;
+    keys = Object.keys(value);
+    out.push(value, keys);
+  }
+  const length = keys === null ? value.length : keys.length;
+  for (let i = 0; i < length; i++) {
+    const item = keys === null ? value[i] : value[keys[i]];
+    out.push(item);
+    if (!snapshot(item, out, depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * Where the snapshot of `value` starting at `at` ends when `value` still matches it, else -1.
+ * Only objects found identical to the snapshot's are entered, so the walk ends even if the
+ * tree has changed into something circular.
+ */
+function matchEnd(value, snap, at) {
+  if (value === null || typeof value !== "object") return at;
+  if (snap[at] !== value || hasToJSON(value)) return -1;
+  const shape = snap[at + 1];
+  let keys = null;
+  if (typeof shape === "number") {
+    if (value.length !== shape) return -1;
+  } else {
+    keys = Object.keys(value);
+    if (keys.length !== shape.length) return -1;
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== shape[i]) return -1;
+  }
+  const length = keys === null ? shape : keys.length;
+  let p = at + 2;
+  for (let i = 0; i < length; i++) {
+    const item = keys === null ? value[i] : value[keys[i]];
+    if (snap[p] !== item) return -1;
+    p = matchEnd(item, snap, p + 1);
+    if (p < 0) return -1;
+  }
+  return p;
+}
+
+/**
+ * JSON.stringify(handshake) as UTF-8, the kept bytes when the handshake has not changed since
+ * they were made (a kept handshake holds no binary values: a Buffer is not a plain object).
+ */
+function handshakeBytes(handshake) {
+  const entry = kept.get(handshake);
+  if (entry !== undefined && matchEnd(handshake, entry.snapshot, 0) === entry.snapshot.length) {
+    return entry.bytes;
+  }
+  const bytes = Buffer.from(JSON.stringify(handshake));
+  const snap = [];
+  if (snapshot(handshake, snap, 0)) kept.set(handshake, { bytes, snapshot: snap });
+  else kept.delete(handshake);
+  return bytes;
+}
+
+/**
+ * `text` with the member `key: json` appended as JSON.stringify writes it (`key` already
+ * quoted): left out when JSON.stringify leaves the value out (`json === undefined`: undefined,
+ * a function...), after a comma unless it is the first (`text` is "{" until one is written).
+ */
+function withMember(text, key, json) {
+  if (json === undefined) return text;
+  return (text.length > 1 ? text + "," : text) + key + ":" + json;
+}
+
+/**
+ * A member's value as JSON.stringify writes it inside an object (a toJSON method is called
+ * with the member's key, as there).
+ */
+function memberJson(key, value) {
+  if (value !== null && typeof value === "object" && hasToJSON(value)) {
+    const wrapped = JSON.stringify({ [key]: value });
+    return wrapped === "{}" ? undefined : wrapped.slice(key.length + 4, -1);
+  }
+  return JSON.stringify(value);
+}
+
+/** `lengths` entry of a socket whose handshake JSON.stringify leaves out (codec::fetch_sockets). */
+const NO_HANDSHAKE = 0xffffffff;
+
+/**
+ * The socket details that the official adapters answer fetchSockets() with, `sockets.map(s =>
+ * ({ id, handshake, rooms: [...s.rooms], data }))`, the handshake without its `sessionStore`
+ * (it may hold circular references), as the parts the core joins into their JSON text:
+ * `details`, the JSON of `[{id, rooms, data}, ..]`, and each socket's handshake JSON in
+ * `handshakes`, `lengths[i]` bytes for the i-th. Null when the answer is to be made the
+ * upstream way: a toJSON on Object.prototype or Array.prototype, or, with `hasBinary` given,
+ * binary values in a handshake or data (an answer that must go as MessagePack).
+ */
+function socketDetailsParts(sockets, hasBinary = null) {
+  // A toJSON added to the prototypes changes every object's JSON (the details objects' too)
+  // without changing any handshake: such answers are left to the upstream way.
+  if (Object.prototype.toJSON !== undefined || Array.prototype.toJSON !== undefined) return null;
+  const rest = new Array(sockets.length);
+  const texts = [];
+  const lengths = new Uint32Array(sockets.length);
+  let total = 0;
+  for (let i = 0; i < sockets.length; i++) {
+    const socket = sockets[i];
+    let handshake = socket.handshake;
+    let bytes;
+    const isObject = handshake !== null && typeof handshake === "object";
+    if (isObject && handshake.sessionStore === undefined && !hasToJSON(handshake)) {
+      bytes = handshakeBytes(handshake);
+    } else {
+      if (isObject) {
+        // As the official adapters: an own-properties copy without sessionStore.
+        const { sessionStore, ...others } = handshake;
+        handshake = others;
+      }
+      const json = memberJson("handshake", handshake);
+      bytes = json === undefined ? null : Buffer.from(json);
+    }
+    if (hasBinary !== null) {
+      if ((!kept.has(handshake) && hasBinary(handshake)) || hasBinary(socket.data)) return null;
+    }
+    if (bytes === null) lengths[i] = NO_HANDSHAKE;
+    else {
+      lengths[i] = bytes.length;
+      texts.push(bytes);
+      total += bytes.length;
+    }
+    rest[i] = { id: socket.id, rooms: [...socket.rooms], data: socket.data };
+  }
+  return { details: JSON.stringify(rest), handshakes: Buffer.concat(texts, total), lengths };
+}
+
+/**
+ * The JSON text up to an answer's socket details: `{"requestId":..,"sockets":` as
+ * JSON.stringify writes `{ requestId, sockets }` (a requestId it leaves out, left out).
+ */
+function answerHead(requestId) {
+  const head = withMember("{", '"requestId"', JSON.stringify(requestId));
+  return withMember(head, '"sockets"', "");
+}
+
+/** The official adapters' details of one socket (the upstream way of socketDetailsParts). */
+function officialDetails(socket) {
+  const { sessionStore, ...handshake } = socket.handshake;
+  return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
+}
+
+module.exports = { socketDetailsParts, answerHead, officialDetails };
