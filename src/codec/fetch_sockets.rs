@@ -7,27 +7,64 @@
 //! across 3 nodes x 100 sockets, while most callers read `id`, `rooms` or `data` only. The
 //! JS side parses the rest at once and each handshake when it is first used.
 
-use crate::codec::{json_scan, msgpack};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use crate::codec::{json_check, json_scan, msgpack};
 
-#[derive(Deserialize)]
-struct Answer<'a> {
-    #[serde(borrow)]
-    sockets: Vec<Details<'a>>,
+/// Sets `slot` to `value` unless it is set already (a duplicate member: None).
+fn set_once<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) -> Option<()> {
+    slot.replace(value).is_none().then_some(())
 }
 
-/// What socket.io's `RemoteSocket` reads of each entry; other fields are ignored, as there.
-#[derive(Deserialize)]
-struct Details<'a> {
-    #[serde(borrow)]
-    id: &'a RawValue,
-    #[serde(borrow)]
-    handshake: &'a RawValue,
-    #[serde(borrow)]
-    rooms: &'a RawValue,
-    #[serde(borrow)]
-    data: &'a RawValue,
+/// The socket entry (an object) at `p` of `answer`: `[id, handshake, rooms, data]` and where it
+/// ends. What socket.io's `RemoteSocket` reads; other members are checked and ignored, as there.
+/// None when one of the four is missing or twice there, a key has an escape (it could still be
+/// one of them), or the handshake is not an object.
+fn socket_details(answer: &[u8], p: usize) -> Option<([&[u8]; 4], usize)> {
+    let mut details: [Option<&[u8]>; 4] = [None; 4];
+    let end = json_check::walk_object(answer, p, |key, start| {
+        let end = json_check::value_end(answer, start)?;
+        let value = &answer[start..end];
+        match key {
+            b"id" => set_once(&mut details[0], value)?,
+            b"handshake" => set_once(&mut details[1], value)?,
+            b"rooms" => set_once(&mut details[2], value)?,
+            b"data" => set_once(&mut details[3], value)?,
+            _ if key.contains(&b'\\') => return None,
+            _ => {}
+        }
+        Some(end)
+    })?;
+    let [Some(id), Some(handshake), Some(rooms), Some(data)] = details else {
+        return None;
+    };
+    handshake
+        .starts_with(b"{")
+        .then_some(([id, handshake, rooms, data], end))
+}
+
+/// The socket entries of a fetchSockets answer, every byte of it checked (one walk).
+fn answer_sockets(answer: &[u8]) -> Option<Vec<[&[u8]; 4]>> {
+    let mut sockets: Option<Vec<[&[u8]; 4]>> = None;
+    let end = json_check::walk_object(answer, 0, |key, start| {
+        if key == b"sockets" {
+            if sockets.is_some() {
+                return None;
+            }
+            let mut list = Vec::new();
+            let end = json_check::walk_array(answer, start, |p| {
+                let (details, end) = socket_details(answer, p)?;
+                list.push(details);
+                Some(end)
+            })?;
+            sockets = Some(list);
+            return Some(end);
+        }
+        if key.contains(&b'\\') {
+            return None;
+        }
+        json_check::value_end(answer, start)
+    })?;
+    json_check::whole(answer, end, ())?;
+    sockets
 }
 
 /// First byte of a split answer.
@@ -38,24 +75,26 @@ pub const WHOLE_MARK: u8 = 1;
 /// `answer` as `SPLIT_MARK, head_len: u32 LE, head, handshakes`, where `head` is the JSON text
 /// `[[id, rooms, data], ..]` and `handshakes` the JSON text `[handshake, ..]`, in the same
 /// order. None when the answer is not that shape (not JSON, a socket entry without one of the
-/// four fields, a duplicate field, a handshake that is not an object): the caller then parses
-/// the whole answer as before.
+/// four fields, a duplicate field, a key with escapes, a handshake that is not an object): the
+/// caller then parses the whole answer as before. Every byte is checked against the JSON
+/// grammar (`codec::json_check`), so the parts JS parses later parse.
 pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
-    let parsed: Answer<'_> = serde_json::from_slice(answer).ok()?;
+    // As the official decoders: JSON is what starts with `{` (anything else is MessagePack).
+    if answer.first() != Some(&b'{') {
+        return None;
+    }
+    let sockets = answer_sockets(answer)?;
     let mut out = Vec::with_capacity(answer.len() + 8);
     out.push(SPLIT_MARK);
     out.extend_from_slice(&[0; 4]);
     out.push(b'[');
-    for (i, socket) in parsed.sockets.iter().enumerate() {
-        if !socket.handshake.get().starts_with('{') {
-            return None;
-        }
+    for (i, [id, _, rooms, data]) in sockets.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        for (part, text) in [socket.id, socket.rooms, socket.data].iter().enumerate() {
+        for (part, text) in [id, rooms, data].iter().enumerate() {
             out.push(if part == 0 { b'[' } else { b',' });
-            out.extend_from_slice(text.get().as_bytes());
+            out.extend_from_slice(text);
         }
         out.push(b']');
     }
@@ -63,11 +102,11 @@ pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
     let head_len = (out.len() - 5) as u32;
     out[1..5].copy_from_slice(&head_len.to_le_bytes());
     out.push(b'[');
-    for (i, socket) in parsed.sockets.iter().enumerate() {
+    for (i, [_, handshake, ..]) in sockets.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(socket.handshake.get().as_bytes());
+        out.extend_from_slice(handshake);
     }
     out.push(b']');
     Some(out)
@@ -264,12 +303,79 @@ mod tests {
             br#"{"sockets":[{"id":"s","handshake":null,"rooms":[],"data":1}]}"#, // not an object
             br#"{"sockets":[{"id":"s","id":"t","handshake":{},"rooms":[],"data":1}]}"#, // duplicate
             br#"{"sockets":[{"id":"s","handshake":{},"rooms":[],"data":1}"#, // truncated
+            br#"{"sockets":[{"id":"s","handshake":{"a":01},"rooms":[],"data":1}]}"#, // bad number
+            br#"{"sockets":[{"id":"s","handshake":{"a":"\q"},"rooms":[],"data":1}]}"#, // bad escape
+            br#"{"sockets":[{"id":"s","handshake":{},"rooms":[],"data":1,}]}"#, // trailing comma
+            br#"{"sock\u0065ts":[{"id":"s","handshake":{},"rooms":[],"data":1}]}"#, // escaped key
+            br#" {"sockets":[]}"#, // not `{` first: MessagePack for the official decoders
+            br#"{"sockets":[]} x"#, // trailing text
         ] {
             assert!(split_fetch_answer(answer).is_none(), "{answer:?}");
             assert_eq!(
                 fetch_answer_for_js(answer),
                 [&[WHOLE_MARK], answer].concat()
             );
+        }
+    }
+
+    /// What JSON.parse of the whole answer gives for the four details of each socket.
+    fn parsed_details(answer: &[u8]) -> Option<Vec<[serde_json::Value; 4]>> {
+        let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
+        let sockets = value.get("sockets")?.as_array()?;
+        sockets
+            .iter()
+            .map(|s| {
+                let field = |k: &str| s.get(k).cloned();
+                let details = [
+                    field("id")?,
+                    field("handshake")?,
+                    field("rooms")?,
+                    field("data")?,
+                ];
+                details[1].is_object().then_some(details)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        // Answers, whole or with one byte changed: split exactly when JSON.parse would give the
+        // same details, and then the parts parse to those details.
+        #[test]
+        fn splits_what_json_parse_reads_the_same(
+            sockets in proptest::collection::vec(("[a-z]{1,4}", "[a-z\"\\\\ ]{0,6}", 0u32..5), 0..4),
+            damage in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(b"{}[],:\" \\0x".to_vec()))),
+        ) {
+            let entries: Vec<String> = sockets
+                .iter()
+                .map(|(id, header, n)| {
+                    let header = serde_json::to_string(header).unwrap();
+                    format!(
+                        r#"{{"id":"{id}","handshake":{{"headers":{{"h":{header}}},"n":[{n},1.5e3]}},"rooms":["{id}"],"data":{{"n":{n}}}}}"#
+                    )
+                })
+                .collect();
+            let mut answer = format!(r#"{{"requestId":"q","sockets":[{}]}}"#, entries.join(",")).into_bytes();
+            if let Some((at, byte)) = damage {
+                let i = at.index(answer.len());
+                answer[i] = byte;
+            }
+            let split = split_fetch_answer(&answer);
+            match parsed_details(&answer) {
+                // Answers JSON.parse reads, with the four details, start with `{` here.
+                Some(expected) if answer[0] == b'{' => {
+                    let out = split.expect("split");
+                    let head_len = u32::from_le_bytes(out[1..5].try_into().unwrap()) as usize;
+                    let head: Vec<[serde_json::Value; 3]> = serde_json::from_slice(&out[5..5 + head_len]).unwrap();
+                    let handshakes: Vec<serde_json::Value> = serde_json::from_slice(&out[5 + head_len..]).unwrap();
+                    let got: Vec<[serde_json::Value; 4]> = head
+                        .into_iter()
+                        .zip(handshakes)
+                        .map(|([id, rooms, data], handshake)| [id, handshake, rooms, data])
+                        .collect();
+                    proptest::prop_assert_eq!(got, expected);
+                }
+                _ => proptest::prop_assert!(split.is_none()),
+            }
         }
     }
 }
