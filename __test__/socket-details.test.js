@@ -1,10 +1,13 @@
 "use strict";
 // fetchSockets answers of an answering node (lib/socket-details.js, joined by the core's
-// codec::fetch_sockets::join_fetch_answer) must be the very text the official adapters write,
-// JSON.stringify({ requestId, sockets: [{ id, handshake, rooms, data }] }), also after the
-// handshakes change between answers (their JSON is kept while they stay the same).
+// codec::fetch_sockets) must be the very bytes the official adapters write,
+// JSON.stringify({ requestId, sockets: [{ id, handshake, rooms, data }] }) or, for the streams
+// adapter, @msgpack/msgpack's encoding of { type, data: { requestId, sockets }, uid, nsp },
+// also after the handshakes change between answers (their encodings are kept while they stay
+// the same).
+const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
-const { socketDetailsParts, answerHead } = require("../lib/socket-details");
+const { socketDetailsParts, msgpackAnswerParts, answerHead } = require("../lib/socket-details");
 
 /** What the official adapters publish for these sockets. */
 function officialAnswer(requestId, sockets) {
@@ -26,6 +29,28 @@ function ourAnswer(requestId, sockets) {
     .toString("utf8");
 }
 
+/** The streams adapter's answer (socket.io-adapter's ClusterAdapter, @msgpack/msgpack). */
+const streamsAnswer = (requestId, details) => ({
+  type: 8,
+  data: { requestId, sockets: details },
+  uid: "uid",
+  nsp: "/",
+});
+
+function officialMsgpackAnswer(requestId, sockets) {
+  const details = sockets.map((socket) => {
+    const { sessionStore, ...handshake } = socket.handshake;
+    return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
+  });
+  return Buffer.from(msgpack.encode(streamsAnswer(requestId, details)));
+}
+
+function ourMsgpackAnswer(requestId, sockets) {
+  const encode = (value) => Buffer.from(msgpack.encode(value));
+  const parts = msgpackAnswerParts(sockets, encode, (details) => streamsAnswer(requestId, details));
+  return native.spliceMsgpackHandshakes(parts.encoded, parts.handshakes, parts.lengths);
+}
+
 function makeSocket(i) {
   return {
     id: `socket-${i}`,
@@ -38,21 +63,25 @@ function makeSocket(i) {
       issued: 1796598558067 + i,
       url: "/socket.io/?EIO=4&transport=websocket",
       query: Object.assign(Object.create(null), { EIO: "4", transport: "websocket" }),
-      auth: { token: `t${i}`, nested: { deep: [1, { x: '\u2028"q\\' }] } },
+      auth: { token: `t${i}`, nested: { deep: [0, { x: '\u2028"q\\' }] } },
     },
     rooms: new Set([`socket-${i}`, "room"]),
     data: { i },
   };
 }
 
-/** Answers before and after `change`, each compared with the official text. */
+/** Answers before and after `change`, each compared with the official bytes. */
 function expectSameAfter(change) {
   const sockets = [0, 1, 2].map(makeSocket);
-  expect(ourAnswer("r1", sockets)).toBe(officialAnswer("r1", sockets));
-  expect(ourAnswer("r2", sockets)).toBe(officialAnswer("r2", sockets)); // from the kept texts
+  const same = (requestId) => {
+    expect(ourAnswer(requestId, sockets)).toBe(officialAnswer(requestId, sockets));
+    expect(ourMsgpackAnswer(requestId, sockets)).toEqual(officialMsgpackAnswer(requestId, sockets));
+  };
+  same("r1");
+  same("r2"); // from the kept encodings
   change(sockets);
-  expect(ourAnswer("r3", sockets)).toBe(officialAnswer("r3", sockets));
-  expect(ourAnswer("r4", sockets)).toBe(officialAnswer("r4", sockets));
+  same("r3");
+  same("r4");
 }
 
 describe("fetchSockets answer text", () => {
@@ -96,6 +125,9 @@ describe("fetchSockets answer text", () => {
     ["a Date", (s) => (s[0].handshake.auth.when = new Date(0))],
     ["a sessionStore", (s) => (s[2].handshake.sessionStore = { sessions: new Map() })],
     ["socket data and rooms", (s) => ((s[0].data = undefined), s[1].rooms.add("new"))],
+    ["0 made -0", (s) => (s[0].handshake.auth.nested.deep[0] = -0)],
+    ["a Buffer", (s) => (s[2].handshake.auth.key = Buffer.from([1, 2]))],
+    ["an own sessionStore set to undefined", (s) => (s[1].handshake.sessionStore = undefined)],
   ])("is the official text after %s", (_, change) => {
     expectSameAfter(change);
   });

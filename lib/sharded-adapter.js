@@ -4,7 +4,7 @@
 // socket.io-adapter's JS `ClusterAdapter`; SPUBLISH / SSUBSCRIBE / SHARDNUMSUB, channel routing
 // and own-message filtering happen in the Rust core, which follows shard channels across Redis
 // Cluster failovers and resharding.
-const { Adapter, ClusterAdapter, MessageType } = require("socket.io-adapter");
+const { ClusterAdapter, MessageType } = require("socket.io-adapter");
 const { withCountedRequests } = require("./counted-requests");
 const notepack = require("notepack.io");
 const native = require("../binding");
@@ -18,7 +18,12 @@ const {
   isBoolean,
 } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
-const { socketDetailsParts, answerHead } = require("./socket-details");
+const {
+  socketDetailsParts,
+  answerHead,
+  isFetchSocketsRequest,
+  requestedSockets,
+} = require("./socket-details");
 const {
   usesDefaultEncoder,
   applyEventText,
@@ -344,13 +349,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
    * JSON kept between answers (lib/socket-details.js) when the answer is JSON.
    */
   onMessage(message, offset) {
-    if (
-      message &&
-      message.type === MessageType.FETCH_SOCKETS &&
-      message.uid !== this.uid &&
-      message.nsp === this.nsp.name &&
-      message.data
-    ) {
+    if (isFetchSocketsRequest(this, message)) {
       this.answerFetchSockets(message).then(
         (answered) => answered || super.onMessage(message, offset),
         (e) => debug("fetchSockets request failed: %s", e && e.message),
@@ -366,12 +365,8 @@ class ShardedRedisAdapter extends ClusterAdapter {
    * goes as MessagePack, the upstream way.
    */
   async answerFetchSockets(message) {
-    const { opts = {}, requestId } = message.data;
-    const sockets = await Adapter.prototype.fetchSockets.call(this, {
-      rooms: new Set(opts.rooms),
-      except: new Set(opts.except),
-      flags: opts.flags,
-    });
+    const sockets = await requestedSockets(this, message);
+    const { requestId } = message.data;
     const parts = socketDetailsParts(sockets, hasBinary);
     if (parts === null) return false;
     const head = `{"type":${MessageType.FETCH_SOCKETS_RESPONSE},"data":${answerHead(requestId)}`;

@@ -1,25 +1,30 @@
 "use strict";
 // fetchSockets() answers of an answering node: the socket details `[{id, handshake, rooms,
-// data}, ..]` exactly as JSON.stringify writes them, with each handshake's JSON kept between
+// data}, ..]` exactly as the official adapters encode them (JSON.stringify, or
+// @msgpack/msgpack for the streams adapter), with each handshake's encoding kept between
 // answers while the handshake stays the same.
 //
 // Why: a handshake (headers, query, auth, ...) is about seven eighths of an answer, and
 // serializing them was most of an answering node's time in fetchSockets() across 3 nodes x 100
 // sockets (V8's JSON.stringify: 37 % of its CPU in `perf`). Handshakes are built once per
-// connection and rarely changed after, but they are plain mutable objects: a kept text is used
-// only after a check that finds every object of the handshake with the same keys in the same
-// order and every value the same (`===`), which costs about a fifth of serializing it again.
-// Anything JSON.stringify could write differently from call to call with no such change
+// connection and rarely changed after, but they are plain mutable objects: a kept encoding is
+// used only after a check that finds every object of the handshake with the same keys in the
+// same order and every value the same (Object.is), which costs about a fifth of serializing it
+// again. Anything an encoder could write differently from call to call with no such change
 // visible (toJSON methods, Buffers, Dates, class instances, very deep trees) is never kept:
-// such a handshake is serialized every time, as before. The core joins the kept texts (UTF-8
-// bytes) with the rest of the answer (codec::fetch_sockets::join_fetch_answer): joining them
-// into one string here cost a third of what serializing them did.
+// such a handshake is encoded every time, as before. The core puts the kept encodings into the
+// rest of the answer (codec::fetch_sockets): joining them into one string here cost a third of
+// what serializing them did.
+
+const { Adapter, MessageType } = require("socket.io-adapter");
 
 /** Deeper handshakes are serialized every time (the snapshot walk recurses). */
 const MAX_DEPTH = 16;
 
 /** handshake object → { bytes: its JSON text as UTF-8, snapshot } */
-const kept = new WeakMap();
+const keptJson = new WeakMap();
+/** handshake object → { bytes: its @msgpack/msgpack encoding, snapshot } */
+const keptMsgpack = new WeakMap();
 
 /** Whether JSON.stringify would call a toJSON method on `value` (own or inherited). */
 function hasToJSON(value) {
@@ -74,7 +79,7 @@ function matchEnd(value, snap, at) {
   let p = at + 2;
   for (let i = 0; i < length; i++) {
     const item = keys === null ? value[i] : value[keys[i]];
-    if (snap[p] !== item) return -1;
+    if (!Object.is(snap[p], item)) return -1;
     p = matchEnd(item, snap, p + 1);
     if (p < 0) return -1;
   }
@@ -82,19 +87,41 @@ function matchEnd(value, snap, at) {
 }
 
 /**
- * JSON.stringify(handshake) as UTF-8, the kept bytes when the handshake has not changed since
- * they were made (a kept handshake holds no binary values: a Buffer is not a plain object).
+ * `encode(handshake)`, the kept bytes of `store` when the handshake has not changed since they
+ * were made (a kept handshake holds no binary values: a Buffer is not a plain object).
  */
-function handshakeBytes(handshake) {
-  const entry = kept.get(handshake);
+function keptEncoding(store, handshake, encode) {
+  const entry = store.get(handshake);
   if (entry !== undefined && matchEnd(handshake, entry.snapshot, 0) === entry.snapshot.length) {
     return entry.bytes;
   }
-  const bytes = Buffer.from(JSON.stringify(handshake));
+  const bytes = encode(handshake);
   const snap = [];
-  if (snapshot(handshake, snap, 0)) kept.set(handshake, { bytes, snapshot: snap });
-  else kept.delete(handshake);
+  if (snapshot(handshake, snap, 0)) store.set(handshake, { bytes, snapshot: snap });
+  else store.delete(handshake);
   return bytes;
+}
+
+const jsonBytes = (value) => Buffer.from(JSON.stringify(value));
+
+/**
+ * Whether `handshake` is encoded as itself: an object without an own `sessionStore` (the
+ * official adapters send an own-properties copy without it, which encodes the same then) and
+ * without toJSON.
+ */
+function sentAsItself(handshake) {
+  return (
+    handshake !== null &&
+    typeof handshake === "object" &&
+    !Object.prototype.hasOwnProperty.call(handshake, "sessionStore") &&
+    !hasToJSON(handshake)
+  );
+}
+
+/** As the official adapters: an own-properties copy without sessionStore (may be circular). */
+function withoutSessionStore(handshake) {
+  const { sessionStore, ...others } = handshake;
+  return others;
 }
 
 /**
@@ -143,20 +170,18 @@ function socketDetailsParts(sockets, hasBinary = null) {
     const socket = sockets[i];
     let handshake = socket.handshake;
     let bytes;
-    const isObject = handshake !== null && typeof handshake === "object";
-    if (isObject && handshake.sessionStore === undefined && !hasToJSON(handshake)) {
-      bytes = handshakeBytes(handshake);
-    } else {
-      if (isObject) {
-        // As the official adapters: an own-properties copy without sessionStore.
-        const { sessionStore, ...others } = handshake;
-        handshake = others;
+    if (sentAsItself(handshake)) bytes = keptEncoding(keptJson, handshake, jsonBytes);
+    else {
+      if (handshake !== null && typeof handshake === "object") {
+        handshake = withoutSessionStore(handshake);
       }
       const json = memberJson("handshake", handshake);
       bytes = json === undefined ? null : Buffer.from(json);
     }
     if (hasBinary !== null) {
-      if ((!kept.has(handshake) && hasBinary(handshake)) || hasBinary(socket.data)) return null;
+      if ((!keptJson.has(handshake) && hasBinary(handshake)) || hasBinary(socket.data)) {
+        return null;
+      }
     }
     if (bytes === null) lengths[i] = NO_HANDSHAKE;
     else {
@@ -167,6 +192,40 @@ function socketDetailsParts(sockets, hasBinary = null) {
     rest[i] = { id: socket.id, rooms: [...socket.rooms], data: socket.data };
   }
   return { details: JSON.stringify(rest), handshakes: Buffer.concat(texts, total), lengths };
+}
+
+/**
+ * A MessagePack fetchSockets answer (the streams adapter's) as the parts the core splices
+ * (codec::fetch_sockets::splice_msgpack_handshakes): `encoded`, `encode(answer(details))`
+ * with `handshake: null` in each socket's details, and each handshake's encoding in
+ * `handshakes`, `lengths[i]` bytes for the i-th socket (NO_HANDSHAKE: the details hold the
+ * handshake itself, a value that is not an object).
+ */
+function msgpackAnswerParts(sockets, encode, answer) {
+  const details = new Array(sockets.length);
+  const texts = [];
+  const lengths = new Uint32Array(sockets.length);
+  let total = 0;
+  for (let i = 0; i < sockets.length; i++) {
+    const socket = sockets[i];
+    const handshake = socket.handshake;
+    let placeholder = null;
+    if (sentAsItself(handshake)) texts.push(keptEncoding(keptMsgpack, handshake, encode));
+    else if (handshake !== null && typeof handshake === "object") {
+      texts.push(encode(withoutSessionStore(handshake)));
+    } else placeholder = handshake;
+    if (placeholder === null) {
+      lengths[i] = texts[texts.length - 1].length;
+      total += lengths[i];
+    } else lengths[i] = NO_HANDSHAKE;
+    details[i] = {
+      id: socket.id,
+      handshake: placeholder,
+      rooms: [...socket.rooms],
+      data: socket.data,
+    };
+  }
+  return { encoded: encode(answer(details)), handshakes: Buffer.concat(texts, total), lengths };
 }
 
 /**
@@ -184,4 +243,37 @@ function officialDetails(socket) {
   return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
 }
 
-module.exports = { socketDetailsParts, answerHead, officialDetails };
+/**
+ * Whether ClusterAdapter#onMessage would answer `message` (of a ClusterAdapter subclass) as a
+ * fetchSockets request: of that type, from another node, for this namespace.
+ */
+function isFetchSocketsRequest(adapter, message) {
+  return (
+    message !== null &&
+    typeof message === "object" &&
+    message.type === MessageType.FETCH_SOCKETS &&
+    message.uid !== adapter.uid &&
+    message.nsp === adapter.nsp.name &&
+    message.data !== null &&
+    typeof message.data === "object"
+  );
+}
+
+/** The local sockets such a request asks for, as ClusterAdapter#onMessage finds them. */
+function requestedSockets(adapter, request) {
+  const opts = request.data.opts || {};
+  return Adapter.prototype.fetchSockets.call(adapter, {
+    rooms: new Set(opts.rooms),
+    except: new Set(opts.except),
+    flags: opts.flags,
+  });
+}
+
+module.exports = {
+  socketDetailsParts,
+  msgpackAnswerParts,
+  answerHead,
+  officialDetails,
+  isFetchSocketsRequest,
+  requestedSockets,
+};

@@ -4,6 +4,7 @@
 // ClusterAdapter; the Rust core reads the streams (one dedicated connection per stream), queues
 // XADDs in order and retries them while Redis is away, and carries the pub/sub side.
 const { ClusterAdapter, MessageType } = require("socket.io-adapter");
+const { msgpackAnswerParts, isFetchSocketsRequest, requestedSockets } = require("./socket-details");
 const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
 const { debug } = require("./native-node");
@@ -342,6 +343,40 @@ class RedisStreamsAdapter extends ClusterAdapter {
     message.nsp = this.nsp.name;
     const payload = toBuffer(msgpack.encode(message));
     return Number(await this.driver.countAndPublish(this.publicChannel, payload));
+  }
+
+  /**
+   * As ClusterAdapter#onMessage, but a fetchSockets request is answered with the handshakes'
+   * encodings kept between answers (lib/socket-details.js).
+   */
+  onMessage(message, offset) {
+    if (isFetchSocketsRequest(this, message)) {
+      this.answerFetchSockets(message).catch((e) =>
+        debug("fetchSockets request failed: %s", e && e.message),
+      );
+      return;
+    }
+    return super.onMessage(message, offset);
+  }
+
+  /** The official FETCH_SOCKETS_RESPONSE `{ type, data: { requestId, sockets }, uid, nsp }`. */
+  async answerFetchSockets(message) {
+    const sockets = await requestedSockets(this, message);
+    const { requestId } = message.data;
+    const { encoded, handshakes, lengths } = msgpackAnswerParts(
+      sockets,
+      (value) => toBuffer(msgpack.encode(value)),
+      (details) => ({
+        type: MessageType.FETCH_SOCKETS_RESPONSE,
+        data: { requestId, sockets: details },
+        uid: this.uid,
+        nsp: this.nsp.name,
+      }),
+    );
+    const channel = `${this.opts.channelPrefix}#${this.nsp.name}#${message.uid}#`;
+    if (!this.driver.publishFetchAnswer(channel, encoded, handshakes, lengths)) {
+      debug("publish refused: outgoing buffer full or adapter closed");
+    }
   }
 
   doPublishResponse(requesterUid, response) {

@@ -22,6 +22,33 @@ pub(crate) fn joined_fetch_answer(
     })
 }
 
+/// A MessagePack fetchSockets answer spliced from its parts (see
+/// `codec::fetch_sockets::splice_msgpack_handshakes`); an error when they do not fit.
+pub(crate) fn spliced_fetch_answer(
+    encoded: &[u8],
+    handshakes: &[u8],
+    lengths: &[u32],
+) -> Result<Vec<u8>> {
+    fetch_sockets::splice_msgpack_handshakes(encoded, handshakes, lengths).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArg,
+            "fetchSockets answer: the encoded answer and the handshakes do not fit together",
+        )
+    })
+}
+
+/// What the streams driver's `publishFetchAnswer` publishes for these parts (tests compare it
+/// with @msgpack/msgpack's encoding of the same answer).
+#[cfg_attr(test, allow(dead_code))]
+#[napi]
+pub fn splice_msgpack_handshakes(
+    encoded: BufferSlice,
+    handshakes: BufferSlice,
+    lengths: Uint32ArraySlice,
+) -> Result<Buffer> {
+    Ok(spliced_fetch_answer(&encoded, &handshakes, &lengths)?.into())
+}
+
 /// The answer a driver's `publishFetchAnswer` publishes for these parts (tests compare it
 /// with JSON.stringify of the same details).
 #[cfg_attr(test, allow(dead_code))]

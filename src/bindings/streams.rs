@@ -1,3 +1,4 @@
+use super::codec::spliced_fetch_answer;
 use super::errors::to_napi;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
@@ -14,7 +15,9 @@ use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameB
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use crate::protocol::stream_entries::{StreamEntryStats, StreamRoutes};
 use crate::transport::{EitherTransport, Transport};
-use napi::bindgen_prelude::{within_runtime_if_available, Buffer, PromiseRaw};
+use napi::bindgen_prelude::{
+    within_runtime_if_available, Buffer, BufferSlice, PromiseRaw, Uint32ArraySlice,
+};
 use napi::{Env, Result};
 use napi_derive::napi;
 use redis::Value;
@@ -323,6 +326,20 @@ impl StreamsDriver {
     #[napi]
     pub fn publish(&self, channel: String, payload: Buffer) -> bool {
         self.pubsub.publish(channel, payload.to_vec())
+    }
+
+    /// A fetchSockets answer spliced from its parts (see
+    /// `codec::fetch_sockets::splice_msgpack_handshakes`) and published as `publish` does.
+    #[napi]
+    pub fn publish_fetch_answer(
+        &self,
+        channel: String,
+        encoded: BufferSlice,
+        handshakes: BufferSlice,
+        lengths: Uint32ArraySlice,
+    ) -> Result<bool> {
+        let payload = spliced_fetch_answer(&encoded, &handshakes, &lengths)?;
+        Ok(self.pubsub.publish(channel, payload))
     }
 
     /// SUBSCRIBE (or SSUBSCRIBE, each channel on the shard owning its slot); kept and replayed

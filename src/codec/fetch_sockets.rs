@@ -225,6 +225,52 @@ pub fn join_fetch_answer(
     Some(out)
 }
 
+/// A cluster adapter's MessagePack fetchSockets answer (`{type, data: {requestId, sockets},
+/// uid, nsp}`, as @msgpack/msgpack encodes it) from its parts: `encoded` is the answer encoded
+/// with `handshake: null` for every socket whose `lengths[i]` is not [`NO_HANDSHAKE`], and
+/// those nils are replaced, in order, by the handshakes' encodings, one after the other in
+/// `handshakes`. MessagePack values do not depend on where they sit, so the result is the
+/// encoding of the answer with its handshakes (lib/socket-details.js keeps each handshake's
+/// encoding while the handshake stays the same). None when the parts do not fit together.
+pub fn splice_msgpack_handshakes(
+    encoded: &[u8],
+    handshakes: &[u8],
+    lengths: &[u32],
+) -> Option<Vec<u8>> {
+    let (answer, end) = msgpack::read_value(encoded).ok()?;
+    let sockets = answer
+        .as_map()?
+        .get("data")?
+        .as_map()?
+        .get("sockets")?
+        .as_array()?;
+    if end != encoded.len() || sockets.len() != lengths.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(encoded.len() + handshakes.len());
+    let (mut copied, mut next) = (0usize, 0usize);
+    for (socket, &length) in sockets.iter().zip(lengths) {
+        if length == NO_HANDSHAKE {
+            continue;
+        }
+        let nil = socket.as_map()?.get_raw("handshake")?;
+        if nil != [0xc0] {
+            return None;
+        }
+        let at = nil.as_ptr() as usize - encoded.as_ptr() as usize;
+        let handshake = handshakes.get(next..next.checked_add(length as usize)?)?;
+        out.extend_from_slice(&encoded[copied..at]);
+        out.extend_from_slice(handshake);
+        copied = at + 1;
+        next += handshake.len();
+    }
+    if next != handshakes.len() {
+        return None;
+    }
+    out.extend_from_slice(&encoded[copied..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +293,67 @@ mod tests {
         );
         let empty = join_fetch_answer("", "[]", b"", &[], "").unwrap();
         assert_eq!(empty, b"[]");
+    }
+
+    #[test]
+    fn splices_msgpack_handshakes_in_place_of_nils() {
+        use crate::codec::msgpack::Writer;
+        // {type: 8, data: {requestId: "q", sockets: [{id, handshake, rooms}, ..]}, uid: "u"}
+        let answer = |handshakes: [&dyn Fn(&mut Writer); 3]| {
+            let mut w = Writer::new();
+            w.write_map_len(3);
+            w.write_str("type");
+            w.write_u64(8);
+            w.write_str("data");
+            w.write_map_len(2);
+            w.write_str("requestId");
+            w.write_str("q");
+            w.write_str("sockets");
+            w.write_array_len(3);
+            for (i, handshake) in handshakes.iter().enumerate() {
+                w.write_map_len(3);
+                w.write_str("id");
+                w.write_str(&format!("s{i}"));
+                w.write_str("handshake");
+                handshake(&mut w);
+                w.write_str("rooms");
+                w.write_array_len(0);
+            }
+            w.write_str("uid");
+            w.write_str("u");
+            w.into_inner()
+        };
+        let nil = |w: &mut Writer| w.write_nil();
+        let h0 = |w: &mut Writer| {
+            w.write_map_len(1);
+            w.write_str("a");
+            w.write_u64(1);
+        };
+        let h2 = |w: &mut Writer| w.write_str("not nil, kept as is");
+        let encoded = answer([&nil, &nil, &h2]);
+        let mut parts = answer([&h0, &nil, &h2]);
+        let expected = parts.clone();
+        // The handshake bytes of sockets 0 and 1: h0's map, then a nil (an undefined handshake).
+        let h0_bytes = {
+            let mut w = Writer::new();
+            h0(&mut w);
+            w.into_inner()
+        };
+        let handshakes = [h0_bytes.as_slice(), &[0xc0]].concat();
+        let lengths = [h0_bytes.len() as u32, 1, NO_HANDSHAKE];
+        assert_eq!(
+            splice_msgpack_handshakes(&encoded, &handshakes, &lengths).unwrap(),
+            expected
+        );
+        // Not fitting: too few lengths, bytes left over, a replaced value that is not nil.
+        assert!(splice_msgpack_handshakes(&encoded, &handshakes, &lengths[..2]).is_none());
+        assert!(
+            splice_msgpack_handshakes(&encoded, &[&handshakes[..], &[1]].concat(), &lengths)
+                .is_none()
+        );
+        parts.truncate(parts.len() - 1);
+        assert!(splice_msgpack_handshakes(&parts, &handshakes, &lengths).is_none());
+        assert!(splice_msgpack_handshakes(&expected, &handshakes, &lengths).is_none());
     }
 
     #[test]
