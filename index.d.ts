@@ -204,6 +204,8 @@ export interface ShardedRedisAdapterOptions {
    * @default true
    */
   coalesceWebSocketWrites?: boolean;
+  /** See {@link RedisAdapterOptions.lazyRemoteHandshakes}. @default true */
+  lazyRemoteHandshakes?: boolean;
 }
 
 /** Counters of the native node shared by the adapters of one createShardedAdapter() call. */

@@ -5,7 +5,7 @@
 const util = require("util");
 const msgpack = require("notepack.io");
 const native = require("../binding");
-const { lazyObject, readFetchAnswer } = require("../lib/fetch-answers");
+const { lazyObject, readFetchAnswer, CLUSTER_SOCKETS } = require("../lib/fetch-answers");
 
 // What the Rust core hands to JS for an answer (split as it arrives).
 const asDelivered = (payload) => native.fetchAnswerForJs(payload);
@@ -31,7 +31,7 @@ describe("readFetchAnswer", () => {
       { id: "s2", handshake: {}, rooms: [], data: null },
       { id: "s3", handshake: { ...handshake, extra: [1] }, rooms: ["s3"], data: "text" },
     ];
-    const read = readFetchAnswer(asDelivered(answer(sockets))).sockets;
+    const read = readFetchAnswer(asDelivered(answer(sockets))).message.sockets;
     expect(read).toEqual(sockets);
     expect(JSON.parse(JSON.stringify(read))).toEqual(sockets);
     expect(read.map((s) => s.handshake.headers?.["user-agent"])).toEqual([
@@ -52,7 +52,35 @@ describe("readFetchAnswer", () => {
     for (const payload of odd) {
       expect(readFetchAnswer(asDelivered(payload))).toEqual({ whole: payload });
     }
-    expect(readFetchAnswer(asDelivered(answer([])))).toEqual({ sockets: [] });
+    expect(readFetchAnswer(asDelivered(answer([])))).toEqual({
+      message: { requestId: "r1", sockets: [] },
+    });
+  });
+
+  it("reads a cluster adapter's answer (sharded) as JSON.parse does, eagerly or lazily", () => {
+    const message = {
+      type: 8,
+      data: {
+        requestId: "r2",
+        sockets: [
+          { id: "s1", handshake, rooms: ["s1"], data: { n: 1 } },
+          { id: "s2", handshake: {}, rooms: [], data: null },
+        ],
+      },
+      uid: "u",
+      nsp: "/",
+    };
+    const payload = Buffer.from(JSON.stringify(message));
+    const delivered = native.clusterFetchAnswerForJs(payload);
+    expect(delivered[0]).toBe(0); // split
+    for (const lazy of [true, false]) {
+      const read = readFetchAnswer(delivered, CLUSTER_SOCKETS, lazy).message;
+      expect(util.types.isProxy(read.data.sockets[0].handshake)).toBe(lazy);
+      expect(JSON.parse(JSON.stringify(read))).toEqual(message);
+    }
+    // Other messages of the response channel are handed over as published.
+    const other = Buffer.from(JSON.stringify({ type: 6, data: { requestId: "r" } }));
+    expect(native.clusterFetchAnswerForJs(other)).toEqual(other);
   });
 });
 

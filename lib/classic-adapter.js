@@ -419,7 +419,7 @@ class RedisAdapter extends Adapter {
     const decode = splitFetchAnswers
       ? (payload) => {
           const answer = readFetchAnswer(payload);
-          return answer.whole ? decodeMessage(this.parser, answer.whole) : answer;
+          return answer.whole ? decodeMessage(this.parser, answer.whole) : answer.message;
         }
       : (payload) => decodeMessage(this.parser, payload);
     const outcome = await this.node

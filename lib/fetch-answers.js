@@ -113,30 +113,41 @@ class LazyArray {
   }
 }
 
+/** Where the sockets array is in the answers of each adapter (codec::fetch_sockets). */
+const CLASSIC_SOCKETS = ["sockets"];
+const CLUSTER_SOCKETS = ["data", "sockets"];
+
 /**
- * One answer as the Rust core hands it over: `{ sockets }` when it could split it, else
- * `{ whole }`, the answer as published, for the caller to decode. Split: `SPLIT_MARK,
- * head_len: u32 LE, head, handshakes`, head being `[[id, rooms, data], ..]` and handshakes
- * `[handshake, ..]`, both JSON.
+ * One answer as the Rust core hands it over: `{ message }`, the answer with its sockets'
+ * details and lazy handshakes, when it could split it, else `{ whole }`, the answer as
+ * published (WHOLE_MARK: classic only), for the caller to decode. Split: `SPLIT_MARK,
+ * head_len: u32 LE, head, handshakes`, head being the answer in JSON with the sockets array
+ * (at `path`) written `[[id, rooms, data], ..]`, and handshakes `[handshake, ..]` in JSON.
+ * `lazy` false: the handshakes are parsed at once (plain objects).
  */
-function readFetchAnswer(answer) {
+function readFetchAnswer(answer, path = CLASSIC_SOCKETS, lazy = true) {
   if (answer[0] === WHOLE_MARK) return { whole: answer.subarray(1) };
   if (answer.length < 5 || answer[0] !== SPLIT_MARK) throw new Error("not a fetch answer");
   const headEnd = 5 + answer.readUInt32LE(1);
-  const head = JSON.parse(answer.toString("utf8", 5, headEnd));
+  const message = JSON.parse(answer.toString("utf8", 5, headEnd));
+  let holder = message;
+  for (let i = 0; i < path.length - 1; i++) holder = holder[path[i]];
+  const head = holder[path[path.length - 1]];
   // Most callers never read a remote handshake: its ~0.5 KB each stay bytes until one does.
   const handshakes = new LazyArray(answer.subarray(headEnd));
+  const plain = lazy ? null : handshakes.parse();
   const sockets = new Array(head.length);
   for (let i = 0; i < head.length; i++) {
     const [id, rooms, data] = head[i];
     sockets[i] = {
       id,
-      handshake: lazyElement(handshakes, i),
+      handshake: plain === null ? lazyElement(handshakes, i) : plain[i],
       rooms,
       data,
     };
   }
-  return { sockets };
+  holder[path[path.length - 1]] = sockets;
+  return { message };
 }
 
-module.exports = { lazyObject, readFetchAnswer };
+module.exports = { lazyObject, readFetchAnswer, SPLIT_MARK, CLASSIC_SOCKETS, CLUSTER_SOCKETS };

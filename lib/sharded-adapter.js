@@ -18,6 +18,7 @@ const {
   isBoolean,
 } = require("./options");
 const { coalesceWritesOnce } = require("./write-coalescing");
+const { readFetchAnswer, SPLIT_MARK, CLUSTER_SOCKETS } = require("./fetch-answers");
 const {
   socketDetailsParts,
   answerHead,
@@ -114,6 +115,7 @@ function validateShardedOptions(opts) {
     `one of ${SUBSCRIPTION_MODES.join(", ")}`,
   );
   check(opts, "coalesceWebSocketWrites", isBoolean, "a boolean");
+  check(opts, "lazyRemoteHandshakes", isBoolean, "a boolean");
   checkReliabilityOptions(opts);
   return opts;
 }
@@ -134,6 +136,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     this.channel = `${this.opts.channelPrefix}#${nsp.name}#`;
     this.responseChannel = `${this.channel}${this.uid}#`;
     this.node = node || createNode(pubClient, this.opts);
+    this.lazyRemoteHandshakes = this.opts.lazyRemoteHandshakes !== false;
     this.driver = this.node.driver;
     // Subscribes P#N# then P#N#<uid>#, as the official constructor.
     this.ns = this.node.register(this, nsp.name, this.uid);
@@ -418,7 +421,11 @@ class ShardedRedisAdapter extends ClusterAdapter {
   onAckResponse(payload) {
     let response;
     try {
-      response = decode(payload);
+      // A fetchSockets answer split by the core (handshakes parsed on first use), or as published.
+      response =
+        payload[0] === SPLIT_MARK
+          ? readFetchAnswer(payload, CLUSTER_SOCKETS, this.lazyRemoteHandshakes).message
+          : decode(payload);
     } catch (e) {
       this.node.decodeErrors++;
       return debug("invalid format: %s", e.message);

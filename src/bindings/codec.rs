@@ -72,6 +72,16 @@ pub fn fetch_answer_for_js(answer: Buffer) -> Buffer {
     fetch_sockets::fetch_answer_for_js(&answer).into()
 }
 
+/// A message of a cluster adapter's response channel as the sharded driver hands it over:
+/// split when it is a JSON fetchSockets answer (`codec::fetch_sockets`), else as published.
+#[cfg_attr(test, allow(dead_code))]
+#[napi]
+pub fn cluster_fetch_answer_for_js(payload: Buffer) -> Buffer {
+    fetch_sockets::split_cluster_fetch_answer(&payload)
+        .map(Buffer::from)
+        .unwrap_or(payload)
+}
+
 /// Whether the first `length` bytes of `text` (UTF-8) need escaping in a JSON string: if not,
 /// JS writes a long string's JSON as the string between quotes (lib/event-text.js
 /// `dataJson`) instead of through V8's JSON.stringify.

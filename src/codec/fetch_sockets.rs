@@ -41,30 +41,55 @@ fn socket_details(answer: &[u8], p: usize) -> Option<([&[u8]; 4], usize)> {
         .then_some(([id, handshake, rooms, data], end))
 }
 
-/// The socket entries of a fetchSockets answer, every byte of it checked (one walk).
-fn answer_sockets(answer: &[u8]) -> Option<Vec<[&[u8]; 4]>> {
-    let mut sockets: Option<Vec<[&[u8]; 4]>> = None;
-    let end = json_check::walk_object(answer, 0, |key, start| {
-        if key == b"sockets" {
-            if sockets.is_some() {
-                return None;
-            }
-            let mut list = Vec::new();
-            let end = json_check::walk_array(answer, start, |p| {
-                let (details, end) = socket_details(answer, p)?;
-                list.push(details);
-                Some(end)
-            })?;
-            sockets = Some(list);
-            return Some(end);
-        }
+/// Where the sockets array of a JSON fetchSockets answer is: `{requestId, sockets}` (classic
+/// adapter) or `{type, data: {requestId, sockets}, uid, nsp}` (cluster adapters: sharded).
+pub const CLASSIC_SOCKETS: &[&[u8]] = &[b"sockets"];
+pub const CLUSTER_SOCKETS: &[&[u8]] = &[b"data", b"sockets"];
+
+/// The sockets array found at the end of a path: its byte range and its entries.
+struct SocketsArray<'a> {
+    start: usize,
+    end: usize,
+    entries: Vec<[&'a [u8]; 4]>,
+}
+
+/// Walks the object at `p` (checking every byte of it) and, along `path`, the sockets array.
+/// Returns where the object ends. None when a key on the way is twice there or has an escape
+/// (it could still be the one looked for), or an entry is not as [`socket_details`] wants it.
+fn walk_to_sockets<'a>(
+    answer: &'a [u8],
+    p: usize,
+    path: &[&[u8]],
+    found: &mut Option<SocketsArray<'a>>,
+) -> Option<usize> {
+    let (&wanted, rest) = path.split_first()?;
+    let mut seen = false;
+    json_check::walk_object(answer, p, |key, start| {
         if key.contains(&b'\\') {
             return None;
         }
-        json_check::value_end(answer, start)
-    })?;
-    json_check::whole(answer, end, ())?;
-    sockets
+        if key != wanted {
+            return json_check::value_end(answer, start);
+        }
+        if std::mem::replace(&mut seen, true) {
+            return None;
+        }
+        if !rest.is_empty() {
+            return walk_to_sockets(answer, start, rest, found);
+        }
+        let mut entries = Vec::new();
+        let end = json_check::walk_array(answer, start, |q| {
+            let (details, end) = socket_details(answer, q)?;
+            entries.push(details);
+            Some(end)
+        })?;
+        *found = Some(SocketsArray {
+            start,
+            end,
+            entries,
+        });
+        Some(end)
+    })
 }
 
 /// First byte of a split answer.
@@ -72,23 +97,28 @@ pub const SPLIT_MARK: u8 = 0;
 /// First byte of an answer handed over as published (then follows the answer).
 pub const WHOLE_MARK: u8 = 1;
 
-/// `answer` as `SPLIT_MARK, head_len: u32 LE, head, handshakes`, where `head` is the JSON text
-/// `[[id, rooms, data], ..]` and `handshakes` the JSON text `[handshake, ..]`, in the same
-/// order. None when the answer is not that shape (not JSON, a socket entry without one of the
-/// four fields, a duplicate field, a key with escapes, a handshake that is not an object): the
-/// caller then parses the whole answer as before. Every byte is checked against the JSON
-/// grammar (`codec::json_check`), so the parts JS parses later parse.
-pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
+/// `answer` as `SPLIT_MARK, head_len: u32 LE, head, handshakes`: `head` is the answer with
+/// its sockets array (at `path`) written `[[id, rooms, data], ..]`, `handshakes` the JSON text
+/// `[handshake, ..]` in the same order. None when the answer is not that shape (not JSON, a
+/// socket entry without one of the four fields, a duplicate field, a key with escapes, a
+/// handshake that is not an object): the caller then parses the whole answer as before. Every
+/// byte is checked against the JSON grammar (`codec::json_check`), so the parts JS parses
+/// later parse.
+pub fn split_fetch_answer(answer: &[u8], path: &[&[u8]]) -> Option<Vec<u8>> {
     // As the official decoders: JSON is what starts with `{` (anything else is MessagePack).
     if answer.first() != Some(&b'{') {
         return None;
     }
-    let sockets = answer_sockets(answer)?;
+    let mut found = None;
+    let end = walk_to_sockets(answer, 0, path, &mut found)?;
+    json_check::whole(answer, end, ())?;
+    let sockets = found?;
     let mut out = Vec::with_capacity(answer.len() + 8);
     out.push(SPLIT_MARK);
     out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&answer[..sockets.start]);
     out.push(b'[');
-    for (i, [id, _, rooms, data]) in sockets.iter().enumerate() {
+    for (i, [id, _, rooms, data]) in sockets.entries.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -99,10 +129,11 @@ pub fn split_fetch_answer(answer: &[u8]) -> Option<Vec<u8>> {
         out.push(b']');
     }
     out.push(b']');
+    out.extend_from_slice(&answer[sockets.end..]);
     let head_len = (out.len() - 5) as u32;
     out[1..5].copy_from_slice(&head_len.to_le_bytes());
     out.push(b'[');
-    for (i, [_, handshake, ..]) in sockets.iter().enumerate() {
+    for (i, [_, handshake, ..]) in sockets.entries.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -141,12 +172,22 @@ pub fn cluster_fetch_answer_as_json(payload: &[u8]) -> Option<Vec<u8>> {
 /// What the JS side of a classic fetchSockets gets for each answer: split when it can be,
 /// else [`WHOLE_MARK`] and the answer as published (whatever a custom parser made of it).
 pub fn fetch_answer_for_js(answer: &[u8]) -> Vec<u8> {
-    split_fetch_answer(answer).unwrap_or_else(|| {
+    split_fetch_answer(answer, CLASSIC_SOCKETS).unwrap_or_else(|| {
         let mut whole = Vec::with_capacity(answer.len() + 1);
         whole.push(WHOLE_MARK);
         whole.extend_from_slice(answer);
         whole
     })
+}
+
+/// A message of a cluster adapter's response channel split when it is a JSON fetchSockets
+/// answer (`{"type":8,` first, as JSON.stringify writes every such answer); None for every
+/// other message, handed over as published.
+pub fn split_cluster_fetch_answer(payload: &[u8]) -> Option<Vec<u8>> {
+    if !payload.starts_with(br#"{"type":8,"#) {
+        return None;
+    }
+    split_fetch_answer(payload, CLUSTER_SOCKETS)
 }
 
 /// A handshake left out of its socket's details (JSON.stringify left it out: undefined).
@@ -383,10 +424,10 @@ mod tests {
         let answer = br#"{"requestId":"abc","sockets":[
             {"id":"s1","handshake":{"headers":{"host":"h"},"query":{"EIO":"4"},"auth":{}},"rooms":["s1","r"],"data":{"user":"\u00e9\"x"},"extra":1},
             {"data":null,"rooms":[],"id":"s2","handshake":{}}]}"#;
-        let (head, handshakes) = read(&split_fetch_answer(answer).unwrap());
+        let (head, handshakes) = read(&split_fetch_answer(answer, CLASSIC_SOCKETS).unwrap());
         assert_eq!(
             head,
-            r#"[["s1",["s1","r"],{"user":"\u00e9\"x"}],["s2",[],null]]"#
+            r#"{"requestId":"abc","sockets":[["s1",["s1","r"],{"user":"\u00e9\"x"}],["s2",[],null]]}"#
         );
         assert_eq!(
             handshakes,
@@ -396,8 +437,32 @@ mod tests {
 
     #[test]
     fn no_sockets() {
-        let (head, handshakes) = read(&split_fetch_answer(br#"{"sockets":[]}"#).unwrap());
-        assert_eq!((head.as_str(), handshakes.as_str()), ("[]", "[]"));
+        let (head, handshakes) =
+            read(&split_fetch_answer(br#"{"sockets":[]}"#, CLASSIC_SOCKETS).unwrap());
+        assert_eq!(
+            (head.as_str(), handshakes.as_str()),
+            ("{\"sockets\":[]}", "[]")
+        );
+    }
+
+    #[test]
+    fn splits_cluster_answers_keeping_the_rest_of_the_message() {
+        let answer = br#"{"type":8,"data":{"requestId":"q","sockets":[{"id":"a","handshake":{"h":1},"rooms":["a"],"data":{}}]},"uid":"u","nsp":"/"}"#;
+        let (head, handshakes) = read(&split_cluster_fetch_answer(answer).unwrap());
+        assert_eq!(
+            head,
+            r#"{"type":8,"data":{"requestId":"q","sockets":[["a",["a"],{}]]},"uid":"u","nsp":"/"}"#
+        );
+        assert_eq!(handshakes, r#"[{"h":1}]"#);
+        for other in [
+            &br#"{"type":6,"data":{"requestId":"q","packet":1},"uid":"u","nsp":"/"}"#[..],
+            br#"{"data":{"sockets":[]},"type":8}"#, // not as JSON.stringify writes answers
+            br#"{"type":8,"data":{"sockets":[]},"data":{"sockets":[]}}"#, // twice
+            br#"{"type":8,"dat\u0061":{"sockets":[]}}"#, // an escaped key
+            br#"{"type":8,"data":{"requestId":"q"}}"#, // no sockets
+        ] {
+            assert!(split_cluster_fetch_answer(other).is_none(), "{other:?}");
+        }
     }
 
     #[test]
@@ -417,7 +482,10 @@ mod tests {
             br#" {"sockets":[]}"#, // not `{` first: MessagePack for the official decoders
             br#"{"sockets":[]} x"#, // trailing text
         ] {
-            assert!(split_fetch_answer(answer).is_none(), "{answer:?}");
+            assert!(
+                split_fetch_answer(answer, CLASSIC_SOCKETS).is_none(),
+                "{answer:?}"
+            );
             assert_eq!(
                 fetch_answer_for_js(answer),
                 [&[WHOLE_MARK], answer].concat()
@@ -466,13 +534,17 @@ mod tests {
                 let i = at.index(answer.len());
                 answer[i] = byte;
             }
-            let split = split_fetch_answer(&answer);
+            let split = split_fetch_answer(&answer, CLASSIC_SOCKETS);
             match parsed_details(&answer) {
                 // Answers JSON.parse reads, with the four details, start with `{` here.
                 Some(expected) if answer[0] == b'{' => {
                     let out = split.expect("split");
                     let head_len = u32::from_le_bytes(out[1..5].try_into().unwrap()) as usize;
-                    let head: Vec<[serde_json::Value; 3]> = serde_json::from_slice(&out[5..5 + head_len]).unwrap();
+                    let head: serde_json::Value = serde_json::from_slice(&out[5..5 + head_len]).unwrap();
+                    // Everything but the sockets is as JSON.parse reads it.
+                    let whole: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+                    proptest::prop_assert_eq!(&head["requestId"], &whole["requestId"]);
+                    let head: Vec<[serde_json::Value; 3]> = serde_json::from_value(head["sockets"].clone()).unwrap();
                     let handshakes: Vec<serde_json::Value> = serde_json::from_slice(&out[5 + head_len..]).unwrap();
                     let got: Vec<[serde_json::Value; 4]> = head
                         .into_iter()

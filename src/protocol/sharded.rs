@@ -8,7 +8,7 @@ use super::broadcast_batch::{self, BatchOutcome};
 use super::cluster_event::{broadcast_event_text_validated, BROADCAST};
 use super::delivery::{event_wire_head, push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
 use super::header::read_header;
-use crate::codec::msgpack;
+use crate::codec::{fetch_sockets, msgpack};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
 use redis::RedisResult;
@@ -146,9 +146,13 @@ impl ShardedRouter {
             return;
         }
         if kind == ChannelKind::Response {
-            // onResponse checks neither uid nor nsp (PROTOCOL.md 3.2): hand everything over.
+            // onResponse checks neither uid nor nsp (PROTOCOL.md 3.2): hand everything over,
+            // fetchSockets answers split for lazy handshakes (as the classic adapter's).
             bump(&self.stats.delivered);
-            batch.push(DeliveryKind::AckResponse, id, payload);
+            match fetch_sockets::split_cluster_fetch_answer(payload) {
+                Some(split) => batch.push(DeliveryKind::AckResponse, id, &split),
+                None => batch.push(DeliveryKind::AckResponse, id, payload),
+            }
             return;
         }
         match read_header(payload) {
