@@ -149,6 +149,30 @@ function memberJson(key, value) {
 /** `lengths` entry of a socket whose handshake JSON.stringify leaves out (codec::fetch_sockets). */
 const NO_HANDSHAKE = 0xffffffff;
 
+/** Each socket's handshake encoding, one after the other, and their lengths. */
+class HandshakeBytes {
+  constructor(count) {
+    this.parts = [];
+    this.lengths = new Uint32Array(count);
+    this.total = 0;
+  }
+
+  /** The i-th socket's encoding; null: none (NO_HANDSHAKE). */
+  set(i, bytes) {
+    if (bytes === null) {
+      this.lengths[i] = NO_HANDSHAKE;
+      return;
+    }
+    this.lengths[i] = bytes.length;
+    this.parts.push(bytes);
+    this.total += bytes.length;
+  }
+
+  concat() {
+    return Buffer.concat(this.parts, this.total);
+  }
+}
+
 /**
  * The socket details that the official adapters answer fetchSockets() with, `sockets.map(s =>
  * ({ id, handshake, rooms: [...s.rooms], data }))`, the handshake without its `sessionStore`
@@ -163,9 +187,7 @@ function socketDetailsParts(sockets, hasBinary = null) {
   // without changing any handshake: such answers are left to the upstream way.
   if (Object.prototype.toJSON !== undefined || Array.prototype.toJSON !== undefined) return null;
   const rest = new Array(sockets.length);
-  const texts = [];
-  const lengths = new Uint32Array(sockets.length);
-  let total = 0;
+  const handshakes = new HandshakeBytes(sockets.length);
   for (let i = 0; i < sockets.length; i++) {
     const socket = sockets[i];
     let handshake = socket.handshake;
@@ -183,15 +205,11 @@ function socketDetailsParts(sockets, hasBinary = null) {
         return null;
       }
     }
-    if (bytes === null) lengths[i] = NO_HANDSHAKE;
-    else {
-      lengths[i] = bytes.length;
-      texts.push(bytes);
-      total += bytes.length;
-    }
+    handshakes.set(i, bytes);
     rest[i] = { id: socket.id, rooms: [...socket.rooms], data: socket.data };
   }
-  return { details: JSON.stringify(rest), handshakes: Buffer.concat(texts, total), lengths };
+  const { lengths } = handshakes;
+  return { details: JSON.stringify(rest), handshakes: handshakes.concat(), lengths };
 }
 
 /**
@@ -203,21 +221,18 @@ function socketDetailsParts(sockets, hasBinary = null) {
  */
 function msgpackAnswerParts(sockets, encode, answer) {
   const details = new Array(sockets.length);
-  const texts = [];
-  const lengths = new Uint32Array(sockets.length);
-  let total = 0;
+  const handshakes = new HandshakeBytes(sockets.length);
   for (let i = 0; i < sockets.length; i++) {
     const socket = sockets[i];
     const handshake = socket.handshake;
     let placeholder = null;
-    if (sentAsItself(handshake)) texts.push(keptEncoding(keptMsgpack, handshake, encode));
+    if (sentAsItself(handshake)) handshakes.set(i, keptEncoding(keptMsgpack, handshake, encode));
     else if (handshake !== null && typeof handshake === "object") {
-      texts.push(encode(withoutSessionStore(handshake)));
-    } else placeholder = handshake;
-    if (placeholder === null) {
-      lengths[i] = texts[texts.length - 1].length;
-      total += lengths[i];
-    } else lengths[i] = NO_HANDSHAKE;
+      handshakes.set(i, encode(withoutSessionStore(handshake)));
+    } else {
+      handshakes.set(i, null);
+      placeholder = handshake;
+    }
     details[i] = {
       id: socket.id,
       handshake: placeholder,
@@ -225,7 +240,8 @@ function msgpackAnswerParts(sockets, encode, answer) {
       data: socket.data,
     };
   }
-  return { encoded: encode(answer(details)), handshakes: Buffer.concat(texts, total), lengths };
+  const { lengths } = handshakes;
+  return { encoded: encode(answer(details)), handshakes: handshakes.concat(), lengths };
 }
 
 /**

@@ -9,17 +9,11 @@
 //! the official adapters do with the whole answer. Nesting depth is not limited (the walk
 //! keeps its own stack, as V8's JSON.parse does).
 
+use super::json_scan::skip_ws;
 use super::text_scan::first_escape;
 
 /// `(raw key between its quotes, value text)`, in order.
 pub type Members<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
 
 /// The end (after the closing quote) of the string whose opening quote is at `i`.
 fn string_end(b: &[u8], i: usize) -> Option<usize> {

@@ -71,7 +71,8 @@ pub fn array_items(text: &str) -> Option<Vec<&str>> {
     }
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+/// The first byte at or after `i` that is not JSON whitespace.
+pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }
