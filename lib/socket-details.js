@@ -11,7 +11,8 @@
 // used only after a check that finds every object of the handshake with the same keys in the
 // same order and every value the same (Object.is), which costs about a fifth of serializing it
 // again. Anything an encoder could write differently from call to call with no such change
-// visible (toJSON methods, Buffers, Dates, class instances, very deep trees) is never kept:
+// visible (getters, toJSON methods, Buffers, Dates, class instances, very deep trees) is never
+// kept:
 // such a handshake is encoded every time, as before. The core puts the kept encodings into the
 // rest of the answer (codec::fetch_sockets): joining them into one string here cost a third of
 // what serializing them did.
@@ -51,6 +52,9 @@ function snapshot(value, out, depth) {
   }
   const length = keys === null ? value.length : keys.length;
   for (let i = 0; i < length; i++) {
+    // A getter may answer the encoder and the snapshot differently: data properties only.
+    const descriptor = Object.getOwnPropertyDescriptor(value, keys === null ? i : keys[i]);
+    if (descriptor !== undefined && descriptor.get !== undefined) return false;
     const item = keys === null ? value[i] : value[keys[i]];
     out.push(item);
     if (!snapshot(item, out, depth + 1)) return false;
