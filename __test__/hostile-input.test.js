@@ -41,6 +41,17 @@ function hostilePayloads() {
       { type: 2, data: ["ev", "x".repeat(16 * MiB)], nsp: "/" },
       { rooms: [], except: [], flags: {} },
     ]),
+    // Starts as every JSON fetchSockets answer does (the sharded core splits those).
+    "fetchSockets answer head then 1 MiB of garbage": Buffer.concat([
+      Buffer.from('{"type":8,"data":{"requestId":"zz","sockets":[{"id":"s","handshake":{"a":'),
+      crypto.randomBytes(MiB),
+    ]),
+    "fetchSockets answer with a 100k-deep handshake": Buffer.from(
+      '{"type":8,"data":{"requestId":"zz","sockets":[{"id":"s","rooms":[],"data":{},"handshake":{"a":' +
+        "[".repeat(100000) +
+        "]".repeat(100000) +
+        '}}]},"uid":"zzzzzz","nsp":"/"}',
+    ),
     "truncated envelope": envelope.subarray(0, envelope.length >> 1),
     "100k nested msgpack arrays": deepMsgpack,
     "100k nested JSON arrays": deepJson,
