@@ -12,10 +12,9 @@
 // same order and every value the same (Object.is), which costs about a fifth of serializing it
 // again. Anything an encoder could write differently from call to call with no such change
 // visible (getters, toJSON methods, Buffers, Dates, class instances, very deep trees) is never
-// kept:
-// such a handshake is encoded every time, as before. The core puts the kept encodings into the
-// rest of the answer (codec::fetch_sockets): joining them into one string here cost a third of
-// what serializing them did.
+// kept: such a handshake is encoded every time, as before. The core puts the kept encodings
+// into the rest of the answer (codec::fetch_sockets): joining them into one string here cost
+// a third of what serializing them did.
 
 const { Adapter, MessageType } = require("socket.io-adapter");
 
@@ -259,7 +258,7 @@ function answerHead(requestId) {
 
 /** The official adapters' details of one socket (the upstream way of socketDetailsParts). */
 function officialDetails(socket) {
-  const { sessionStore, ...handshake } = socket.handshake;
+  const handshake = withoutSessionStore(socket.handshake);
   return { id: socket.id, handshake, rooms: [...socket.rooms], data: socket.data };
 }
 
