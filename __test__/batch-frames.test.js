@@ -191,4 +191,64 @@ describe("framed batches from JS to Rust", () => {
       driver.shutdown();
     }
   });
+
+  it("ClassicDriver.broadcastJsonBatch reads Buffers from the attachment buffer, skipping bad places", async () => {
+    const { nativeConnectionJson } = require("../lib/connection-options");
+    const driver = new native.ClassicDriver(
+      {
+        connection: nativeConnectionJson(redis.url),
+        key: "bfa",
+        publishOnSpecificResponseChannel: false,
+        defaultParser: true,
+      },
+      () => {},
+    );
+    const { createClient } = require("redis");
+    const subscriber = createClient({ url: redis.url });
+    try {
+      await subscriber.connect();
+      const got = [];
+      await subscriber.pSubscribe("bfa#*", (message) => got.push(message), true);
+      const ns = driver.addNamespace("/");
+      const placeholder = (num) => `{"_placeholder":true,"num":${num}}`;
+      const record = (data, places) => `${ns}\x01\x01\x01${data}\x02${places}\x00`;
+      const attachments = Buffer.from("abcdefgh");
+      const batch = Buffer.from(
+        [
+          record(`["ev",${placeholder(0)}]`, "2,3"),
+          record(`["ev",${placeholder(0)}]`, "6,5"), // beyond the attachment bytes
+          record(`["ev",${placeholder(0)}]`, "0"), // not a start,length pair
+          record(`["ev",${placeholder(0)}]`, "x,1"), // not numbers
+          record(`["ev",${placeholder(1)}]`, "0,1"), // a placeholder without its Buffer
+          record(`["ev",${placeholder(1)},${placeholder(0)}]`, "0,1,5,3"),
+        ].join(""),
+      );
+      // Attachments said to reach beyond their buffer: the whole batch is refused.
+      expect(driver.broadcastJsonBatch(batch, batch.length, attachments, 100)).toMatch(
+        /attachments length 100 beyond their buffer/,
+      );
+      expect(driver.broadcastJsonBatch(batch, batch.length, null, 3)).toMatch(/beyond/);
+      const problem = driver.broadcastJsonBatch(batch, batch.length, attachments, 8);
+      expect(problem).toMatch(/^4 of 6 queued broadcasts not sent: 0 refused/);
+      expect(problem).toMatch(/queued broadcast 1: attachment beyond the attachment buffer/);
+      driver.flush();
+      const deadline = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got).toHaveLength(2);
+      const decoded = got.map((m) => require("notepack.io").decode(m));
+      expect(decoded[0][1].data).toEqual(["ev", Buffer.from("cde")]);
+      expect(decoded[1][1].data).toEqual(["ev", Buffer.from("fgh"), Buffer.from("a")]);
+      // Byte-equal to notepack's envelope of the same data.
+      const expected = require("notepack.io").encode([
+        decoded[1][0],
+        { type: 2, data: ["ev", Buffer.from("fgh"), Buffer.from("a")], nsp: "/" },
+        { rooms: [], except: [], flags: {} },
+      ]);
+      expect(Buffer.from(got[1]).equals(Buffer.from(expected))).toBe(true);
+    } finally {
+      await subscriber.quit();
+      driver.shutdown();
+    }
+  });
 });

@@ -193,26 +193,20 @@ class RedisAdapter extends Adapter {
       if (json !== undefined) {
         const roomJson = room === null ? null : JSON.stringify(room);
         const optionsJson = optionsJsonOf(opts, roomJson);
-        if (optionsJson !== undefined && attachments !== undefined) {
-          queued = this.node
-            .inOrder()
-            .broadcastJsonAttachments(
-              this.ns,
-              room,
-              json,
-              optionsJsonText(optionsJson, roomJson),
-              attachments,
-            );
-        } else if (optionsJson !== undefined) {
+        if (optionsJson !== undefined) {
           if (
             json.length < MAX_QUEUED_RECORD &&
-            this.node.queueBroadcastJson(this.ns, roomJson, json, optionsJson)
+            this.node.queueBroadcastJson(this.ns, roomJson, json, optionsJson, "", "", attachments)
           ) {
             return true;
           }
-          queued = this.node
-            .inOrder()
-            .broadcastJson(this.ns, room, json, optionsJsonText(optionsJson, roomJson));
+          const optionsText = optionsJsonText(optionsJson, roomJson);
+          queued =
+            attachments === undefined
+              ? this.node.inOrder().broadcastJson(this.ns, room, json, optionsText)
+              : this.node
+                  .inOrder()
+                  .broadcastJsonAttachments(this.ns, room, json, optionsText, attachments);
         }
       }
       if (queued === undefined || queued === -1) {

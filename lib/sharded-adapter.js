@@ -280,16 +280,18 @@ class ShardedRedisAdapter extends ClusterAdapter {
   broadcastBinary(packet, opts, { json, rooms, encodedOpts, attachments }) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
-    const queued = this.node
-      .inOrder()
-      .publishJsonAttachmentsDeferred(
-        this.ns,
-        room,
-        MESSAGE_HEAD + json + this.messageAfterData(encodedOpts),
-        attachments,
-      );
-    if (queued === -1) return super.broadcast(packet, opts);
-    if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
+    const after = this.messageAfterData(encodedOpts);
+    // Queued with the others of this turn, the Buffers beside them (lib/native-node.js).
+    const roomJson = room === null ? null : JSON.stringify(room);
+    if (
+      !this.node.queueBroadcastJson(this.ns, roomJson, json, null, MESSAGE_HEAD, after, attachments)
+    ) {
+      const queued = this.node
+        .inOrder()
+        .publishJsonAttachmentsDeferred(this.ns, room, MESSAGE_HEAD + json + after, attachments);
+      if (queued === -1) return super.broadcast(packet, opts);
+      if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
+    }
     this.node.scheduleFlush();
     const text = binaryEventText(this.nsp.name, attachments.length, json);
     queueMicrotask(() => {

@@ -27,6 +27,8 @@ const PAYLOADS = [
   ],
   ["medium string (16-bit WebSocket length)", ["y".repeat(1000)]],
   ["big string (64-bit WebSocket length)", ["x".repeat(70000)]],
+  // Beyond what a sender queues with the turn's other broadcasts (lib/native-node.js).
+  ["binary, big (published by its own call)", [Buffer.alloc(70000, 5), Buffer.from("z")]],
   ["__proto__ key", [JSON.parse('{"__proto__": {"p": 1}, "q": 2}')]],
 ];
 

@@ -1,6 +1,6 @@
 use super::codec::joined_fetch_answer;
 use super::errors::to_napi;
-use super::queued::queued_text;
+use super::queued::queued_batch;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::codec::fetch_sockets;
@@ -179,12 +179,21 @@ impl ClassicDriver {
 
     /// The broadcasts JS queued during one event-loop turn: the first `length` bytes of
     /// `queue`, UTF-8 (layout in `protocol::broadcast_batch`), read during the call (JS
-    /// reuses the buffer). Returns nothing when every one was queued, else what happened
+    /// reuses the buffer); the records' Buffers in the first `attachments_length` bytes of
+    /// `attachments`. Returns nothing when every one was queued, else what happened
     /// to the others, for the debug log.
     #[napi]
-    pub fn broadcast_json_batch(&self, queue: BufferSlice, length: u32) -> Option<String> {
-        match queued_text(&queue, length) {
-            Ok(batch) => self.core.broadcast_json_batch(batch).problem(),
+    pub fn broadcast_json_batch(
+        &self,
+        queue: BufferSlice,
+        length: u32,
+        attachments: Option<BufferSlice>,
+        attachments_length: Option<u32>,
+    ) -> Option<String> {
+        match queued_batch(&queue, length, attachments.as_ref(), attachments_length) {
+            Ok((batch, attachments)) => {
+                self.core.broadcast_json_batch(batch, attachments).problem()
+            }
             Err(problem) => Some(problem),
         }
     }

@@ -532,11 +532,13 @@ impl<T: Transport> ClassicCore<T> {
 
     /// [`ClassicCore::broadcast_json`] for the broadcasts JS queued during one event-loop
     /// turn (see [`broadcast_batch`]), queued under one lock, in order. A record that cannot
-    /// be read or transcoded is skipped with its reason in the outcome.
-    pub fn broadcast_json_batch(&self, batch: &str) -> BatchOutcome {
+    /// be read or transcoded is skipped with its reason in the outcome. `attachments`: the
+    /// bytes the records' Buffers are in.
+    pub fn broadcast_json_batch(&self, batch: &str, attachments: &[u8]) -> BatchOutcome {
         // One read lock for the batch: the namespaces' channels and names are borrowed.
         let routes = self.router.routes.read().unwrap();
-        broadcast_batch::queue_records_bundled(batch, self.transport(), |queued, bundle| {
+        let transport = self.transport();
+        broadcast_batch::queue_records_bundled(batch, attachments, transport, |queued, bundle| {
             let Some(ns) = routes.namespaces.get(&queued.ns) else {
                 return Ok(false);
             };
@@ -555,7 +557,8 @@ impl<T: Transport> ClassicCore<T> {
             };
             bundle
                 .push(channel, |out| {
-                    self.write_json_envelope(out, &ns.name, queued.data_json, opts, &[])
+                    let data = queued.data_json;
+                    self.write_json_envelope(out, &ns.name, data, opts, &queued.attachments)
                 })
                 .map(|()| true)
                 .map_err(|e| format!("queued broadcast not transcodable: {e}"))

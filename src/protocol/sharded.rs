@@ -430,30 +430,32 @@ impl<T: Transport> ShardedCore<T> {
         message_json: &str,
         attachments: &[&[u8]],
     ) -> Result<bool, msgpack::TranscodeError> {
-        let mut payload = Vec::with_capacity(
-            message_json.len() + attachments.iter().map(|a| a.len() + 5).sum::<usize>(),
-        );
-        msgpack::json_to_msgpack_with_attachments(message_json, attachments, &mut payload)?;
+        let payload = binary_message(message_json, attachments)?;
         Ok(self.publish_deferred(id, room, payload))
     }
 
     /// [`ShardedCore::publish_deferred`] for the broadcast messages JS queued during one
     /// event-loop turn (see [`broadcast_batch`]: each record's data is the message JSON, its
     /// room the channel's room), in order. A record that cannot be read is skipped with its
-    /// reason in the outcome.
-    pub fn publish_text_batch(&self, batch: &str) -> BatchOutcome {
+    /// reason in the outcome. A record with Buffers (`attachments` holds their bytes) is
+    /// sent as MessagePack, as upstream sends messages with binary data.
+    pub fn publish_text_batch(&self, batch: &str, attachments: &[u8]) -> BatchOutcome {
         let mut channels: Option<(u32, ShardedChannels)> = None;
-        broadcast_batch::queue_records(batch, self.transport(), |queued| {
+        broadcast_batch::queue_records(batch, attachments, self.transport(), |queued| {
             // Records of one turn are almost always of one namespace: look it up once.
             if channels.as_ref().is_none_or(|(id, _)| *id != queued.ns) {
                 channels = self.channels(queued.ns).map(|c| (queued.ns, c));
             }
-            Ok(channels.as_ref().map(|(_, c)| {
-                (
-                    c.publish_channel(queued.room.as_deref()),
-                    queued.data_json.as_bytes().to_vec(),
-                )
-            }))
+            let Some((_, c)) = channels.as_ref() else {
+                return Ok(None);
+            };
+            let payload = if queued.attachments.is_empty() {
+                queued.data_json.as_bytes().to_vec()
+            } else {
+                binary_message(queued.data_json, &queued.attachments)
+                    .map_err(|e| format!("queued broadcast not transcodable: {e}"))?
+            };
+            Ok(Some((c.publish_channel(queued.room.as_deref()), payload)))
         })
     }
 
@@ -492,6 +494,19 @@ impl<T: Transport> ShardedCore<T> {
             t.shutdown();
         }
     }
+}
+
+/// The MessagePack of a message whose JSON has socket.io-parser's placeholders for
+/// `attachments`, with the Buffers in their places, as notepack encodes it.
+fn binary_message(
+    message_json: &str,
+    attachments: &[&[u8]],
+) -> Result<Vec<u8>, msgpack::TranscodeError> {
+    let mut payload = Vec::with_capacity(
+        message_json.len() + attachments.iter().map(|a| a.len() + 5).sum::<usize>(),
+    );
+    msgpack::json_to_msgpack_with_attachments(message_json, attachments, &mut payload)?;
+    Ok(payload)
 }
 
 #[cfg(test)]
