@@ -70,6 +70,32 @@ describe("classic fast paths are byte-identical to the official adapter", () => 
     expect(asText).toBe(delivered - 2);
   });
 
+  it("binary events reach a native receiver's polling and WebSocket clients alike, volatile too", async () => {
+    // WebSocket clients get the frames the Rust core built; a polling client the packets.
+    const { client: polling } = await c.connect(1, "/", { transports: ["polling"] });
+    const [ws, poll] = captureFrames([c.clients[1], polling]);
+    const nested = { a: Buffer.from([9]), big: Buffer.alloc(300, 4), s: "t" };
+    try {
+      c.servers[0].emit("ev", Buffer.from([1, 2]), [Buffer.alloc(0), nested]);
+      await waitUntil(() => poll.length >= 5 && ws.length >= 5, { what: "the event's 5 messages" });
+      // On its own: socket.io drops a volatile packet while the transport is busy (a polling
+      // transport is, but while a request waits).
+      c.servers[0].volatile.emit("ev", "volatile", Buffer.from("v"));
+      await waitUntil(() => ws.length >= 7, { what: "the volatile event" });
+    } finally {
+      polling.close();
+    }
+    expect(poll.slice(0, 5)).toEqual(ws.slice(0, 5));
+    expect(ws[0]).toBe(
+      '54-["ev",{"_placeholder":true,"num":0},[{"_placeholder":true,"num":1},' +
+        '{"a":{"_placeholder":true,"num":2},"big":{"_placeholder":true,"num":3},"s":"t"}]]',
+    );
+    expect(ws.slice(1, 4).map((b) => [...b])).toEqual([[1, 2], [], [9]]);
+    expect([...ws[4]]).toEqual(new Array(300).fill(4));
+    expect(ws[5]).toBe('51-["ev","volatile",{"_placeholder":true,"num":0}]');
+    expect(ws[6].toString()).toBe("v");
+  });
+
   it("onAnyOutgoing listeners of a native receiver see the data, Buffers in place", async () => {
     const seen = [];
     const listener = (...args) => seen.push(args);

@@ -191,8 +191,18 @@ pub fn event_text_len(targets: EventTargets<'_>, text: &[&[u8]]) -> usize {
 /// The header of an unmasked, final WebSocket text frame of `payload_len` bytes (RFC 6455
 /// 5.2), as ws's `Sender.frame` writes it: 7-bit length, or 126 + u16, or 127 + u64 (BE).
 pub fn websocket_text_head(payload_len: usize) -> ([u8; 10], usize) {
+    websocket_head(0x81, payload_len)
+}
+
+/// [`websocket_text_head`] for a binary frame (opcode 2), as ws frames a Buffer.
+pub fn websocket_binary_head(payload_len: usize) -> ([u8; 10], usize) {
+    websocket_head(0x82, payload_len)
+}
+
+/// `first`: FIN and the opcode.
+fn websocket_head(first: u8, payload_len: usize) -> ([u8; 10], usize) {
     let mut head = [0u8; 10];
-    head[0] = 0x81;
+    head[0] = first;
     if payload_len < 126 {
         head[1] = payload_len as u8;
         (head, 2)
@@ -272,9 +282,12 @@ pub fn event_wire_targets<'a>(
 }
 
 /// Appends the payload of a broadcast with binary values delivered as socket.io's wire
-/// (lib/event-text.js `applyEventBinary` reads it): the targets as in [`write_event_text`],
-/// `text_len: u32 LE`, the BINARY_EVENT text, `count: u32 LE`, then each attachment as
-/// `len: u32 LE` and its bytes.
+/// (lib/event-text.js `applyEventBinary` reads it): the targets as in [`write_event_text`]
+/// (with `TEXT_ASCII` when the text is ASCII), then each WebSocket message Engine.IO sends
+/// for it, as `frame_len: u32 LE`, `head_len: u8` and the frame: first the text frame of
+/// `"4"` and the BINARY_EVENT text, then `count: u32 LE` and one binary frame per
+/// attachment. JS hands the frames to engine.io as they are (`wsPreEncodedFrame`), and the
+/// text and the attachments' bytes, read inside them, to other transports and listeners.
 pub fn write_event_binary(
     out: &mut Vec<u8>,
     targets: EventTargets<'_>,
@@ -282,22 +295,41 @@ pub fn write_event_binary(
     attachments: &[&[u8]],
 ) {
     let (mode, field) = targets.mode_and_field();
-    out.push(mode);
+    out.push(if text.is_ascii() {
+        mode | TEXT_ASCII
+    } else {
+        mode
+    });
     out.extend_from_slice(&(field.len() as u32).to_le_bytes());
     out.extend_from_slice(field.as_bytes());
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
+    let (head, head_len) = websocket_text_head(1 + text.len());
+    write_frame(out, &head[..head_len], &[b"4", text.as_bytes()]);
     out.extend_from_slice(&(attachments.len() as u32).to_le_bytes());
     for attachment in attachments {
-        out.extend_from_slice(&(attachment.len() as u32).to_le_bytes());
-        out.extend_from_slice(attachment);
+        let (head, head_len) = websocket_binary_head(attachment.len());
+        write_frame(out, &head[..head_len], &[attachment]);
+    }
+}
+
+/// `frame_len: u32 LE`, `head_len: u8`, the header, the parts.
+fn write_frame(out: &mut Vec<u8>, head: &[u8], parts: &[&[u8]]) {
+    let len = head.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.push(head.len() as u8);
+    out.extend_from_slice(head);
+    for part in parts {
+        out.extend_from_slice(part);
     }
 }
 
 /// The length of [`write_event_binary`]'s output.
 pub fn event_binary_len(targets: EventTargets<'_>, text: &str, attachments: &[&[u8]]) -> usize {
     let field = targets.mode_and_field().1.len();
-    5 + field + 4 + text.len() + 4 + attachments.iter().map(|a| 4 + a.len()).sum::<usize>()
+    let frame = |payload_len: usize| 5 + websocket_head(0, payload_len).1 + payload_len;
+    5 + field
+        + frame(1 + text.len())
+        + 4
+        + attachments.iter().map(|a| frame(a.len())).sum::<usize>()
 }
 
 /// Reads [`write_event_text`]'s layout back: `(mode, opts JSON, text)`; `None` when the
@@ -424,5 +456,52 @@ mod tests {
                 assert_eq!(parse_event_text(&out), None);
             }
         }
+    }
+
+    #[test]
+    fn event_binary_carries_each_websocket_frame() {
+        let text = "51-[\"ev\",{\"_placeholder\":true,\"num\":0}]";
+        let (small, medium, big) = (vec![7u8; 3], vec![8u8; 126], vec![9u8; 65536]);
+        let attachments: [&[u8]; 4] = [&small, &[], &medium, &big];
+        let mut batch = FrameBatch::default();
+        batch.push_event_binary(2, EventTargets::Room("r"), text, &attachments);
+        let frames = parse_frames(&batch.buf);
+        let (kind, ns, payload) = &frames[0];
+        assert_eq!((*kind, *ns), (DeliveryKind::EventBinary as u8, 2));
+        assert_eq!(
+            payload.len(),
+            event_binary_len(EventTargets::Room("r"), text, &attachments)
+        );
+        assert_eq!(payload[0], 2 | TEXT_ASCII);
+        assert_eq!(&payload[1..6], b"\x01\0\0\0r");
+        // Each frame: frame_len u32 LE, head_len u8, then the frame itself; the count of
+        // attachments after the text's.
+        let mut at = 6;
+        let mut next_frame = |count_before: bool| {
+            if count_before {
+                assert_eq!(&payload[at..at + 4], &4u32.to_le_bytes());
+                at += 4;
+            }
+            let len = u32::from_le_bytes(payload[at..at + 4].try_into().unwrap()) as usize;
+            let head_len = usize::from(payload[at + 4]);
+            let frame = &payload[at + 5..at + 5 + len];
+            at += 5 + len;
+            (frame[..head_len].to_vec(), frame[head_len..].to_vec())
+        };
+        let text_frame = (
+            vec![0x81, (1 + text.len()) as u8],
+            [b"4", text.as_bytes()].concat(),
+        );
+        assert_eq!(next_frame(false), text_frame);
+        assert_eq!(next_frame(true), (vec![0x82, 3], small.clone()));
+        assert_eq!(next_frame(false), (vec![0x82, 0], vec![]));
+        assert_eq!(next_frame(false), (vec![0x82, 126, 0, 126], medium.clone()));
+        let big_head = vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert_eq!(next_frame(false), (big_head, big.clone()));
+        assert_eq!(at, payload.len());
+        // A text that is not ASCII leaves the flag off.
+        let mut out = Vec::new();
+        write_event_binary(&mut out, EventTargets::All, "51-[\"é\"]", &[&small]);
+        assert_eq!(out[0], 0);
     }
 }
