@@ -25,6 +25,34 @@ describe("framed batches from JS to Rust", () => {
     await redis.stop();
   });
 
+  /** A ClassicDriver with key `key`, and what a subscriber of its broadcast channels got. */
+  async function classicDriverAndSubscriber(key) {
+    const { nativeConnectionJson } = require("../lib/connection-options");
+    const driver = new native.ClassicDriver(
+      {
+        connection: nativeConnectionJson(redis.url),
+        key,
+        publishOnSpecificResponseChannel: false,
+        defaultParser: true,
+      },
+      () => {},
+    );
+    const subscriber = require("redis").createClient({ url: redis.url });
+    const close = async () => {
+      await subscriber.quit();
+      driver.shutdown();
+    };
+    const got = [];
+    try {
+      await subscriber.connect();
+      await subscriber.pSubscribe(`${key}#*`, (message) => got.push(message), true);
+    } catch (e) {
+      driver.shutdown();
+      throw e;
+    }
+    return { driver, got, close };
+  }
+
   it("NativePublisher.publishBatch rejects malformed frames and publishes none of them", async () => {
     const publisher = new native.NativePublisher(JSON.stringify({ url: redis.url }));
     try {
@@ -139,22 +167,8 @@ describe("framed batches from JS to Rust", () => {
   });
 
   it("ClassicDriver.broadcastJsonBatch skips malformed records with a reason and sends the rest", async () => {
-    const { nativeConnectionJson } = require("../lib/connection-options");
-    const driver = new native.ClassicDriver(
-      {
-        connection: nativeConnectionJson(redis.url),
-        key: "bf",
-        publishOnSpecificResponseChannel: false,
-        defaultParser: true,
-      },
-      () => {},
-    );
-    const { createClient } = require("redis");
-    const subscriber = createClient({ url: redis.url });
+    const { driver, got, close } = await classicDriverAndSubscriber("bf");
     try {
-      await subscriber.connect();
-      const got = [];
-      await subscriber.pSubscribe("bf#*", (message) => got.push(message), true);
       const ns = driver.addNamespace("/");
       const record = (fields) => Buffer.from(`${fields.join("\x01")}\x00`);
       const send = (buf, length = buf.length) => driver.broadcastJsonBatch(buf, length);
@@ -187,28 +201,13 @@ describe("framed batches from JS to Rust", () => {
       ]);
       expect(decoded[2][2]).toEqual({ rooms: ["r2"], except: [], flags: {} });
     } finally {
-      await subscriber.quit();
-      driver.shutdown();
+      await close();
     }
   });
 
   it("ClassicDriver.broadcastJsonBatch reads Buffers from the attachment buffer, skipping bad places", async () => {
-    const { nativeConnectionJson } = require("../lib/connection-options");
-    const driver = new native.ClassicDriver(
-      {
-        connection: nativeConnectionJson(redis.url),
-        key: "bfa",
-        publishOnSpecificResponseChannel: false,
-        defaultParser: true,
-      },
-      () => {},
-    );
-    const { createClient } = require("redis");
-    const subscriber = createClient({ url: redis.url });
+    const { driver, got, close } = await classicDriverAndSubscriber("bfa");
     try {
-      await subscriber.connect();
-      const got = [];
-      await subscriber.pSubscribe("bfa#*", (message) => got.push(message), true);
       const ns = driver.addNamespace("/");
       const placeholder = (num) => `{"_placeholder":true,"num":${num}}`;
       const record = (data, places) => `${ns}\x01\x01\x01${data}\x02${places}\x00`;
@@ -247,8 +246,7 @@ describe("framed batches from JS to Rust", () => {
       ]);
       expect(Buffer.from(got[1]).equals(Buffer.from(expected))).toBe(true);
     } finally {
-      await subscriber.quit();
-      driver.shutdown();
+      await close();
     }
   });
 });

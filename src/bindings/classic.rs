@@ -1,6 +1,6 @@
 use super::codec::joined_fetch_answer;
 use super::errors::to_napi;
-use super::queued::queued_batch;
+use super::queued::send_queued_batch;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::codec::fetch_sockets;
@@ -190,12 +190,13 @@ impl ClassicDriver {
         attachments: Option<BufferSlice>,
         attachments_length: Option<u32>,
     ) -> Option<String> {
-        match queued_batch(&queue, length, attachments.as_ref(), attachments_length) {
-            Ok((batch, attachments)) => {
-                self.core.broadcast_json_batch(batch, attachments).problem()
-            }
-            Err(problem) => Some(problem),
-        }
+        send_queued_batch(
+            &queue,
+            length,
+            attachments.as_ref(),
+            attachments_length,
+            |batch, attachments| self.core.broadcast_json_batch(batch, attachments),
+        )
     }
 
     /// Sends the broadcasts queued since the last flush.

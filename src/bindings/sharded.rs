@@ -1,6 +1,6 @@
 use super::codec::joined_fetch_answer;
 use super::errors::to_napi;
-use super::queued::queued_batch;
+use super::queued::send_queued_batch;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::connection::publisher::{PublisherLimits, PublisherStats};
@@ -156,8 +156,8 @@ impl ShardedDriver {
 
     /// The broadcast messages JS queued during one event-loop turn: the first `length`
     /// bytes of `queue` (records of `protocol::broadcast_batch`, data = the message JSON),
-    /// read during the call, their Buffers in `attachments`. Returns nothing when every one was queued, else what happened
-    /// to the others, for the debug log.
+    /// read during the call, their Buffers in `attachments`. Returns nothing when every one
+    /// was queued, else what happened to the others, for the debug log.
     #[napi]
     pub fn broadcast_json_batch(
         &self,
@@ -166,10 +166,13 @@ impl ShardedDriver {
         attachments: Option<BufferSlice>,
         attachments_length: Option<u32>,
     ) -> Option<String> {
-        match queued_batch(&queue, length, attachments.as_ref(), attachments_length) {
-            Ok((batch, attachments)) => self.core.publish_text_batch(batch, attachments).problem(),
-            Err(problem) => Some(problem),
-        }
+        send_queued_batch(
+            &queue,
+            length,
+            attachments.as_ref(),
+            attachments_length,
+            |batch, attachments| self.core.publish_text_batch(batch, attachments),
+        )
     }
 
     /// Sends what `publish_deferred` queued.
