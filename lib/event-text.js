@@ -84,22 +84,50 @@ const precomputesFrames =
  */
 function textFrame(head, bytes, start, end) {
   const length = head.length + (end - start);
-  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + length);
-  frame[0] = 0x81;
+  const frame = Buffer.allocUnsafe(frameHeaderLength(length) + length);
+  const at = writeFrameHeader(frame, 0x81, length);
+  head.copy(frame, at);
+  bytes.copy(frame, at + head.length, start, end);
+  return frame;
+}
+
+/** The text frame of the Engine.IO message "4" + `text`, in one Buffer. */
+function messageFrame(text) {
+  const length = 1 + Buffer.byteLength(text);
+  const frame = Buffer.allocUnsafe(frameHeaderLength(length) + length);
+  const at = writeFrameHeader(frame, 0x81, length);
+  frame[at] = 0x34; // "4"
+  frame.utf8Write(text, at + 1);
+  return frame;
+}
+
+/** The binary frame of `bytes`, as the header and the bytes themselves (not copied). */
+function binaryFrame(bytes) {
+  const header = Buffer.allocUnsafe(frameHeaderLength(bytes.length));
+  writeFrameHeader(header, 0x82, bytes.length);
+  return [header, bytes];
+}
+
+function frameHeaderLength(length) {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10;
+}
+
+/** Writes the header of a final, unmasked frame; returns where the payload starts. */
+function writeFrameHeader(frame, first, length) {
+  frame[0] = first;
   if (length < 126) {
     frame[1] = length;
-  } else if (length < 65536) {
+    return 2;
+  }
+  if (length < 65536) {
     frame[1] = 126;
     frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(Math.floor(length / 0x100000000), 2);
-    frame.writeUInt32BE(length >>> 0, 6);
+    return 4;
   }
-  head.copy(frame, headerLength);
-  bytes.copy(frame, headerLength + head.length, start, end);
-  return frame;
+  frame[1] = 127;
+  frame.writeUInt32BE(Math.floor(length / 0x100000000), 2);
+  frame.writeUInt32BE(length >>> 0, 6);
+  return 10;
 }
 
 /** Set in an EVENT_TEXT's mode byte when its text is all ASCII (delivery.rs `TEXT_ASCII`). */
@@ -177,20 +205,28 @@ function applyEventBinary(adapter, payload) {
     writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
     return;
   }
-  // Each Engine.IO message with its own ready frame. Not for volatile packets: socket.io
-  // drops a volatile write while the transport is busy, which the first message makes it.
-  // Literals of one shape: options spread from packetOpts made the receiving node slower
-  // than building the frames in ws (bench receiver CPU 1.2-1.7x, against 0.8x with these).
+  writeToSockets(adapter, opts, packet, encodedPackets, () => framedOpts(packetOpts, frames));
+}
+
+/**
+ * Engine.IO write options for each message of a binary event, each with its ready frame
+ * (`frames[i]`: a Buffer or a list of Buffers, as ws's sendFrame takes it). Literals of one
+ * shape: options spread from packetOpts made the receiving node slower than building the
+ * frames in ws (bench receiver CPU 1.2-1.7x, against 0.8x with these). Not for volatile
+ * packets: socket.io drops a volatile write while the transport is busy, which the first
+ * message makes it.
+ */
+function framedOpts(packetOpts, frames) {
   const messageOpts = new Array(frames.length);
   for (let i = 0; i < frames.length; i++) {
     messageOpts[i] = {
       preEncoded: true,
       volatile: undefined,
       compress: packetOpts.compress,
-      wsPreEncodedFrame: [frames[i]],
+      wsPreEncodedFrame: Array.isArray(frames[i]) ? frames[i] : [frames[i]],
     };
   }
-  writeToSockets(adapter, opts, packet, encodedPackets, messageOpts);
+  return messageOpts;
 }
 
 /**
@@ -219,7 +255,15 @@ function broadcastText(adapter, text, opts, frame) {
  */
 function broadcastBinary(adapter, packet, text, attachments, opts) {
   const packetOpts = packetOptsOf(opts);
-  writeToSockets(adapter, opts, packet, [text, ...attachments], packetOpts);
+  const encodedPackets = [text, ...attachments];
+  if (!precomputesFrames || packetOpts.volatile) {
+    writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
+    return;
+  }
+  // The frames once for every local socket (made at the first one: there may be none).
+  writeToSockets(adapter, opts, packet, encodedPackets, () =>
+    framedOpts(packetOpts, [messageFrame(text), ...attachments.map(binaryFrame)]),
+  );
 }
 
 /** The engine.io write options socket.io-adapter's Adapter#broadcast derives from `opts`. */
@@ -230,21 +274,23 @@ function packetOptsOf(opts) {
 
 /**
  * The end of socket.io-adapter's Adapter#broadcast: every matching local socket.
- * `packetOpts`: engine.io's write options for all of `encodedPackets`, or an array of one per
- * packet (each written by its own call).
+ * `packetOpts`: engine.io's write options for all of `encodedPackets`, or a function that
+ * makes an array of options, one per packet (each then written by its own call), called once
+ * at the first matching socket.
  */
 function writeToSockets(adapter, opts, packet, encodedPackets, packetOpts) {
-  const perPacket = Array.isArray(packetOpts);
+  let perPacket = typeof packetOpts === "function" ? null : undefined;
   adapter.apply(opts, (socket) => {
     if (typeof socket.notifyOutgoingListeners === "function") {
       socket.notifyOutgoingListeners(packet);
     }
-    if (!perPacket) {
+    if (perPacket === undefined) {
       socket.client.writeToEngine(encodedPackets, packetOpts);
       return;
     }
+    perPacket ??= packetOpts();
     for (let i = 0; i < encodedPackets.length; i++) {
-      socket.client.writeToEngine(encodedPackets[i], packetOpts[i]);
+      socket.client.writeToEngine(encodedPackets[i], perPacket[i]);
     }
   });
 }
