@@ -199,22 +199,31 @@ function applyEventBinary(adapter, payload) {
     frames.push(payload.subarray(frameAt, end));
     at = end;
   }
-  const packetOpts = packetOptsOf(opts);
   const packet = new TextPacket(text, adapter.nsp.name, encodedPackets.slice(1));
+  writeBinaryEvent(adapter, opts, packet, encodedPackets, () => frames);
+}
+
+/**
+ * Writes the messages of a binary event (`encodedPackets`: the BINARY_EVENT text, then the
+ * attachments) to every matching local socket, each with its ready frame from `frames()`,
+ * called once at the first matching socket (there may be none). Volatile packets, or without
+ * ws's frames, go in one call, as upstream: socket.io drops a volatile write while the
+ * transport is busy, which the first message would make it.
+ */
+function writeBinaryEvent(adapter, opts, packet, encodedPackets, frames) {
+  const packetOpts = packetOptsOf(opts);
   if (!precomputesFrames || packetOpts.volatile) {
     writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
     return;
   }
-  writeToSockets(adapter, opts, packet, encodedPackets, () => framedOpts(packetOpts, frames));
+  writeToSockets(adapter, opts, packet, encodedPackets, () => framedOpts(packetOpts, frames()));
 }
 
 /**
  * Engine.IO write options for each message of a binary event, each with its ready frame
  * (`frames[i]`: a Buffer or a list of Buffers, as ws's sendFrame takes it). Literals of one
  * shape: options spread from packetOpts made the receiving node slower than building the
- * frames in ws (bench receiver CPU 1.2-1.7x, against 0.8x with these). Not for volatile
- * packets: socket.io drops a volatile write while the transport is busy, which the first
- * message makes it.
+ * frames in ws (bench receiver CPU 1.2-1.7x, against 0.8x with these).
  */
 function framedOpts(packetOpts, frames) {
   const messageOpts = new Array(frames.length);
@@ -254,16 +263,10 @@ function broadcastText(adapter, text, opts, frame) {
  * withPlaceholders) and the Buffers.
  */
 function broadcastBinary(adapter, packet, text, attachments, opts) {
-  const packetOpts = packetOptsOf(opts);
-  const encodedPackets = [text, ...attachments];
-  if (!precomputesFrames || packetOpts.volatile) {
-    writeToSockets(adapter, opts, packet, encodedPackets, packetOpts);
-    return;
-  }
-  // The frames once for every local socket (made at the first one: there may be none).
-  writeToSockets(adapter, opts, packet, encodedPackets, () =>
-    framedOpts(packetOpts, [messageFrame(text), ...attachments.map(binaryFrame)]),
-  );
+  writeBinaryEvent(adapter, opts, packet, [text, ...attachments], () => [
+    messageFrame(text),
+    ...attachments.map(binaryFrame),
+  ]);
 }
 
 /** The engine.io write options socket.io-adapter's Adapter#broadcast derives from `opts`. */
@@ -279,12 +282,13 @@ function packetOptsOf(opts) {
  * at the first matching socket.
  */
 function writeToSockets(adapter, opts, packet, encodedPackets, packetOpts) {
-  let perPacket = typeof packetOpts === "function" ? null : undefined;
+  const lazy = typeof packetOpts === "function";
+  let perPacket = null;
   adapter.apply(opts, (socket) => {
     if (typeof socket.notifyOutgoingListeners === "function") {
       socket.notifyOutgoingListeners(packet);
     }
-    if (perPacket === undefined) {
+    if (!lazy) {
       socket.client.writeToEngine(encodedPackets, packetOpts);
       return;
     }
