@@ -5,7 +5,7 @@
 // clear error, never a crash or a partial write; well-formed batches are written in order.
 
 const native = require("../binding");
-const { startRedis } = require("./helpers/redis");
+const { startRedis, waitUntil } = require("./helpers/redis");
 
 const GARBAGE = [
   Buffer.from([1]), // a flag and nothing else
@@ -123,6 +123,7 @@ describe("framed batches from JS to Rust", () => {
       ];
       for (const frames of bad) {
         expect(() => driver.xaddBatch(frames)).toThrow(/xadd/);
+        expect(() => driver.xaddBatchDetached(frames)).toThrow(/xadd/);
       }
       expect(await redis.cli(["XLEN", "bf-stream"])).toBe("0");
       const good = Buffer.concat([
@@ -161,6 +162,13 @@ describe("framed batches from JS to Rust", () => {
       expect(lines[1]).toMatch(/^-.*WRONGTYPE/);
       expect(lines[2]).toMatch(/^\+\d+-\d+$/);
       expect(await redis.cli(["XLEN", "bf-stream"])).toBe("4");
+      // Detached: queued in order behind what came before, nothing to wait for; the refused
+      // entry is counted, the others written.
+      expect(driver.xaddBatchDetached(mixed)).toBe(true);
+      await waitUntil(async () => JSON.parse(driver.metrics()).writeFailures === 2);
+      expect(await redis.cli(["XLEN", "bf-stream"])).toBe("6");
+      const last = (await redis.cli(["XRANGE", "bf-stream", "-", "+"])).split("\n").slice(-6);
+      expect(last.filter((line) => /^\d$/.test(line))).toEqual(["3", "5"]);
     } finally {
       driver.shutdown();
     }

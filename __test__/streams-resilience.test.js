@@ -49,7 +49,14 @@ describe("streams resilience", () => {
       c.servers[0].emit("ev", "during-0a");
       c.servers[1].emit("ev", "during-1");
       c.servers[0].emit("ev", "during-0b");
+      // Local clients do not wait for Redis (no connection state recovery, so no entry id to
+      // wait for; upstream delivers locally only after the XADD).
+      await waitForCount(got[0], 3);
+      await waitForCount(got[1], 2);
+      expect(got[0].map((a) => a[0])).toEqual(["before", "during-0a", "during-0b"]);
+      expect(got[1].map((a) => a[0])).toEqual(["before", "during-1"]);
       await sleep(500);
+      expect(got[2].map((a) => a[0])).toEqual(["before"]);
       await redis.restart();
 
       c.servers[2].emit("ev", "after");

@@ -3,7 +3,7 @@
 // (PROTOCOL.md section 5). As the official one, the adapter is socket.io-adapter's
 // ClusterAdapter; the Rust core reads the streams (one dedicated connection per stream), queues
 // XADDs in order and retries them while Redis is away, and carries the pub/sub side.
-const { ClusterAdapter, MessageType } = require("socket.io-adapter");
+const { Adapter, ClusterAdapter, MessageType } = require("socket.io-adapter");
 const { msgpackAnswerParts, isFetchSocketsRequest, requestedSockets } = require("./socket-details");
 const msgpack = require("@msgpack/msgpack");
 const native = require("../binding");
@@ -34,6 +34,8 @@ const STREAM_EVENT_TEXT = 8;
 const STREAM_EVENT_BINARY = 10;
 /** First byte of a request-channel payload the core turned into JSON (codec::fetch_sockets). */
 const JSON_ANSWER_MARK = 0;
+/** What broadcast() returns once the local clients have the packet (as ClusterAdapter's). */
+const DELIVERED = Promise.resolve();
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
 const RESTORE_PAGE = 1000;
 const RESTORE_MAX_PAGES = 100;
@@ -112,6 +114,11 @@ function isEphemeral(message) {
   );
 }
 
+/** socket.io-adapter's encodeOptions (not exported): a BROADCAST message's `opts`. */
+function encodeOptions(opts) {
+  return { rooms: [...opts.rooms], except: [...opts.except], flags: opts.flags };
+}
+
 /** As the official shouldIncludePacket (section 5.7). */
 function shouldIncludePacket(sessionRooms, opts) {
   const included =
@@ -131,6 +138,9 @@ class StreamsNode {
   constructor(redisClient, options) {
     this.adapters = new Map(); // namespace name -> adapter
     this.closed = false;
+    // XADDs of the current tick (flushXadds), and how many of them nobody waits for.
+    this.xadds = null;
+    this.detachedXadds = 0;
     // Messages skipped because they could not be decoded (decoding happens in JS here).
     this.decodeErrors = 0;
     const streams =
@@ -162,35 +172,68 @@ class StreamsNode {
 
   /** queueXadd of an entry of encodeXaddFrames (lib/xadd-frames.js). */
   queueXaddEntry(entry) {
-    if (!this.xadds) {
-      this.xadds = [];
-      queueMicrotask(() => this.flushXadds());
-    }
     return new Promise((resolve, reject) => {
       entry.resolve = resolve;
       entry.reject = reject;
-      this.xadds.push(entry);
+      this.pushXadd(entry);
     });
+  }
+
+  /**
+   * queueXaddEntry for an entry whose id nobody waits for: queued in the same order, without
+   * a promise; a failure is logged (and counted in metrics().writeFailures).
+   */
+  queueXaddDetached(entry) {
+    this.pushXadd(entry);
+    this.detachedXadds++;
+  }
+
+  pushXadd(entry) {
+    if (!this.xadds) {
+      this.xadds = [];
+      this.detachedXadds = 0;
+      queueMicrotask(() => this.flushXadds());
+    }
+    this.xadds.push(entry);
   }
 
   flushXadds() {
     const batch = this.xadds;
+    const detached = this.detachedXadds;
     this.xadds = null;
+    this.detachedXadds = 0;
+    if (detached === batch.length) {
+      // Nobody waits: no promise, no answer to carry back to this thread.
+      try {
+        if (!this.driver.xaddBatchDetached(encodeXaddFrames(batch))) {
+          debug("error while broadcasting message: the adapter is closed");
+        }
+      } catch (err) {
+        debug("error while broadcasting message: %s", err.message);
+      }
+      return;
+    }
+    const settle = (entry, err, id) => {
+      if (entry.resolve === undefined) {
+        if (err) debug("error while broadcasting message: %s", err.message);
+      } else if (err) entry.reject(err);
+      else entry.resolve(id);
+    };
     let outcomes;
     try {
       outcomes = this.driver.xaddBatch(encodeXaddFrames(batch));
     } catch (err) {
-      for (const entry of batch) entry.reject(err);
+      for (const entry of batch) settle(entry, err);
       return;
     }
     // One line per entry: "+<entry id>" or "-<error>".
     outcomes.then(
       (lines) =>
         lines.split("\n").forEach((line, i) => {
-          if (line[0] === "+") batch[i].resolve(line.slice(1));
-          else batch[i].reject(new Error(line.slice(1)));
+          if (line[0] === "+") settle(batch[i], null, line.slice(1));
+          else settle(batch[i], new Error(line.slice(1)));
         }),
-      (err) => batch.forEach((entry) => entry.reject(err)),
+      (err) => batch.forEach((entry) => settle(entry, err)),
     );
   }
 
@@ -289,29 +332,59 @@ class RedisStreamsAdapter extends ClusterAdapter {
   /**
    * ClusterAdapter#broadcast, with a fast path for a plain-JSON EVENT (the usual `io.emit`):
    * its data is serialized once, into both the entry's `data` field (what JSON.stringify of
-   * the official message data gives) and the text local clients receive. As upstream, local
-   * delivery waits for the XADD, whose entry id is appended to the data with connection
-   * state recovery, and still happens if the XADD fails.
+   * the official message data gives) and the text local clients receive.
+   *
+   * With connection state recovery, local delivery waits for the XADD, whose entry id is
+   * appended to the data (not for volatile broadcasts), and still happens if the XADD fails,
+   * as upstream. Without it the local clients get every broadcast at once, as with the classic
+   * adapter: upstream waits for an id it does not use, so its local delivery took a Redis
+   * round trip, or never came while Redis was unreachable. Every path of one mode delivers
+   * the same way, so a sender's own clients get its broadcasts in emit order.
    */
   broadcast(packet, opts) {
+    if (this.recovery) return this.broadcastAfterXadd(packet, opts);
+    if (opts.flags && opts.flags.local) return super.broadcast(packet, opts);
+    const plain = plainClusterBroadcast(this, packet, opts);
+    if (plain) {
+      coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
+      const { json, encodedOpts } = plain;
+      this.node.queueXaddDetached({
+        head: this.broadcastEntryHead(),
+        value: clusterBroadcastData(json, encodedOpts),
+      });
+      broadcastText(this, wirePrefix(this.nsp.name) + json, opts);
+      return DELIVERED;
+    }
+    // ClusterAdapter#broadcast without the wait: the entry is encoded first (the local
+    // delivery's encoder may rewrite a packet with binary values), then delivered locally.
+    const message = {
+      type: MessageType.BROADCAST,
+      data: { packet, opts: encodeOptions(opts) },
+      uid: this.uid,
+      nsp: this.nsp.name,
+    };
+    this.node.queueXaddDetached({
+      stream: this.streamName,
+      maxLen: this.opts.maxLen,
+      fields: this.encode(message),
+    });
+    Adapter.prototype.broadcast.call(this, packet, opts);
+    return DELIVERED;
+  }
+
+  /** broadcast() with connection state recovery: local delivery after the XADD, as upstream. */
+  broadcastAfterXadd(packet, opts) {
     const plain = plainClusterBroadcast(this, packet, opts);
     if (!plain) return super.broadcast(packet, opts);
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const { json, encodedOpts } = plain;
-    const data = clusterBroadcastData(json, encodedOpts);
-    // The official field order; all but the data's value are the same for every broadcast.
-    this.broadcastHead ||= xaddHead(this.streamName, this.opts.maxLen, [
-      "uid",
-      this.uid,
-      "nsp",
-      this.nsp.name,
-      "type",
-      "3",
-      "data",
-    ]);
     const prefix = wirePrefix(this.nsp.name);
-    const withOffset = this.recovery && (opts.flags || {}).volatile === undefined;
-    return this.node.queueXaddEntry({ head: this.broadcastHead, value: data }).then(
+    const withOffset = (opts.flags || {}).volatile === undefined;
+    const entry = {
+      head: this.broadcastEntryHead(),
+      value: clusterBroadcastData(json, encodedOpts),
+    };
+    return this.node.queueXaddEntry(entry).then(
       (offset) => {
         const args = withOffset ? appendArgument(json, JSON.stringify(offset)) : json;
         broadcastText(this, prefix + args, opts);
@@ -321,6 +394,20 @@ class RedisStreamsAdapter extends ClusterAdapter {
         broadcastText(this, prefix + json, opts);
       },
     );
+  }
+
+  /** The frame start of a BROADCAST entry: the official field order, all but data's value. */
+  broadcastEntryHead() {
+    this.broadcastHead ||= xaddHead(this.streamName, this.opts.maxLen, [
+      "uid",
+      this.uid,
+      "nsp",
+      this.nsp.name,
+      "type",
+      "3",
+      "data",
+    ]);
+    return this.broadcastHead;
   }
 
   doPublish(message) {

@@ -5,7 +5,7 @@ mod common;
 
 use common::RedisProcess;
 use redis::Value;
-use socket_io_redis_native::connection::stream_writer::{xadd_command, StreamWriter};
+use socket_io_redis_native::connection::stream_writer::StreamWriter;
 use socket_io_redis_native::connection::{CommandConnection, ConnectionOptions};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,13 +21,25 @@ fn writer(url: &str) -> StreamWriter {
     )
 }
 
-fn xadd(
+/// One batch of XADDs, entry `n` of stream `streams[i]` with field `n = <n>`.
+fn xadds(
     w: &StreamWriter,
-    stream: &str,
-    n: u32,
-) -> impl std::future::Future<Output = redis::RedisResult<Value>> {
-    let fields = vec!["n".to_string(), n.to_string()];
-    w.queue(stream, xadd_command(stream, 1000, &fields).unwrap())
+    streams: &[&str],
+    first: u32,
+) -> socket_io_redis_native::connection::command_batch::CommandBatch {
+    let mut batch = w.batch(0);
+    for (i, stream) in streams.iter().enumerate() {
+        let n = (first + i as u32).to_string();
+        batch
+            .push_xadd(stream, 1000, [b"n".as_slice(), n.as_bytes()].into_iter())
+            .unwrap();
+    }
+    batch
+}
+
+async fn xadd(w: &StreamWriter, stream: &str, n: u32) -> redis::RedisResult<Value> {
+    let replies = w.queue_batch(xadds(w, &[stream], n)).await;
+    replies.into_iter().next().unwrap()
 }
 
 fn id_of(v: Value) -> (u64, u64) {
@@ -54,12 +66,16 @@ async fn entries_are_written_in_order_and_refusals_answered_in_place() {
     let redis = RedisProcess::start(&[]);
     let w = writer(&redis.url());
     cli(&redis.url(), &["SET", "not-a-stream", "x"]).await;
-    let mut replies = Vec::new();
-    for n in 0..200u32 {
-        let stream = if n == 100 { "not-a-stream" } else { "s" };
-        replies.push(xadd(&w, stream, n));
-    }
-    let outcomes = futures_util::future::join_all(replies).await;
+    // Two batches (the second one detached) then a third one, all queued before any is sent.
+    let streams: Vec<&str> = (0..200u32)
+        .map(|n| if n == 100 { "not-a-stream" } else { "s" })
+        .collect();
+    let first = w.queue_batch(xadds(&w, &streams[..150], 0));
+    assert!(w.queue_detached(xadds(&w, &["s", "not-a-stream"], 1000)));
+    let second = w.queue_batch(xadds(&w, &streams[150..], 150));
+    let (first, second) = futures_util::join!(first, second);
+    let outcomes: Vec<_> = first.into_iter().chain(second).collect();
+    assert_eq!(outcomes.len(), 200);
     let mut last = (0, 0);
     for (n, outcome) in outcomes.into_iter().enumerate() {
         if n == 100 {
@@ -71,9 +87,23 @@ async fn entries_are_written_in_order_and_refusals_answered_in_place() {
         assert!(id > last, "ids increase in call order");
         last = id;
     }
-    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(199));
-    assert_eq!(w.stats.written.load(Ordering::Relaxed), 199);
-    assert_eq!(w.stats.failed.load(Ordering::Relaxed), 1);
+    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(200));
+    assert_eq!(w.stats.written.load(Ordering::Relaxed), 200);
+    assert_eq!(w.stats.failed.load(Ordering::Relaxed), 2);
+    // The detached entry sits between the two batches' entries in the stream.
+    let Value::Array(entries) = cli(&redis.url(), &["XRANGE", "s", "-", "+"]).await else {
+        panic!("XRANGE reply")
+    };
+    let n_of = |entry: &Value| -> String {
+        let Value::Array(pair) = entry else { panic!() };
+        let Value::Array(fields) = &pair[1] else {
+            panic!()
+        };
+        redis::from_redis_value(fields[1].clone()).unwrap()
+    };
+    assert_eq!(n_of(&entries[148]), "149");
+    assert_eq!(n_of(&entries[149]), "1000");
+    assert_eq!(n_of(&entries[150]), "150");
     w.shutdown();
 }
 
@@ -84,6 +114,7 @@ async fn entries_queued_while_redis_is_down_are_written_when_it_is_back() {
     id_of(xadd(&w, "s", 0).await.unwrap());
     redis.kill();
     let pending: Vec<_> = (1..=3).map(|n| xadd(&w, "s", n)).collect();
+    assert!(w.queue_detached(xadds(&w, &["s"], 4)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis.restart();
     let outcomes = tokio::time::timeout(
@@ -95,8 +126,9 @@ async fn entries_queued_while_redis_is_down_are_written_when_it_is_back() {
     for outcome in outcomes {
         id_of(outcome.unwrap());
     }
-    // A fresh server (nothing persisted): exactly the three entries.
-    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(3));
+    // A fresh server (nothing persisted): exactly the four entries, the detached one last.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(4));
     assert!(w.stats.retries.load(Ordering::Relaxed) >= 1);
     w.shutdown();
 }

@@ -3,10 +3,11 @@ use super::errors::to_napi;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
 use crate::codec::fetch_sockets::cluster_fetch_answer_as_json;
+use crate::connection::command_batch::CommandBatch;
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_entry::{encode_entries, parse_entries, EntryBatch};
 use crate::connection::stream_reader::{HoldPredicate, Loss, ReaderSettings, StreamReader};
-use crate::connection::stream_writer::{xadd_command, StreamWriter};
+use crate::connection::stream_writer::StreamWriter;
 use crate::connection::{
     ConnectionEvent, ConnectionOptions, MessageHandler, PubSubMessage, Subscription,
 };
@@ -257,33 +258,49 @@ impl StreamsDriver {
         env: &'env Env,
         frames: Buffer,
     ) -> Result<PromiseRaw<'env, String>> {
-        let entries = parse_xadd_frames(&frames).map_err(to_napi)?;
-        let mut replies = Vec::with_capacity(entries.len());
-        for (stream, max_len, fields) in entries {
-            let cmd = xadd_command(stream, max_len, &fields).map_err(to_napi)?;
-            replies.push(self.writer.queue(stream, cmd));
-        }
+        let batch = self.xadd_commands(&frames)?;
+        let replies = self.writer.queue_batch(batch);
         env.spawn_future(async move {
-            let results = futures_util::future::join_all(replies).await;
-            Ok(outcome_lines(results.into_iter().map(|r| {
+            Ok(outcome_lines(replies.await.into_iter().map(|r| {
                 r.map_err(|e| e.to_string())
                     .and_then(|v| redis::from_redis_value::<String>(v).map_err(|e| e.to_string()))
             })))
         })
     }
 
+    /// [`Self::xadd_batch`] for entries whose ids nobody waits for (broadcasts without
+    /// connection state recovery): queued in call order as well, no promise; a failure is
+    /// counted (`writeFailures`) and logged. False once the adapter is closed.
+    #[napi]
+    pub fn xadd_batch_detached(&self, frames: Buffer) -> Result<bool> {
+        let batch = self.xadd_commands(&frames)?;
+        Ok(self.writer.queue_detached(batch))
+    }
+
+    fn xadd_commands(&self, frames: &[u8]) -> Result<CommandBatch> {
+        // The commands take about the frames' size: the RESP headers replace the u32 lengths.
+        let mut batch = self.writer.batch(frames.len() + frames.len() / 2);
+        read_xadd_frames(frames, &mut batch).map_err(to_napi)?;
+        Ok(batch)
+    }
+
     /// `SET key value PX ttl`, through the same retrying queue (fire and forget, as the
     /// official `persistSession`).
     #[napi]
     pub fn set_px(&self, key: String, value: String, ttl_ms: i64) {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(value).arg("PX").arg(ttl_ms.max(1));
-        let reply = self.writer.queue(&key, cmd);
-        within_runtime_if_available(|| {
-            tokio::spawn(async move {
-                let _ = reply.await;
-            })
-        });
+        let mut batch = self.writer.batch(0);
+        let ttl = ttl_ms.max(1).to_string();
+        batch.push_command(
+            &key,
+            &[
+                b"SET",
+                key.as_bytes(),
+                value.as_bytes(),
+                b"PX",
+                ttl.as_bytes(),
+            ],
+        );
+        self.writer.queue_detached(batch);
     }
 
     /// `MULTI; GET key; DEL key; EXEC` (GETDEL needs Redis 6.2).
@@ -455,12 +472,12 @@ fn outcome_lines(outcomes: impl Iterator<Item = std::result::Result<String, Stri
     out
 }
 
-/// One entry of an `xadd_batch` call, borrowed from its frames: stream, MAXLEN, fields and
-/// values (bytes, as they go to Redis).
-type BatchedXadd<'a> = (&'a str, u32, Vec<&'a [u8]>);
-
-/// Splits the frames of [`StreamsDriver::xadd_batch`] without copying them.
-fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd<'_>>, &'static str> {
+/// Reads the frames of [`StreamsDriver::xadd_batch`] into XADD commands, without an
+/// intermediate copy. Nothing is queued when they are malformed (the whole call fails).
+fn read_xadd_frames(
+    mut buf: &[u8],
+    batch: &mut CommandBatch,
+) -> std::result::Result<(), &'static str> {
     fn u32_at(buf: &mut &[u8]) -> std::result::Result<u32, &'static str> {
         let (head, rest) = buf.split_first_chunk::<4>().ok_or("truncated xadd batch")?;
         *buf = rest;
@@ -475,7 +492,7 @@ fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd<'_>>
         *buf = rest;
         Ok(head)
     }
-    let mut out = Vec::new();
+    let mut fields: Vec<&[u8]> = Vec::new();
     while !buf.is_empty() {
         let stream = std::str::from_utf8(bytes_at(&mut buf)?)
             .map_err(|_| "xadd batch: a stream name is not UTF-8")?;
@@ -484,17 +501,16 @@ fn parse_xadd_frames(mut buf: &[u8]) -> std::result::Result<Vec<BatchedXadd<'_>>
         if count > buf.len() / 4 {
             return Err("xadd batch: impossible field count");
         }
-        // Checked as text (JS wrote strings; anything else is a malformed call), not copied.
-        let fields = (0..count)
-            .map(|_| {
-                let field = bytes_at(&mut buf)?;
-                std::str::from_utf8(field).map_err(|_| "xadd batch: a string is not UTF-8")?;
-                Ok::<_, &'static str>(field)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        out.push((stream, max_len, fields));
+        fields.clear();
+        for _ in 0..count {
+            let field = bytes_at(&mut buf)?;
+            // Checked as text (JS wrote strings; anything else is a malformed call).
+            std::str::from_utf8(field).map_err(|_| "xadd batch: a string is not UTF-8")?;
+            fields.push(field);
+        }
+        batch.push_xadd(stream, max_len, fields.iter().copied())?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The readers' hold: true while more than `max_pending` bytes wait for the JS thread (the

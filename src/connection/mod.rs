@@ -1,6 +1,7 @@
 //! Connection management: settings read from the user's client, a lazily connecting command
 //! connection (standalone, sentinel or cluster), and a self-restoring subscriber.
 
+pub mod command_batch;
 pub mod commands;
 pub mod config;
 pub mod health;
