@@ -406,7 +406,8 @@ fn batch_of<'a>(fetched: &'a Fetched, conn: Option<&'a ReaderConn>) -> RedisResu
 struct Progress {
     offset: Option<String>,
     position: HistoryPosition,
-    /// The last read was full (or the connection was replaced): read again without waiting.
+    /// The last read brought entries (or the connection was replaced): read again without
+    /// waiting.
     more_waiting: bool,
     reconnected: bool,
 }
@@ -435,7 +436,10 @@ fn deliver(
         on_loss(&loss);
     }
     let batch = batch_of(&read.entries, conn)?;
-    progress.more_waiting = batch.len() >= settings.read_count as usize;
+    // Read again at once while reads bring entries: under load the next ones are there
+    // already, and waiting first (a blocking XREAD COUNT 1, then the read) took two round
+    // trips per batch instead of one. An empty read means caught up: then wait.
+    progress.more_waiting = !batch.is_empty();
     if let Some(last) = batch.last_id() {
         progress.offset = Some(last.to_string());
         progress.position.advance(batch.len());
