@@ -48,6 +48,20 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, n
     }
   });
 
+  it("delivers to the other nodes what was emitted right before the adapter closed", async () => {
+    await setup();
+    const got = record(c.clients["/"], "ev");
+    for (let i = 0; i < 20; i++) c.servers[0].emit("ev", i, Buffer.from([i]));
+    for (let i = 0; i < 20; i++) c.servers[0].emit("ev", i);
+    c.servers[0].of("/").adapter.close();
+    for (const g of got.slice(1)) await waitForCount(g, 40);
+    await sleep(100);
+    for (const g of got.slice(1)) {
+      expect(g.map((a) => a[0])).toEqual([...Array(20).keys(), ...Array(20).keys()]);
+      expect(g[3][1]).toEqual(Buffer.from([3]));
+    }
+  });
+
   it("broadcasts to a room, with except, and binary", async () => {
     await setup();
     const ss = c.serverSockets["/"];

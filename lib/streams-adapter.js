@@ -199,6 +199,7 @@ class StreamsNode {
 
   flushXadds() {
     const batch = this.xadds;
+    if (!batch) return; // flushed already, by unregister
     const detached = this.detachedXadds;
     this.xadds = null;
     this.detachedXadds = 0;
@@ -293,6 +294,8 @@ class StreamsNode {
       this.driver.setWireText(adapter.nsp.name, false, false);
     }
     if (this.adapters.size === 0 && !this.closed) {
+      // What was emitted before close() goes out first (the writer finishes its queue).
+      if (this.xadds) this.flushXadds();
       this.closed = true;
       this.driver.shutdown();
     }

@@ -132,3 +132,21 @@ async fn entries_queued_while_redis_is_down_are_written_when_it_is_back() {
     assert!(w.stats.retries.load(Ordering::Relaxed) >= 1);
     w.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_what_was_queued_before_and_refuses_the_rest() {
+    let redis = RedisProcess::start(&[]);
+    let w = writer(&redis.url());
+    let streams = vec!["s"; 50];
+    assert!(w.queue_detached(xadds(&w, &streams, 0)));
+    let awaited = w.queue_batch(xadds(&w, &["s"], 50));
+    w.shutdown();
+    assert!(
+        !w.queue_detached(xadds(&w, &["s"], 51)),
+        "refused once shut down"
+    );
+    let refused = w.queue_batch(xadds(&w, &["s"], 52)).await;
+    assert!(refused[0].is_err());
+    id_of(awaited.await.into_iter().next().unwrap().unwrap());
+    assert_eq!(cli(&redis.url(), &["XLEN", "s"]).await, Value::Int(51));
+}

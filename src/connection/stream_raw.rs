@@ -139,9 +139,9 @@ impl RawReader {
         if let Node::Error(e) = c.clone().node().map_err(protocol_error)? {
             return Err(server_error(e));
         }
-        let start = range.start + c.pos();
-        c.skip().map_err(protocol_error)?;
-        Ok((info, start..range.start + c.pos()))
+        // The XREAD reply is EXEC's last element, so it ends where the replies do (`request`
+        // checked them complete): no walk over the entries to find its end.
+        Ok((info, range.start + c.pos()..range.end))
     }
 
     /// Ids of `XRANGE stream start end [COUNT 1]` (Redis < 7.0 loss checks only).

@@ -71,11 +71,16 @@ pub struct WriterStats {
 pub type WriterReport = Arc<dyn Fn(String) + Send + Sync>;
 
 pub struct StreamWriter {
-    tx: mpsc::UnboundedSender<Queued>,
+    /// None once shut down: the drain task then ends after what was queued before.
+    tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Queued>>>,
     cluster: bool,
     task: JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
     pub stats: Arc<WriterStats>,
 }
+
+/// How long a shut-down writer may still take to write what was queued before.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 impl StreamWriter {
     /// Must run inside a tokio runtime. `max_retry`: how long a command may wait for Redis.
@@ -85,9 +90,10 @@ impl StreamWriter {
         let cluster = conn.is_cluster();
         let task = tokio::spawn(drain(conn, rx, max_retry, stats.clone(), report));
         Self {
-            tx,
+            tx: std::sync::Mutex::new(Some(tx)),
             cluster,
             task,
+            runtime: tokio::runtime::Handle::current(),
             stats,
         }
     }
@@ -125,17 +131,27 @@ impl StreamWriter {
         batch: CommandBatch,
         done: Option<oneshot::Sender<Vec<RedisResult<Value>>>>,
     ) -> bool {
-        self.tx
-            .send(Queued {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        tx.as_ref().is_some_and(|tx| {
+            tx.send(Queued {
                 batch,
                 queued_at: Instant::now(),
                 done,
             })
             .is_ok()
+        })
     }
 
+    /// Refuses what comes next, writes what was queued before (a broadcast made right before
+    /// `close()` still reaches the other nodes, as the official adapter's XADD on the user's
+    /// client does), and stops after at most [`SHUTDOWN_GRACE`] whatever is left (Redis away).
     pub fn shutdown(&self) {
-        self.task.abort();
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let task = self.task.abort_handle();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            task.abort();
+        });
     }
 }
 
