@@ -43,6 +43,19 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
       for (const g of got) expect(g).toEqual([[1, "2", { 3: [4] }]]);
     });
 
+    it("delivers to the other nodes what was emitted right before the adapter closed", async () => {
+      await setup();
+      const got = record(c.clients, "ev");
+      for (let n = 0; n < 20; n++) c.servers[0].emit("ev", n, Buffer.from([n]));
+      for (let n = 0; n < 200; n++) c.servers[0].emit("ev", 20 + n);
+      c.servers[0].of("/").adapter.close();
+      for (const g of got.slice(1)) await waitForCount(g, 220);
+      for (const g of got.slice(1)) {
+        expect(g.map((a) => a[0])).toEqual([...Array(220).keys()]);
+        expect(g[3][1]).toEqual(Buffer.from([3]));
+      }
+    });
+
     it("broadcasts from every node", async () => {
       await setup();
       const got = record(c.clients, "ev");
