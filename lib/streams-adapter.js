@@ -10,7 +10,7 @@ const native = require("../binding");
 const { debug } = require("./native-node");
 const { coalesceWritesOnce } = require("./write-coalescing");
 const { xaddHead, encodeXaddFrames } = require("./xadd-frames");
-const { withCountedRequests } = require("./counted-requests");
+const { withCountedRequests, encodeOptions } = require("./counted-requests");
 const {
   usesDefaultEncoder,
   applyEventText,
@@ -112,11 +112,6 @@ function isEphemeral(message) {
     message.type === MessageType.SERVER_SIDE_EMIT ||
     message.type === MessageType.FETCH_SOCKETS
   );
-}
-
-/** socket.io-adapter's encodeOptions (not exported): a BROADCAST message's `opts`. */
-function encodeOptions(opts) {
-  return { rooms: [...opts.rooms], except: [...opts.except], flags: opts.flags };
 }
 
 /** As the official shouldIncludePacket (section 5.7). */
