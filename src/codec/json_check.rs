@@ -219,6 +219,12 @@ pub fn array_items(text: &[u8]) -> Option<Vec<&[u8]>> {
     whole(text, end, items)
 }
 
+/// Whether `text` is one JSON value (whitespace around it allowed), as `JSON.parse` takes.
+pub fn is_valid(text: &[u8]) -> bool {
+    let p = skip_ws(text, 0);
+    p < text.len() && value_end(text, p).is_some_and(|end| skip_ws(text, end) == text.len())
+}
+
 /// `parts` when only whitespace follows `end`.
 pub fn whole<T>(text: &[u8], end: usize, parts: T) -> Option<T> {
     (skip_ws(text, end) == text.len()).then_some(parts)
@@ -231,11 +237,6 @@ mod tests {
 
     fn serde_valid(text: &[u8]) -> bool {
         serde_json::from_slice::<IgnoredAny>(text).is_ok()
-    }
-
-    fn valid(text: &[u8]) -> bool {
-        let p = skip_ws(text, 0);
-        p < text.len() && value_end(text, p).is_some_and(|end| skip_ws(text, end) == text.len())
     }
 
     #[test]
@@ -299,7 +300,7 @@ mod tests {
         ];
         for text in cases {
             assert_eq!(
-                valid(text.as_bytes()),
+                is_valid(text.as_bytes()),
                 serde_valid(text.as_bytes()),
                 "{text:?}"
             );
@@ -327,8 +328,8 @@ mod tests {
     #[test]
     fn deep_nesting_is_walked_without_recursion() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(valid(deep.as_bytes()));
-        assert!(!valid(&deep.as_bytes()[1..]));
+        assert!(is_valid(deep.as_bytes()));
+        assert!(!is_valid(&deep.as_bytes()[1..]));
     }
 
     /// Random JSON values, as text.
@@ -364,17 +365,17 @@ mod tests {
             at in proptest::prelude::any::<proptest::sample::Index>(),
             byte in proptest::sample::select(b"{}[],:\" \\0.e-tx\x01".to_vec()),
         ) {
-            proptest::prop_assert!(valid(text.as_bytes()));
+            proptest::prop_assert!(is_valid(text.as_bytes()));
             let mut damaged = text.into_bytes();
             let i = at.index(damaged.len());
             damaged[i] = byte;
-            proptest::prop_assert_eq!(valid(&damaged), serde_valid(&damaged));
+            proptest::prop_assert_eq!(is_valid(&damaged), serde_valid(&damaged));
         }
 
         // Short texts over the grammar's own bytes: the two validators agree on all of them.
         #[test]
         fn agrees_with_serde_on_arbitrary_text(text in "[{}\\[\\]\",:\\\\ 0-9.eE+\\-tfnrulsa\u{1}]{0,24}") {
-            proptest::prop_assert_eq!(valid(text.as_bytes()), serde_valid(text.as_bytes()));
+            proptest::prop_assert_eq!(is_valid(text.as_bytes()), serde_valid(text.as_bytes()));
         }
     }
 }

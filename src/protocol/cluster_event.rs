@@ -8,7 +8,7 @@
 //! (A slice that is valid but not in `JSON.stringify`'s form, which no JS sender writes, reaches
 //! clients with the same meaning: they `JSON.parse` it.)
 
-use crate::codec::json_scan;
+use crate::codec::{json_check, json_scan};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
@@ -39,7 +39,11 @@ const NO_TARGETS: [&str; 2] = [
 /// `data`: the raw `data` field of a BROADCAST message. None when JS must handle it (a broadcast
 /// with acks, not an EVENT, an ack id, no options, data that is not an array, not valid JSON).
 pub fn broadcast_event_text(data: &str) -> Option<EventText<'_>> {
-    serde_json::from_str::<IgnoredAny>(data).ok()?;
+    // The grammar checked by json_check (a fifth of the cost of serde_json's IgnoredAny pass
+    // here was its own in a streams receiver's `perf`; json_check is tested against serde).
+    if !json_check::is_valid(data.as_bytes()) {
+        return None;
+    }
     broadcast_event_text_validated(data)
 }
 

@@ -42,6 +42,17 @@ struct JsonData<'a> {
 }
 
 pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
+    read_header_with(payload, true)
+}
+
+/// [`read_header`] for a broadcast channel's messages, which are routed without their request
+/// id: a JSON message's `data` is not read a second time for a `requestId` inside it (it was
+/// a third pass over every sharded broadcast's data, with the validation and the event walk).
+pub fn read_broadcast_header(payload: &[u8]) -> Result<Header<'_>, String> {
+    read_header_with(payload, false)
+}
+
+fn read_header_with(payload: &[u8], request_id_in_data: bool) -> Result<Header<'_>, String> {
     if payload.first() == Some(&b'{') {
         let h: JsonHeader =
             serde_json::from_slice(payload).map_err(|e| format!("bad JSON: {e}"))?;
@@ -51,7 +62,7 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
         };
         let request_id = h.request_id.or_else(|| {
             h.data
-                .filter(|raw| raw.get().starts_with('{'))
+                .filter(|raw| request_id_in_data && raw.get().starts_with('{'))
                 .and_then(|raw| serde_json::from_str::<JsonData>(raw.get()).ok())
                 .and_then(|d| d.request_id)
         });
@@ -171,6 +182,21 @@ mod tests {
         .unwrap();
         assert_eq!(h.request_id.as_deref(), Some("x"));
         assert_eq!(h.nsp.as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn broadcast_headers_leave_data_unread_but_still_validated() {
+        let payload =
+            br#"{"type":3,"data":{"requestId":"x","packet":{"type":2,"data":[1]}},"uid":"u","nsp":"/"}"#;
+        let h = read_broadcast_header(payload).unwrap();
+        assert_eq!(h.request_id, None);
+        assert_eq!(h.msg_type, Some(3));
+        assert_eq!(h.uid.as_deref(), Some("u"));
+        assert_eq!(
+            h.data,
+            Some(r#"{"requestId":"x","packet":{"type":2,"data":[1]}}"#)
+        );
+        assert!(read_broadcast_header(br#"{"type":3,"data":{"packet":[1,]},"uid":"u"}"#).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::broadcast_batch::{self, BatchOutcome};
 use super::cluster_event::{broadcast_event_text_validated, BROADCAST};
 use super::delivery::{event_wire_head, push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
-use super::header::read_header;
+use super::header::read_broadcast_header;
 use crate::codec::{fetch_sockets, msgpack};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
@@ -155,7 +155,7 @@ impl ShardedRouter {
             }
             return;
         }
-        match read_header(payload) {
+        match read_broadcast_header(payload) {
             Ok(header) => {
                 if header.uid.as_deref() == Some(ns.uid.as_str()) {
                     bump(&self.stats.skipped_own);
