@@ -246,3 +246,36 @@ async fn a_bundle_publishes_each_message_in_order_on_both_writers() {
         p.shutdown();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_what_was_queued_before_even_while_busy() {
+    let redis = RedisProcess::start(&[]);
+    let p = publisher(&redis.url()).await;
+    let mut sub = subscriber(&redis.url(), "last").await;
+    assert!(publish_from_thread(&p, "last", b"first".to_vec()).await);
+    wait_until("the connection", || published(p.stats()) == 1).await;
+    // 40 messages of 1 MiB: the sender is still busy with them when shutdown comes.
+    let (q, payload) = (p.clone(), vec![7u8; 1 << 20]);
+    let queued = tokio::task::spawn_blocking(move || {
+        let queued = (0..40)
+            .filter(|_| q.publish(PublishKind::Publish, "last".into(), payload.clone()))
+            .count();
+        q.shutdown();
+        let refused = !q.publish(PublishKind::Publish, "last".into(), b"after".to_vec());
+        (queued, refused)
+    })
+    .await
+    .unwrap();
+    assert_eq!(queued, (40, true));
+    let mut messages = sub.on_message();
+    for n in 0..41 {
+        let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {n} in time"))
+            .unwrap();
+        assert_eq!(
+            m.get_payload_bytes().len(),
+            if n == 0 { 5 } else { 1 << 20 }
+        );
+    }
+}

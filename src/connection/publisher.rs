@@ -209,7 +209,11 @@ pub struct Publisher {
     stats: Arc<PublisherStats>,
     limits: PublisherLimits,
     task: JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
 }
+
+/// How long a shut-down publisher may still take to send what was queued before.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 impl Publisher {
     pub fn spawn(
@@ -239,6 +243,7 @@ impl Publisher {
             stats,
             limits,
             task,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -471,11 +476,19 @@ impl Publisher {
         true
     }
 
+    /// Refuses what comes next and sends what was queued before (what was published right
+    /// before an adapter's `close()` still goes out, even when the sender was busy), then the
+    /// task ends; it is stopped after at most [`SHUTDOWN_GRACE`] whatever is left (Redis away).
     pub fn shutdown(&self) {
         self.queue.closed.store(true, Ordering::Relaxed);
-        self.task.abort();
-        // The offered socket must not outlive the task.
+        // The offered socket is not written from outside the task any more.
         self.queue.state.lock().unwrap().direct = None;
+        self.queue.wake.notify_one();
+        let task = self.task.abort_handle();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            task.abort();
+        });
     }
 }
 
@@ -712,7 +725,10 @@ async fn drain(
     loop {
         {
             let mut state = queue.state.lock().unwrap();
-            if state.items.is_empty() && state.handed.is_none() {
+            if state.items.is_empty()
+                && state.handed.is_none()
+                && !queue.closed.load(Ordering::Relaxed)
+            {
                 state.direct = raw.as_ref().map(RawConnection::writer);
             }
         }
@@ -741,6 +757,10 @@ async fn drain(
             let sending = (&*stats, &limits, &report);
             send_with_retry(&conn, &mut raw, &mut batch, sending, None).await;
             release(&stats, &batch);
+        }
+        // Shut down: everything queued before is sent (nothing more is admitted).
+        if queue.closed.load(Ordering::Relaxed) {
+            return;
         }
     }
 }
