@@ -4,6 +4,7 @@
 // @socket.io/redis-streams-adapter 0.3 nodes (both directions: every test emits or asks from
 // every node kind of the topology).
 
+const msgpack = require("@msgpack/msgpack");
 const { startRedis } = require("./helpers/redis");
 const {
   createStreamsCluster,
@@ -60,6 +61,33 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, n
       expect(g.map((a) => a[0])).toEqual([...Array(20).keys(), ...Array(20).keys()]);
       expect(g[3][1]).toEqual(Buffer.from([3]));
     }
+  });
+
+  it("writes a binary broadcast's entry as upstream encodes it", async () => {
+    await setup();
+    const got = record(c.clients["/"], "bin");
+    // Twice: the second encoding reuses what the first one left behind.
+    for (const n of [1, 2]) {
+      c.servers[0]
+        .to("r")
+        .except("x")
+        .emit("bin", n, Buffer.from([n, 0, 255]), { d: [n] });
+    }
+    c.servers[0].emit("bin", 3, Buffer.alloc(0));
+    for (const g of got) await waitForCount(g, 1);
+    const lines = (await redis.cli(["XRANGE", "socket.io", "-", "+"])).split("\n");
+    const datas = lines.filter((_, i) => i > 0 && lines[i - 1] === "data").slice(-3);
+    const expected = [
+      [1, { rooms: ["r"], except: ["x"] }],
+      [2, { rooms: ["r"], except: ["x"] }],
+      [3, { rooms: [], except: [] }],
+    ].map(([n, targets]) => {
+      const args = n === 3 ? [3, Buffer.alloc(0)] : [n, Buffer.from([n, 0, 255]), { d: [n] }];
+      const data = { packet: { type: 2, data: ["bin", ...args] }, opts: { ...targets, flags: {} } };
+      const bytes = msgpack.encode(data);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+    });
+    expect(datas).toEqual(expected);
   });
 
   it("broadcasts to a room, with except, and binary", async () => {

@@ -19,6 +19,9 @@ const {
   wirePrefix,
   plainClusterBroadcast,
   clusterBroadcastData,
+  binaryClusterBroadcast,
+  binaryEventText,
+  broadcastBinary,
 } = require("./event-text");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
@@ -112,6 +115,26 @@ function isEphemeral(message) {
     message.type === MessageType.SERVER_SIDE_EMIT ||
     message.type === MessageType.FETCH_SOCKETS
   );
+}
+
+/** One @msgpack/msgpack Encoder for msgpackBase64 (`msgpack.encode` makes one per call). */
+const sharedEncoder = new msgpack.Encoder();
+let sharedEncoderBusy = false;
+
+/**
+ * base64 of @msgpack/msgpack's encoding of `value` (an entry's binary `data`, as upstream's
+ * `msgpack.encode`), with the kept Encoder: its bytes are turned into base64 before anything
+ * else can encode. A getter that broadcasts from inside the encoding gets an Encoder of its own.
+ */
+function msgpackBase64(value) {
+  if (sharedEncoderBusy) return toBuffer(msgpack.encode(value)).toString("base64");
+  sharedEncoderBusy = true;
+  try {
+    const bytes = sharedEncoder.encodeSharedRef(value);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  } finally {
+    sharedEncoderBusy = false;
+  }
 }
 
 /** As the official shouldIncludePacket (section 5.7). */
@@ -342,9 +365,9 @@ class RedisStreamsAdapter extends ClusterAdapter {
   broadcast(packet, opts) {
     if (this.recovery) return this.broadcastAfterXadd(packet, opts);
     if (opts.flags && opts.flags.local) return super.broadcast(packet, opts);
+    coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const plain = plainClusterBroadcast(this, packet, opts);
     if (plain) {
-      coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
       const { json, encodedOpts } = plain;
       this.node.queueXaddDetached({
         head: this.broadcastEntryHead(),
@@ -354,7 +377,10 @@ class RedisStreamsAdapter extends ClusterAdapter {
       return DELIVERED;
     }
     // ClusterAdapter#broadcast without the wait: the entry is encoded first (the local
-    // delivery's encoder may rewrite a packet with binary values), then delivered locally.
+    // delivery's encoder may rewrite a packet with binary values), then delivered locally;
+    // an EVENT with Buffers as socket.io-parser's BINARY_EVENT frames, made once for all local
+    // sockets (lib/event-text.js), as the other adapters do.
+    const binary = binaryClusterBroadcast(this, packet, opts);
     const message = {
       type: MessageType.BROADCAST,
       data: { packet, opts: encodeOptions(opts) },
@@ -366,7 +392,14 @@ class RedisStreamsAdapter extends ClusterAdapter {
       maxLen: this.opts.maxLen,
       fields: this.encode(message),
     });
-    Adapter.prototype.broadcast.call(this, packet, opts);
+    if (binary) {
+      const { json, attachments } = binary;
+      packet.nsp = this.nsp.name; // as Adapter#broadcast
+      const text = binaryEventText(this.nsp.name, attachments.length, json);
+      broadcastBinary(this, packet, text, attachments, opts);
+    } else {
+      Adapter.prototype.broadcast.call(this, packet, opts);
+    }
     return DELIVERED;
   }
 
@@ -479,12 +512,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
     if (message.data) {
       const binary =
         !this.opts.onlyPlaintext && MAY_CONTAIN_BINARY.has(message.type) && hasBinary(message.data);
-      fields.push(
-        "data",
-        binary
-          ? toBuffer(msgpack.encode(message.data)).toString("base64")
-          : JSON.stringify(message.data),
-      );
+      fields.push("data", binary ? msgpackBase64(message.data) : JSON.stringify(message.data));
     }
     return fields;
   }
