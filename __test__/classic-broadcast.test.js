@@ -5,7 +5,14 @@
 
 const notepack = require("notepack.io");
 const { startRedis } = require("./helpers/redis");
-const { createCluster, waitFor, waitForCount, record, TOPOLOGIES } = require("./helpers/cluster");
+const {
+  createCluster,
+  expectEmittedBeforeCloseDelivered,
+  waitFor,
+  waitForCount,
+  record,
+  TOPOLOGIES,
+} = require("./helpers/cluster");
 
 describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
   "classic broadcast [%s]",
@@ -45,15 +52,7 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))(
 
     it("delivers to the other nodes what was emitted right before the adapter closed", async () => {
       await setup();
-      const got = record(c.clients, "ev");
-      for (let n = 0; n < 20; n++) c.servers[0].emit("ev", n, Buffer.from([n]));
-      for (let n = 0; n < 200; n++) c.servers[0].emit("ev", 20 + n);
-      c.servers[0].of("/").adapter.close();
-      for (const g of got.slice(1)) await waitForCount(g, 220);
-      for (const g of got.slice(1)) {
-        expect(g.map((a) => a[0])).toEqual([...Array(220).keys()]);
-        expect(g[3][1]).toEqual(Buffer.from([3]));
-      }
+      await expectEmittedBeforeCloseDelivered(c);
     });
 
     it("broadcasts from every node", async () => {

@@ -408,8 +408,26 @@ const TOPOLOGIES = [
   ["official", "native", "official"],
 ];
 
+/**
+ * Node 0 emits 20 broadcasts with a Buffer then 200 plain ones and closes its adapter in the
+ * same tick: every other node's client must get all 220, in order (what was emitted before
+ * close() is not lost). `c`: a cluster of createCluster or createShardedCluster.
+ */
+async function expectEmittedBeforeCloseDelivered(c) {
+  const got = record(c.clients, "ev");
+  for (let n = 0; n < 20; n++) c.servers[0].emit("ev", n, Buffer.from([n]));
+  for (let n = 0; n < 200; n++) c.servers[0].emit("ev", 20 + n);
+  c.servers[0].of("/").adapter.close();
+  for (const g of got.slice(1)) await waitForCount(g, 220);
+  for (const g of got.slice(1)) {
+    expect(g.map((a) => a[0])).toEqual([...Array(220).keys()]);
+    expect(g[3][1]).toEqual(Buffer.from([3]));
+  }
+}
+
 module.exports = {
   adapters,
+  expectEmittedBeforeCloseDelivered,
   clientMakers,
   createCluster,
   loadNative,
