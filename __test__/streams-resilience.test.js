@@ -73,6 +73,28 @@ describe("streams resilience", () => {
     30000,
   );
 
+  it("delivers locally and counts the failure when Redis refuses the entry", async () => {
+    c = await createStreamsCluster({
+      redis,
+      nodes: ["native", "native", "native"],
+      opts: { blockTimeInMs: 200 },
+    });
+    const got = record(c.clients["/"], "ev");
+    // The stream's key holds a string: every XADD gets WRONGTYPE.
+    await redis.cli(["DEL", "socket.io"]);
+    await redis.cli(["SET", "socket.io", "not a stream"]);
+    c.servers[0].emit("ev", "refused");
+    c.servers[0].emit("ev", "refused", Buffer.from([1]));
+    await waitForCount(got[0], 2);
+    expect(got[0].map((a) => a[0])).toEqual(["refused", "refused"]);
+    const adapter = c.servers[0].of("/").adapter;
+    await waitUntil(() => adapter.metrics().writeFailures === 2, { what: "2 write failures" });
+    await sleep(300);
+    expect(got[1]).toEqual([]);
+    expect(got[2]).toEqual([]);
+    await redis.cli(["DEL", "socket.io"]);
+  });
+
   // [name, nodes, node the client comes back to, nodes that emit while it is away]; the client
   // always starts on node 0, and sessions persisted by one kind are restored by the other.
   const RESTORE_CASES = [
