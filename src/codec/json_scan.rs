@@ -72,7 +72,7 @@ pub fn array_items(text: &str) -> Option<Vec<&str>> {
 }
 
 /// The first byte at or after `i` that is not JSON whitespace.
-pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }
