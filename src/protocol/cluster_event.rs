@@ -45,7 +45,18 @@ const NO_TARGETS: [&str; 2] = [
 /// [`broadcast_event_text_validated`] read the event's data three times (a streams receiver
 /// does this for every entry). Same rules as that function; the tests compare the two.
 pub fn broadcast_event_text(data: &str) -> Option<EventText<'_>> {
-    let text = data.as_bytes();
+    let (end, event) = walk_broadcast_data(data, json_scan::skip_ws(data.as_bytes(), 0))?;
+    if json_scan::skip_ws(data.as_bytes(), end) != data.len() {
+        return None;
+    }
+    event
+}
+
+/// Walks the BROADCAST `data` object starting at `at` in `text`, checking it (see
+/// [`broadcast_event_text`]): where it ends, and its event when the rules allow one. None when
+/// the object is not valid JSON.
+pub fn walk_broadcast_data(text_str: &str, at: usize) -> Option<(usize, Option<EventText<'_>>)> {
+    let (data, text) = (text_str, text_str.as_bytes());
     let mut refused = false;
     let (mut packet, mut opts, mut packet_type, mut args) = (None, None, None, None);
     let once = |slot: &mut Option<Range<usize>>, range: Range<usize>, refused: &mut bool| {
@@ -53,8 +64,7 @@ pub fn broadcast_event_text(data: &str) -> Option<EventText<'_>> {
             *refused = true;
         }
     };
-    let start = json_scan::skip_ws(text, 0);
-    let end = json_check::walk_object(text, start, |key, at| {
+    let end = json_check::walk_object(text, at, |key, at| {
         let end = match key {
             b"packet" => json_check::walk_object(text, at, |key, at| {
                 let end = json_check::value_end(text, at)?;
@@ -84,21 +94,24 @@ pub fn broadcast_event_text(data: &str) -> Option<EventText<'_>> {
         Some(end)
     })?;
     let text_of = |range: Range<usize>| data.get(range);
-    if refused || json_scan::skip_ws(text, end) != text.len() || packet.is_none() {
-        return None;
-    }
-    let opts = text_of(opts?)?;
-    if text_of(packet_type?)?.parse::<f64>().ok()? != 2.0 {
-        return None;
-    }
-    let args = text_of(args?)?;
-    if !args.starts_with('[') {
-        return None;
-    }
-    Some(EventText {
-        opts: (!NO_TARGETS.contains(&opts)).then_some(opts),
-        data: args,
-    })
+    let event = || {
+        if refused || packet.is_none() {
+            return None;
+        }
+        let opts = text_of(opts?)?;
+        if text_of(packet_type?)?.parse::<f64>().ok()? != 2.0 {
+            return None;
+        }
+        let args = text_of(args?)?;
+        if !args.starts_with('[') {
+            return None;
+        }
+        Some(EventText {
+            opts: (!NO_TARGETS.contains(&opts)).then_some(opts),
+            data: args,
+        })
+    };
+    Some((end, event()))
 }
 
 /// [`broadcast_event_text`] of a `data` that is valid JSON already (a part of a message that

@@ -2,7 +2,9 @@
 //! JSON when the first byte is `{` (as the official `onrequest`/`onresponse` sniff), MessagePack
 //! otherwise. Nothing else of the message is decoded here.
 
-use crate::codec::msgpack;
+use super::cluster_event::{self, EventText};
+use crate::codec::json_scan::skip_ws;
+use crate::codec::{json_check, msgpack};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -50,6 +52,88 @@ pub fn read_header(payload: &[u8]) -> Result<Header<'_>, String> {
 /// a third pass over every sharded broadcast's data, with the validation and the event walk).
 pub fn read_broadcast_header(payload: &[u8]) -> Result<Header<'_>, String> {
     read_header_with(payload, false)
+}
+
+/// [`read_broadcast_header`] of a JSON message in its usual form, and the event of its `data`,
+/// from one walk that checks the JSON as it goes ([`json_check`]): serde's reading of the
+/// message and then the walk of its data for the event read the event's arguments twice,
+/// both on every sharded receiver for every broadcast. "Usual": `type` a plain integer, `uid`
+/// and `nsp` strings without escapes, no key written with escapes or given twice, no top-level
+/// `requestId`. Anything else is None, and the caller reads the message with serde as before
+/// (which also tells a malformed message apart).
+pub fn read_json_broadcast_header(payload: &[u8]) -> Option<(Header<'_>, Option<EventText<'_>>)> {
+    // JSON when the first byte is `{`, as read_header (and the official adapter) tell.
+    if payload.first() != Some(&b'{') {
+        return None;
+    }
+    let text = std::str::from_utf8(payload).ok()?;
+    let bytes = text.as_bytes();
+    let mut header = Header::default();
+    let mut event = None;
+    let mut unusual = false;
+    let (mut has_type, mut has_data) = (false, false);
+    let end = json_check::walk_object(bytes, skip_ws(bytes, 0), |key, at| {
+        let given_before = match key {
+            b"type" => std::mem::replace(&mut has_type, true),
+            b"data" => std::mem::replace(&mut has_data, true),
+            b"uid" => header.uid.is_some(),
+            b"nsp" => header.nsp.is_some(),
+            _ => false,
+        };
+        if given_before {
+            unusual = true;
+        }
+        match key {
+            b"type" => {
+                let end = json_check::value_end(bytes, at)?;
+                let digits = &text[at..end];
+                if digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()) {
+                    header.msg_type = digits.parse().ok();
+                } else {
+                    unusual = true;
+                }
+                Some(end)
+            }
+            b"uid" | b"nsp" => {
+                let end = json_check::value_end(bytes, at)?;
+                let value = &text[at..end];
+                match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                    Some(plain) if !plain.contains('\\') => {
+                        let slot = if key == b"uid" {
+                            &mut header.uid
+                        } else {
+                            &mut header.nsp
+                        };
+                        *slot = Some(Cow::Borrowed(plain));
+                    }
+                    _ => unusual = true,
+                }
+                Some(end)
+            }
+            b"data" if bytes.get(at) == Some(&b'{') => {
+                let (end, found) = cluster_event::walk_broadcast_data(text, at)?;
+                event = found;
+                header.data = text.get(at..end);
+                Some(end)
+            }
+            b"data" => {
+                let end = json_check::value_end(bytes, at)?;
+                // As serde's Option<&RawValue>: null is no data.
+                header.data = text.get(at..end).filter(|raw| *raw != "null");
+                Some(end)
+            }
+            _ => {
+                if key == b"requestId" || key.contains(&b'\\') {
+                    unusual = true;
+                }
+                json_check::value_end(bytes, at)
+            }
+        }
+    })?;
+    if unusual || skip_ws(bytes, end) != bytes.len() {
+        return None;
+    }
+    Some((header, event))
 }
 
 fn read_header_with(payload: &[u8], request_id_in_data: bool) -> Result<Header<'_>, String> {
@@ -182,6 +266,71 @@ mod tests {
         .unwrap();
         assert_eq!(h.request_id.as_deref(), Some("x"));
         assert_eq!(h.nsp.as_deref(), Some("/"));
+    }
+
+    /// What the one walk replaced: serde's header, then the walk of its data.
+    fn reference(payload: &[u8]) -> Option<(Header<'_>, Option<EventText<'_>>)> {
+        let header = read_broadcast_header(payload).ok()?;
+        let event = header
+            .data
+            .and_then(cluster_event::broadcast_event_text_validated);
+        Some((header, event))
+    }
+
+    const MESSAGES: [&str; 6] = [
+        r#"{"type":3,"data":{"packet":{"type":2,"data":["ev",1]},"opts":{"rooms":[],"except":[],"flags":{}}},"uid":"Ab12","nsp":"/"}"#,
+        r#"{ "uid" : "u" , "type" : 3 , "nsp" : "/chat" , "data" : { "opts" : { "rooms" : [ "r" ] , "except" : [ ] } , "packet" : { "data" : [ "é" ] , "type" : 2 } } } "#,
+        r#"{"type":5,"data":["x",{"y":[1,2]}],"uid":"u","nsp":"/","extra":{"a":null}}"#,
+        r#"{"type":3,"data":{"requestId":"r","packet":{"type":2,"data":[1]},"opts":{}},"uid":"u","nsp":"/"}"#,
+        r#"{"type":3,"data":{"packet":{"type":2,"data":[1]}},"uid":"u"}"#,
+        r#"{"type":4,"uid":"u","nsp":"/","data":null}"#,
+    ];
+
+    #[test]
+    fn one_walk_reads_usual_messages_as_serde_and_the_walk_do() {
+        for message in MESSAGES {
+            let fast = read_json_broadcast_header(message.as_bytes());
+            assert!(fast.is_some(), "usual: {message}");
+            assert_eq!(fast, reference(message.as_bytes()), "{message}");
+        }
+        // Unusual forms are left to serde.
+        for message in [
+            r#"{"type":3.0,"data":{},"uid":"u"}"#,
+            r#"{"type":3,"uid":"a\"b","data":{}}"#,
+            r#"{"type":3,"uid":null,"data":{}}"#,
+            r#"{"type":3,"type":3,"data":{}}"#,
+            r#"{"\u0074ype":3,"data":{}}"#,
+            r#"{"type":3,"requestId":"r","data":{}}"#,
+            r#"{"type":3,"data":{"packet":}}"#,
+        ] {
+            assert_eq!(
+                read_json_broadcast_header(message.as_bytes()),
+                None,
+                "{message}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Damaged messages: whatever the one walk still reads, serde and the walk read alike.
+        #[test]
+        fn one_walk_agrees_on_damaged_messages(
+            which in 0..MESSAGES.len(),
+            at in 0usize..300,
+            edit in 0u8..3,
+            byte in proptest::sample::select(b"{}[]\",:\\ a03\x01.-".to_vec()),
+        ) {
+            let mut bytes = MESSAGES[which].as_bytes().to_vec();
+            let at = at % bytes.len();
+            match edit {
+                0 => { bytes.remove(at); }
+                1 => bytes[at] = byte,
+                _ => bytes.insert(at, byte),
+            }
+            if let Some(fast) = read_json_broadcast_header(&bytes) {
+                proptest::prop_assert_eq!(Some(fast), reference(&bytes));
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::broadcast_batch::{self, BatchOutcome};
 use super::cluster_event::{broadcast_event_text_validated, BROADCAST};
 use super::delivery::{event_wire_head, push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
-use super::header::read_broadcast_header;
+use super::header::{read_broadcast_header, read_json_broadcast_header};
 use crate::codec::{fetch_sockets, msgpack};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
 use crate::transport::Transport;
@@ -155,7 +155,12 @@ impl ShardedRouter {
             }
             return;
         }
-        match read_broadcast_header(payload) {
+        // The usual JSON message in one checking walk, its event included; the rest by serde.
+        let (read, walked_event) = match read_json_broadcast_header(payload) {
+            Some((header, event)) => (Ok(header), Some(event)),
+            None => (read_broadcast_header(payload), None),
+        };
+        match read {
             Ok(header) => {
                 if header.uid.as_deref() == Some(ns.uid.as_str()) {
                     bump(&self.stats.skipped_own);
@@ -169,8 +174,10 @@ impl ShardedRouter {
                     && header.msg_type == Some(BROADCAST)
                     && header.nsp.as_deref() == Some(ns.name.as_str())
                 {
-                    // read_header validated the whole message: its data is walked as it is.
-                    if let Some(event) = header.data.and_then(broadcast_event_text_validated) {
+                    // Either walk checked the whole message: its data is walked as it is.
+                    let event = walked_event
+                        .unwrap_or_else(|| header.data.and_then(broadcast_event_text_validated));
+                    if let Some(event) = event {
                         let [two, nsp, comma] = event_wire_head(&ns.name);
                         let text = [two, nsp, comma, event.data.as_bytes()];
                         batch.push_event_text(id, event.opts.into(), &text);
