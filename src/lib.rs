@@ -12,5 +12,8 @@ pub mod connection;
 pub mod protocol;
 pub mod transport;
 
+#[cfg(test)]
+mod test_support;
+
 #[cfg(feature = "napi-bindings")]
 mod bindings;

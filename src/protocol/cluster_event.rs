@@ -235,13 +235,7 @@ mod tests {
             edit in 0u8..3,
             byte in proptest::sample::select(b"{}[]\",:\\ a0\x01eE.-+".to_vec()),
         ) {
-            let mut bytes = EVENTS[which].as_bytes().to_vec();
-            let at = at % bytes.len();
-            match edit {
-                0 => { bytes.remove(at); }
-                1 => bytes[at] = byte,
-                _ => bytes.insert(at, byte),
-            }
+            let bytes = crate::test_support::damaged(EVENTS[which], at, edit, byte);
             if let Ok(text) = std::str::from_utf8(&bytes) {
                 proptest::prop_assert_eq!(broadcast_event_text(text), reference(text), "{}", text);
             }

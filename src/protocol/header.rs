@@ -320,13 +320,7 @@ mod tests {
             edit in 0u8..3,
             byte in proptest::sample::select(b"{}[]\",:\\ a03\x01.-".to_vec()),
         ) {
-            let mut bytes = MESSAGES[which].as_bytes().to_vec();
-            let at = at % bytes.len();
-            match edit {
-                0 => { bytes.remove(at); }
-                1 => bytes[at] = byte,
-                _ => bytes.insert(at, byte),
-            }
+            let bytes = crate::test_support::damaged(MESSAGES[which], at, edit, byte);
             if let Some(fast) = read_json_broadcast_header(&bytes) {
                 proptest::prop_assert_eq!(Some(fast), reference(&bytes));
             }
