@@ -234,18 +234,33 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const { json, rooms, encodedOpts } = plain;
     // The message JSON around the data's: `{"type":3,"data":{"packet":{"type":2,"data":` +
     // json + `},"opts":...},"uid":...,"nsp":...}`.
-    const after = this.messageAfterData(encodedOpts);
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     // Queued with the others of this turn (lib/native-node.js); a message too large for the
-    // queue goes by its own call.
+    // queue goes by its own call. The core writes the message around the event's JSON from
+    // the options' JSON (see tailInCore).
     const roomJson = room === null ? null : JSON.stringify(room);
-    const queued = this.node.queueBroadcastJson(this.ns, roomJson, json, null, MESSAGE_HEAD, after);
+    const queued = this.tailInCore()
+      ? this.node.queueBroadcastJson(this.ns, roomJson, json, encodedOpts)
+      : this.node.queueBroadcastJson(
+          this.ns,
+          roomJson,
+          json,
+          null,
+          MESSAGE_HEAD,
+          this.messageAfterData(encodedOpts),
+        );
     // Queued: the data's JSON is in the node's queue as UTF-8, ready for the clients' frame.
     const frame =
       queued && precomputesFrames ? this.node.lastQueuedJsonFrame(this.frameHead()) : undefined;
     if (
       !queued &&
-      !this.node.inOrder().publishTextDeferred(this.ns, room, MESSAGE_HEAD + json + after)
+      !this.node
+        .inOrder()
+        .publishTextDeferred(
+          this.ns,
+          room,
+          MESSAGE_HEAD + json + this.messageAfterData(encodedOpts),
+        )
     ) {
       debug("broadcast refused: outgoing buffer full or adapter closed");
     }
@@ -255,6 +270,17 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const text = wirePrefix(this.nsp.name) + json;
     queueMicrotask(() => broadcastText(this, text, opts, frame));
     return Promise.resolve();
+  }
+
+  /**
+   * Whether queued broadcasts may leave their message's head and `uid`/`nsp` tail to the core
+   * (src/protocol/sharded.rs broadcast_message_json), which writes the tail with serde_json:
+   * the same text as JSON.stringify for names without `\u` escapes (a lone surrogate, which a
+   * Rust string cannot hold, is the exception).
+   */
+  tailInCore() {
+    this.tailInCoreChecked ??= !this.messageAfterData("").includes("\\u");
+    return this.tailInCoreChecked;
   }
 
   /** `"4"` (Engine.IO's message) and what socket.io writes before an EVENT's JSON. */
@@ -280,17 +306,26 @@ class ShardedRedisAdapter extends ClusterAdapter {
   broadcastBinary(packet, opts, { json, rooms, encodedOpts, attachments }) {
     coalesceWritesOnce(this, this.opts.coalesceWebSocketWrites);
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
-    const after = this.messageAfterData(encodedOpts);
     // Queued with the others of this turn, the Buffers beside them (lib/native-node.js).
     const roomJson = room === null ? null : JSON.stringify(room);
-    if (
-      !this.node.queueBroadcastJson(this.ns, roomJson, json, null, MESSAGE_HEAD, after, attachments)
-    ) {
-      const queued = this.node
+    const queued = this.tailInCore()
+      ? this.node.queueBroadcastJson(this.ns, roomJson, json, encodedOpts, "", "", attachments)
+      : this.node.queueBroadcastJson(
+          this.ns,
+          roomJson,
+          json,
+          null,
+          MESSAGE_HEAD,
+          this.messageAfterData(encodedOpts),
+          attachments,
+        );
+    if (!queued) {
+      const after = this.messageAfterData(encodedOpts);
+      const published = this.node
         .inOrder()
         .publishJsonAttachmentsDeferred(this.ns, room, MESSAGE_HEAD + json + after, attachments);
-      if (queued === -1) return super.broadcast(packet, opts);
-      if (!queued) debug("broadcast refused: outgoing buffer full or adapter closed");
+      if (published === -1) return super.broadcast(packet, opts);
+      if (!published) debug("broadcast refused: outgoing buffer full or adapter closed");
     }
     this.node.scheduleFlush();
     const text = binaryEventText(this.nsp.name, attachments.length, json);

@@ -86,6 +86,27 @@ fn own_json_suffix(uid: &str, nsp: &str) -> Vec<u8> {
     format!(",\"uid\":{},\"nsp\":{}}}", quote(uid), quote(nsp)).into_bytes()
 }
 
+/// How upstream's BROADCAST message JSON for an EVENT starts (`JSON.stringify` of
+/// `{type, data: {packet: {type, data}, opts}, uid, nsp}`), up to the event's arguments.
+const BROADCAST_MESSAGE_HEAD: &str = r#"{"type":3,"data":{"packet":{"type":2,"data":"#;
+
+/// Upstream's BROADCAST message JSON for an EVENT whose arguments' JSON is `args` and options'
+/// JSON `opts`, ending with the namespace's `suffix` (`,"uid":..,"nsp":..}`): what the sharded
+/// adapter's JS wrote itself before (lib/sharded-adapter.js).
+fn broadcast_message_json(args: &str, opts: &str, suffix: &[u8]) -> String {
+    let suffix = std::str::from_utf8(suffix).unwrap_or_default();
+    let mut json = String::with_capacity(
+        BROADCAST_MESSAGE_HEAD.len() + args.len() + opts.len() + suffix.len() + 12,
+    );
+    json.push_str(BROADCAST_MESSAGE_HEAD);
+    json.push_str(args);
+    json.push_str(r#"},"opts":"#);
+    json.push_str(opts);
+    json.push('}');
+    json.push_str(suffix);
+    json
+}
+
 #[derive(Default)]
 struct Routes {
     namespaces: HashMap<u32, Namespace>,
@@ -296,6 +317,15 @@ impl<T: Transport> ShardedCore<T> {
         routes.namespaces.get(&id).map(|ns| ns.channels.clone())
     }
 
+    /// The channels of namespace `id` and how its messages end ([`own_json_suffix`]).
+    fn channels_and_suffix(&self, id: u32) -> Option<(ShardedChannels, Vec<u8>)> {
+        let routes = self.router.routes.read().unwrap();
+        routes
+            .namespaces
+            .get(&id)
+            .map(|ns| (ns.channels.clone(), ns.own_json_suffix.clone()))
+    }
+
     /// Registers the namespace of the adapter with uid `uid` and subscribes its main channel,
     /// then its response channel, as the official constructor does. The subscription is queued
     /// before this returns; the future tells when Redis confirmed it.
@@ -446,20 +476,35 @@ impl<T: Transport> ShardedCore<T> {
     /// room the channel's room), in order. A record that cannot be read is skipped with its
     /// reason in the outcome. A record with Buffers (`attachments` holds their bytes) is
     /// sent as MessagePack, as upstream sends messages with binary data.
+    ///
+    /// A record with options holds only the event's arguments: the message is upstream's JSON
+    /// around them, written here ([`broadcast_message_json`]) instead of by JS into every
+    /// record (its head and its uid/nsp tail were a large part of what a sender wrote per
+    /// broadcast).
     pub fn publish_text_batch(&self, batch: &str, attachments: &[u8]) -> BatchOutcome {
-        let mut channels: Option<(u32, ShardedChannels)> = None;
+        let mut namespace: Option<(u32, ShardedChannels, Vec<u8>)> = None;
         broadcast_batch::queue_records(batch, attachments, self.transport(), |queued| {
             // Records of one turn are almost always of one namespace: look it up once.
-            if channels.as_ref().is_none_or(|(id, _)| *id != queued.ns) {
-                channels = self.channels(queued.ns).map(|c| (queued.ns, c));
+            if namespace.as_ref().is_none_or(|(id, _, _)| *id != queued.ns) {
+                namespace = self
+                    .channels_and_suffix(queued.ns)
+                    .map(|(c, suffix)| (queued.ns, c, suffix));
             }
-            let Some((_, c)) = channels.as_ref() else {
+            let Some((_, c, suffix)) = namespace.as_ref() else {
                 return Ok(None);
             };
+            let assembled;
+            let message_json = match queued.opts_json {
+                Some(opts) => {
+                    assembled = broadcast_message_json(queued.data_json, opts, suffix);
+                    assembled.as_str()
+                }
+                None => queued.data_json,
+            };
             let payload = if queued.attachments.is_empty() {
-                queued.data_json.as_bytes().to_vec()
+                message_json.as_bytes().to_vec()
             } else {
-                binary_message(queued.data_json, &queued.attachments)
+                binary_message(message_json, &queued.attachments)
                     .map_err(|e| format!("queued broadcast not transcodable: {e}"))?
             };
             Ok(Some((c.publish_channel(queued.room.as_deref()), payload)))
@@ -519,6 +564,19 @@ fn binary_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_event_becomes_upstreams_message_json() {
+        let suffix = own_json_suffix("Ab1", "/chät");
+        assert_eq!(
+            broadcast_message_json(
+                r#"["ev",{"a":[1]}]"#,
+                r#"{"rooms":["r"],"except":[],"flags":{}}"#,
+                &suffix
+            ),
+            r#"{"type":3,"data":{"packet":{"type":2,"data":["ev",{"a":[1]}]},"opts":{"rooms":["r"],"except":[],"flags":{}}},"uid":"Ab1","nsp":"/chät"}"#
+        );
+    }
 
     #[test]
     fn own_json_messages_are_told_by_their_last_members() {
