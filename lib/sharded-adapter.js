@@ -239,16 +239,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     // queue goes by its own call. The core writes the message around the event's JSON from
     // the options' JSON (see tailInCore).
     const roomJson = room === null ? null : JSON.stringify(room);
-    const queued = this.tailInCore()
-      ? this.node.queueBroadcastJson(this.ns, roomJson, json, encodedOpts)
-      : this.node.queueBroadcastJson(
-          this.ns,
-          roomJson,
-          json,
-          null,
-          MESSAGE_HEAD,
-          this.messageAfterData(encodedOpts),
-        );
+    const queued = this.queueMessage(roomJson, json, encodedOpts);
     // Queued: the data's JSON is in the node's queue as UTF-8, ready for the clients' frame.
     const frame =
       queued && precomputesFrames ? this.node.lastQueuedJsonFrame(this.frameHead()) : undefined;
@@ -270,6 +261,36 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const text = wirePrefix(this.nsp.name) + json;
     queueMicrotask(() => broadcastText(this, text, opts, frame));
     return Promise.resolve();
+  }
+
+  /**
+   * Queues the BROADCAST message of an EVENT whose data's JSON is `json` (with socket.io-parser's
+   * placeholders for `attachments`, if any) with the others of this turn: the core writes the
+   * message around it (see tailInCore), else the record holds the whole message. False when
+   * too large for the queue (see NativeNode#queueBroadcastJson).
+   */
+  queueMessage(roomJson, json, encodedOpts, attachments) {
+    if (this.tailInCore()) {
+      return this.node.queueBroadcastJson(
+        this.ns,
+        roomJson,
+        json,
+        encodedOpts,
+        "",
+        "",
+        attachments,
+      );
+    }
+    const after = this.messageAfterData(encodedOpts);
+    return this.node.queueBroadcastJson(
+      this.ns,
+      roomJson,
+      json,
+      null,
+      MESSAGE_HEAD,
+      after,
+      attachments,
+    );
   }
 
   /**
@@ -308,17 +329,7 @@ class ShardedRedisAdapter extends ClusterAdapter {
     const room = roomChannelOf(rooms, this.opts.subscriptionMode);
     // Queued with the others of this turn, the Buffers beside them (lib/native-node.js).
     const roomJson = room === null ? null : JSON.stringify(room);
-    const queued = this.tailInCore()
-      ? this.node.queueBroadcastJson(this.ns, roomJson, json, encodedOpts, "", "", attachments)
-      : this.node.queueBroadcastJson(
-          this.ns,
-          roomJson,
-          json,
-          null,
-          MESSAGE_HEAD,
-          this.messageAfterData(encodedOpts),
-          attachments,
-        );
+    const queued = this.queueMessage(roomJson, json, encodedOpts, attachments);
     if (!queued) {
       const after = this.messageAfterData(encodedOpts);
       const published = this.node
