@@ -535,9 +535,19 @@ mod tests {
                 answer[i] = byte;
             }
             let split = split_fetch_answer(&answer, CLASSIC_SOCKETS);
+            // A damage can turn a top-level key into one written with an escape (`"reque\tId"`):
+            // the splitter leaves such answers whole to JS, whatever JSON.parse makes of them.
+            let plain_keys = serde_json::from_slice::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| {
+                    // What a key written with an escape decodes to, from these damages.
+                    let escaped = |b: u8| b < 0x20 || matches!(b, b'"' | b'\\' | b'/');
+                    v.as_object().map(|o| o.keys().all(|k| !k.bytes().any(escaped)))
+                })
+                .unwrap_or(false);
             match parsed_details(&answer) {
                 // Answers JSON.parse reads, with the four details, start with `{` here.
-                Some(expected) if answer[0] == b'{' => {
+                Some(expected) if answer[0] == b'{' && plain_keys => {
                     let out = split.expect("split");
                     let head_len = u32::from_le_bytes(out[1..5].try_into().unwrap()) as usize;
                     let head: serde_json::Value = serde_json::from_slice(&out[5..5 + head_len]).unwrap();
@@ -553,7 +563,7 @@ mod tests {
                         .collect();
                     proptest::prop_assert_eq!(got, expected);
                 }
-                _ => proptest::prop_assert!(split.is_none()),
+                _ => proptest::prop_assert!(split.is_none(), "{}", String::from_utf8_lossy(&answer)),
             }
         }
     }
