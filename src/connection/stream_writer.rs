@@ -114,10 +114,9 @@ impl StreamWriter {
         let queued = self.send(batch, Some(done));
         async move {
             if !queued {
-                return (0..count).map(|_| Err(closed())).collect();
+                return closed_replies(count);
             }
-            rx.await
-                .unwrap_or_else(|_| (0..count).map(|_| Err(closed())).collect())
+            rx.await.unwrap_or_else(|_| closed_replies(count))
         }
     }
 
@@ -153,6 +152,11 @@ impl StreamWriter {
             task.abort();
         });
     }
+}
+
+/// The replies of `count` commands of a batch the writer could not take.
+fn closed_replies(count: usize) -> Vec<RedisResult<Value>> {
+    (0..count).map(|_| Err(closed())).collect()
 }
 
 fn closed() -> RedisError {
@@ -196,7 +200,7 @@ struct WriteQueue {
 }
 
 impl WriteQueue {
-    fn push(&mut self, queued: Queued, stats: &WriterStats) {
+    fn push(&mut self, queued: Queued) {
         let seq = self.first_seq + self.batches.len() as u64;
         let count = queued.batch.len();
         self.todo.extend((0..count).map(|index| CommandRef {
@@ -210,7 +214,7 @@ impl WriteQueue {
             unanswered: count,
         }));
         if count == 0 {
-            self.finish(seq, stats);
+            self.finish(seq);
         }
     }
 
@@ -258,7 +262,7 @@ impl WriteQueue {
             b.unanswered -= 1;
         }
         if b.unanswered == 0 {
-            self.finish(r.seq, stats);
+            self.finish(r.seq);
         }
     }
 
@@ -274,7 +278,7 @@ impl WriteQueue {
     }
 
     /// Answers batch `seq` (all its replies are in) and forgets the answered batches in front.
-    fn finish(&mut self, seq: u64, _stats: &WriterStats) {
+    fn finish(&mut self, seq: u64) {
         let i = (seq - self.first_seq) as usize;
         if let Some(b) = self.batches.get_mut(i).and_then(Option::take) {
             if let Some(done) = b.queued.done {
@@ -421,13 +425,13 @@ async fn drain(
     loop {
         if queue.todo.is_empty() {
             match rx.recv().await {
-                Some(q) => queue.push(q, &stats),
+                Some(q) => queue.push(q),
                 None => return,
             }
         }
         while queue.todo.len() < MAX_PIPELINE {
             match rx.try_recv() {
-                Ok(q) => queue.push(q, &stats),
+                Ok(q) => queue.push(q),
                 Err(_) => break,
             }
         }
@@ -552,22 +556,16 @@ mod tests {
         let stats = WriterStats::default();
         let mut queue = WriteQueue::default();
         let (done, mut rx) = oneshot::channel();
-        queue.push(
-            Queued {
-                batch: xadd_batch(&["a", "b", "c"]),
-                queued_at: Instant::now(),
-                done: Some(done),
-            },
-            &stats,
-        );
-        queue.push(
-            Queued {
-                batch: xadd_batch(&["d"]),
-                queued_at: Instant::now(),
-                done: None,
-            },
-            &stats,
-        );
+        queue.push(Queued {
+            batch: xadd_batch(&["a", "b", "c"]),
+            queued_at: Instant::now(),
+            done: Some(done),
+        });
+        queue.push(Queued {
+            batch: xadd_batch(&["d"]),
+            queued_at: Instant::now(),
+            done: None,
+        });
         let refs: Vec<_> = queue.todo.drain(..).collect();
         assert_eq!(refs.len(), 4);
         queue.answer(refs[2], Ok(Value::Int(3)), &stats);
