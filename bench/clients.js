@@ -1,13 +1,16 @@
 "use strict";
 // The Socket.IO clients of one bench cluster, all in this one process, speaking the
-// Engine.IO v4 / Socket.IO v5 wire protocol over raw `ws` websockets (no socket.io-client
+// Engine.IO v4 / Socket.IO v5 wire protocol over raw websockets (no socket.io-client
 // decoding: the clients must cost as little CPU as possible on a 2-core machine, since
-// they share it with the servers being measured). Counts the "m" events per node, reads
-// the send timestamp at the start of each event for latency, and acks "a" events.
+// they share it with the servers being measured). The websockets are raw-ws.js's frame
+// readers, or the `ws` package's with `wsClients` (bench --ws-clients, as before). Counts the
+// "m" events per node, reads the send timestamp at the start of each event for latency, and
+// acks "a" events.
 //
-// argv[2]: JSON { nodes: [{ port, count, room }] }
+// argv[2]: JSON { nodes: [{ port, count, room }], wsClients?: boolean }
 
 const WebSocket = require("ws");
+const { RawWebSocket } = require("./raw-ws");
 const { runChild, send } = require("./child-common");
 const { Reservoir, nowUs } = require("./stats");
 
@@ -25,10 +28,10 @@ const CH_4 = 0x34;
 const CH_5 = 0x35;
 const CH_BRACKET = 0x5b;
 
-// Reads the integer that starts at `from` (the send timestamp, microseconds).
-function readInt(buf, from) {
+// Reads the integer that starts at `from` (the send timestamp, microseconds), up to `end`.
+function readInt(buf, from, end) {
   let v = 0;
-  for (let i = from; i < buf.length; i++) {
+  for (let i = from; i < end; i++) {
     const c = buf[i];
     if (c < CH_0 || c > CH_0 + 9) break;
     v = v * 10 + (c - CH_0);
@@ -36,10 +39,10 @@ function readInt(buf, from) {
   return v;
 }
 
-function onEvent(client, buf, offset) {
+function onEvent(client, buf, offset, end) {
   // buf[offset] is '[': ["m",<t>,...] or ["a",<t>]
   const name = buf[offset + 2];
-  const t = readInt(buf, offset + 5);
+  const t = readInt(buf, offset + 5, end);
   if (t > 0) latency.add((nowUs() - t) / 1000);
   return name;
 }
@@ -52,52 +55,65 @@ function count(client) {
   }
 }
 
+/** A websocket to the server at `port` calling `handlers` (see raw-ws.js) per message. */
+function openWebSocket(port, handlers) {
+  const path = "/socket.io/?EIO=4&transport=websocket";
+  if (!cfg.wsClients) return new RawWebSocket(port, path, handlers);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: false });
+  ws.on("error", (e) => handlers.onError(e));
+  ws.on("message", (data, isBinary) =>
+    (isBinary ? handlers.onBinary : handlers.onText)(data, 0, data.length),
+  );
+  return ws;
+}
+
 function connect(node, index, port, room) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`, {
-      perMessageDeflate: false,
-    });
-    const client = { ws, node, probe: index === 0, pendingBinary: 0 };
+    const client = { ws: null, node, probe: index === 0, pendingBinary: 0 };
     const timer = setTimeout(
       () => reject(new Error(`client ${node}/${index} did not connect`)),
       15000,
     );
-    ws.on("error", (e) => reject(e));
-    ws.on("message", (data, isBinary) => {
-      if (isBinary) {
+    const ws = openWebSocket(port, {
+      onError: (e) => reject(e),
+      onBinary() {
         if (client.pendingBinary > 0 && --client.pendingBinary === 0) count(client);
-        return;
-      }
-      const c0 = data[0];
-      if (c0 === CH_4) {
-        const c1 = data[1];
-        if (c1 === CH_2) {
-          // EVENT, with an ack id when digits follow: 42["m",...] or 42<id>["a",...]
-          if (data[2] === CH_BRACKET) {
-            onEvent(client, data, 2);
-            count(client);
-          } else {
-            const open = data.indexOf(CH_BRACKET, 2);
-            const id = data.latin1Slice(2, open);
-            onEvent(client, data, open);
-            acks++;
-            ws.send(`43${id}[1]`);
+      },
+      onText(data, start, end) {
+        const c0 = data[start];
+        if (c0 === CH_4) {
+          const c1 = data[start + 1];
+          if (c1 === CH_2) {
+            // EVENT, with an ack id when digits follow: 42["m",...] or 42<id>["a",...]
+            if (data[start + 2] === CH_BRACKET) {
+              onEvent(client, data, start + 2, end);
+              count(client);
+            } else {
+              const open = data.indexOf(CH_BRACKET, start + 2);
+              if (open < 0 || open >= end) throw new Error("malformed event with ack id");
+              const id = data.latin1Slice(start + 2, open);
+              onEvent(client, data, open, end);
+              acks++;
+              ws.send(`43${id}[1]`);
+            }
+          } else if (c1 === CH_5) {
+            // BINARY_EVENT: 45<n>-["m",<t>,...,{"_placeholder":true,"num":0}]
+            const dash = data.indexOf(0x2d, start + 2);
+            if (dash < 0 || dash >= end) throw new Error("malformed binary event");
+            client.pendingBinary = Number(data.latin1Slice(start + 2, dash));
+            onEvent(client, data, dash + 1, end);
+          } else if (c1 === CH_0) {
+            clearTimeout(timer);
+            resolve(client);
           }
-        } else if (c1 === CH_5) {
-          // BINARY_EVENT: 45<n>-["m",<t>,...,{"_placeholder":true,"num":0}]
-          const dash = data.indexOf(0x2d, 2);
-          client.pendingBinary = Number(data.latin1Slice(2, dash));
-          onEvent(client, data, dash + 1);
-        } else if (c1 === CH_0) {
-          clearTimeout(timer);
-          resolve(client);
+        } else if (c0 === CH_2) {
+          ws.send("3"); // ping -> pong
+        } else if (c0 === CH_0) {
+          ws.send(room ? `40${JSON.stringify({ room })}` : "40");
         }
-      } else if (c0 === CH_2) {
-        ws.send("3"); // ping -> pong
-      } else if (c0 === CH_0) {
-        ws.send(room ? `40${JSON.stringify({ room })}` : "40");
-      }
+      },
     });
+    client.ws = ws;
   });
 }
 

@@ -17,6 +17,7 @@ async function measureMemory(adapter, ctx, { total, warmup, maxMs }) {
     adapter,
     redisUrl: ctx.redisUrl,
     socketsPerNode: 1,
+    wsClients: ctx.wsClients,
   });
   const [sender] = cluster.nodes;
   let latest = [0, 0, 0];

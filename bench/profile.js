@@ -79,6 +79,7 @@ async function runProfile(args, ctx, meta) {
       adapter,
       redisUrl: ctx.redisUrl,
       socketsPerNode,
+      wsClients: ctx.wsClients,
       execArgvFor: (i) =>
         i <= 1 ? ["--cpu-prof", "--cpu-prof-dir", path.join(sub, `node${i}`)] : [],
     });

@@ -34,6 +34,7 @@ function flowRows(id, res) {
       fmtSpread(s.receiverCpu, 1),
       s.idleCpu ? fmtSpread(s.idleCpu, 2) : "–",
       fmtSpread(s.redisCpu, 1),
+      v === "raw" || !s.counterCpu ? "–" : fmtSpread(s.counterCpu, 1),
       `${fmtNum(med(s.senderRss) / MiB, 0)} / ${fmtNum(med(s.receiverRss) / MiB, 0)}`,
       `${fmtNum(med(s.lost), 0)}`,
     ]);
@@ -52,6 +53,7 @@ function flowRows(id, res) {
       `**${fmtRatio(ratio(med(u.receiverCpu), med(o.receiverCpu)))}**`,
       o.idleCpu ? fmtRatio(ratio(med(u.idleCpu), med(o.idleCpu))) : "–",
       fmtRatio(ratio(med(u.redisCpu), med(o.redisCpu))),
+      o.counterCpu && u.counterCpu ? fmtRatio(ratio(med(u.counterCpu), med(o.counterCpu))) : "–",
       "",
       "",
     ]);
@@ -192,6 +194,7 @@ function render({ results, meta }) {
           "CPU ms/1k receiver",
           "CPU ms/1k no-member node",
           "CPU ms/1k redis",
+          "CPU ms/1k clients",
           "peak RSS MiB send/recv",
           "lost",
         ],

@@ -13,6 +13,7 @@
 //       sharded  @socket.io/redis-adapter createShardedAdapter   vs ours createShardedAdapter
 //       streams  @socket.io/redis-streams-adapter createAdapter  vs ours createStreamsAdapter
 //   options: --rounds N --duration S --only REGEX --out FILE --messages N (memory mode)
+//            --ws-clients (the clients process reads its websockets with the `ws` package)
 
 const fs = require("fs");
 const os = require("os");
@@ -45,6 +46,7 @@ function parseArgs(argv) {
     rounds: null,
     duration: null,
     kind: "classic",
+    wsClients: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -53,6 +55,7 @@ function parseArgs(argv) {
     else if (a === "--memory") args.memory = true;
     else if (a === "--profile") args.profile = true;
     else if (a === "--both") args.both = true;
+    else if (a === "--ws-clients") args.wsClients = true;
     else if (a === "--kind") args.kind = val();
     else if (a === "--rounds") args.rounds = Number(val());
     else if (a === "--duration") args.duration = Number(val());
@@ -74,7 +77,7 @@ function timingFor(args) {
     rounds: args.rounds || (quick ? 2 : 3),
     warmupMs: quick ? 250 : 500,
     durationMs,
-    pump: { window: 1000, batch: 50, stallMs: 1000, maxMessages: 5e6 },
+    pump: { window: 8000, batch: 50, stallMs: 1000, maxMessages: 5e6 },
   };
 }
 
@@ -157,6 +160,7 @@ async function runMain(args, ctx, meta) {
           adapter,
           redisUrl: ctx.redisUrl,
           socketsPerNode: group.socketsPerNode,
+          wsClients: ctx.wsClients,
         });
       }
     }
@@ -230,7 +234,13 @@ async function main() {
   const client = createClient({ url: redis.url });
   await client.connect();
   const timing = timingFor(args);
-  const ctx = { redis: client, redisUrl: redis.url, timing, kind: args.kind };
+  const ctx = {
+    redis: client,
+    redisUrl: redis.url,
+    timing,
+    kind: args.kind,
+    wsClients: args.wsClients,
+  };
   const kind = kindInfo(args.kind);
   const meta = {
     command: `npm run bench${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`,
@@ -238,7 +248,11 @@ async function main() {
     machine: machineFacts(),
     adapters: `--kind ${args.kind}: official = ${kind.official}; ours = ${kind.ours}; raw reference: ${kind.raw}`,
     timing: `${timing.rounds} rounds (official, ours alternating in each), warmup ${timing.warmupMs} ms + ${timing.durationMs} ms measured per run; sender window ${timing.pump.window} unconfirmed broadcasts, batches of ${timing.pump.batch}; cells are median [min–max] over rounds`,
-    notes: [],
+    notes: [
+      args.wsClients
+        ? "clients: the `ws` package's websockets (--ws-clients)"
+        : "clients: raw-ws.js frame readers (no `ws` package: see bench/README.md)",
+    ],
   };
   console.log(`bench: redis-server ${redis.url} (pid ${redis.pid}); ${meta.machine}`);
   console.log(`bench: ${meta.adapters}`);
@@ -259,7 +273,7 @@ async function main() {
       const { results, rounds } = await runMain(args, ctx, meta);
       meta.notes.push(
         "client msg/s: events received per second by the clients of the receiving nodes (node 1 and 2 for `all`, node 1 for `room`); bcast/s: broadcasts per second reaching every receiving node; raw pub/sub: messages per second delivered to each of 2 subscribers (PUBLISH; SPUBLISH with --kind sharded)",
-        "CPU ms/1k: process.cpuUsage() delta of that process per 1,000 broadcasts (or operations) in the measured window; receiver = node 1, no-member node = node 2 (room scenarios)",
+        "CPU ms/1k: process.cpuUsage() delta of that process per 1,000 broadcasts (or operations) in the measured window; receiver = node 1, no-member node = node 2 (room scenarios), clients = the one process holding every node's clients (bench harness, the same code for both adapters: it shares the 2 cores with the servers)",
         "latency: send timestamp (CLOCK_MONOTONIC) in the payload, read by the receiving client; under full load it includes the sender's backlog (window)",
       );
       text = render({ results, meta });

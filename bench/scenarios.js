@@ -127,6 +127,7 @@ async function startCluster({
   socketsPerNode,
   nodes = 3,
   execArgvFor = () => [],
+  wsClients = false,
 }) {
   const key = `bench-${adapter}`;
   const procs = [];
@@ -151,6 +152,7 @@ async function startCluster({
         count: socketsPerNode,
         room: i < 2 ? ROOM : null,
       })),
+      wsClients,
     },
     { label: `${adapter} clients` },
   );
