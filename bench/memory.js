@@ -39,7 +39,12 @@ async function measureMemory(adapter, ctx, { total, warmup, maxMs }) {
       type: "bcast-start",
       room: null,
       payload: PAYLOADS["100B"],
-      pump: { ...ctx.timing.pump, maxMessages: 2 * warmup + total + 100000, maxMs },
+      pump: {
+        ...ctx.timing.pump,
+        window: ctx.timing.windowCap(adapter),
+        maxMessages: 2 * warmup + total + 100000,
+        maxMs,
+      },
     });
     while (Date.now() - started < maxMs) {
       await sleep(SAMPLE_MS);

@@ -294,7 +294,8 @@ function windowFor(socketsPerNode, payload, max) {
 async function runBroadcast(cluster, sc, ctx) {
   const [sender, receiver, third] = cluster.nodes;
   const payload = PAYLOADS[sc.payload];
-  const window = windowFor(cluster.socketsPerNode, payload, ctx.timing.pump.window);
+  const cap = ctx.timing.windowCap ? ctx.timing.windowCap(cluster.adapter) : ctx.timing.pump.window;
+  const window = windowFor(cluster.socketsPerNode, payload, cap);
   return measureFlow({
     sender,
     startMsg: { room: sc.room, payload },
