@@ -132,6 +132,20 @@ describe("fetchSockets answer text", () => {
     expectSameAfter(change);
   });
 
+  it("joins the handshakes again only when one of them or the sockets changed", () => {
+    const sockets = [0, 1, 2].map(makeSocket);
+    const first = socketDetailsParts(sockets).handshakes;
+    expect(socketDetailsParts(sockets).handshakes).toBe(first);
+    sockets[1].handshake.headers.host = "other:1";
+    const changed = socketDetailsParts(sockets).handshakes;
+    expect(changed).not.toBe(first);
+    expect(changed.toString()).toContain('"host":"other:1"');
+    const fewer = socketDetailsParts(sockets.slice(1)).handshakes;
+    expect(fewer.length).toBeLessThan(changed.length);
+    expect(ourAnswer("r", sockets.slice(1))).toBe(officialAnswer("r", sockets.slice(1)));
+    expect(ourAnswer("r", sockets)).toBe(officialAnswer("r", sockets));
+  });
+
   it("leaves answers to the upstream way while Object.prototype has a toJSON", () => {
     const sockets = [0, 1].map(makeSocket);
     expect(ourAnswer("r1", sockets)).toBe(officialAnswer("r1", sockets));
