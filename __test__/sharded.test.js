@@ -97,6 +97,20 @@ describe.each(CASES)("sharded [%s] [%s]", (mode, _name, topology) => {
     expect(got[1].map((a) => Buffer.from(a[0]).length).sort()).toEqual([1, 3]);
   });
 
+  it("delivers a turn's broadcasts to a local client in order, after that turn's socket.emit", async () => {
+    await setup();
+    const [got] = record([c.clients[0]], "ev");
+    c.servers[0].emit("ev", "a");
+    c.serverSockets[0].emit("ev", "direct");
+    c.servers[0].emit("ev", "b", Buffer.from([1]));
+    c.servers[0].to("nobody").emit("ev", "none");
+    c.servers[0].emit("ev", "c");
+    await waitForCount(got, 4);
+    await c.fence(0);
+    expect(got.map((a) => a[0])).toEqual(["direct", "a", "b", "c"]);
+    expect(got[2][1]).toEqual(Buffer.from([1]));
+  });
+
   it("sends to one socket by id from another node", async () => {
     await setup();
     const got = record(c.clients, "direct");
