@@ -5,9 +5,12 @@
 //   emitter   the official @socket.io/redis-emitter or ours, emitting to a cluster
 // Together raw-pub + raw-sub give the raw Redis pub/sub rate on this machine: the
 // physical limit for a cross-node broadcast. With `sharded`, raw-pub / raw-sub use
-// SPUBLISH / SSUBSCRIBE (the sharded adapter's commands) instead.
+// SPUBLISH / SSUBSCRIBE (the sharded adapter's commands) instead; with `stream`, XADD (MAXLEN
+// ~ 10000, the streams adapters' default) to the stream `channel` and XREAD of it (the streams
+// adapters' transport: every reader reads every entry).
 //
-// argv[2]: JSON { role, redisUrl, sharded?, channels? (raw-sub), channel? (raw-pub), key?, which? }
+// argv[2]: JSON { role, redisUrl, sharded?, stream?, channels? (raw-sub), channel? (raw-pub),
+//   key?, which? }
 
 const path = require("path");
 const { createClient } = require("redis");
@@ -15,6 +18,37 @@ const { runChild, send, CreditPump } = require("./child-common");
 const { Reservoir, nowUs } = require("./stats");
 
 const cfg = JSON.parse(process.argv[2]);
+let closing = false;
+
+/** Entries an XREAD of the raw stream reader asks for at most. */
+const STREAM_READ_COUNT = 1000;
+
+/**
+ * Reads the stream `key` from its end, entry after entry, until the client quits: what a
+ * streams adapter's reader does, without the decoding. `onEntry(value)` per entry.
+ */
+async function readStream(client, key, onEntry) {
+  let last = "$";
+  for (;;) {
+    const reply = await client.sendCommand([
+      "XREAD",
+      "COUNT",
+      String(STREAM_READ_COUNT),
+      "BLOCK",
+      "1000",
+      "STREAMS",
+      key,
+      last,
+    ]);
+    if (!reply) continue;
+    for (const [, entries] of reply) {
+      for (const [id, fields] of entries) {
+        last = id.toString();
+        onEntry(fields[1]);
+      }
+    }
+  }
+}
 
 async function rawSub() {
   const client = createClient({ url: cfg.redisUrl });
@@ -23,22 +57,30 @@ async function rawSub() {
   const latency = new Reservoir(1 << 17);
   let received = 0;
   let dirty = false;
-  await client[cfg.sharded ? "sSubscribe" : "subscribe"](
-    cfg.channels,
-    (message) => {
-      // message: "<t>:<padding>" as a Buffer
-      let t = 0;
-      for (let i = 0; i < message.length; i++) {
-        const c = message[i];
-        if (c < 0x30 || c > 0x39) break;
-        t = t * 10 + (c - 0x30);
-      }
-      if (t > 0) latency.add((nowUs() - t) / 1000); // emitter payloads carry no leading timestamp
-      received++;
-      dirty = true;
-    },
-    true,
-  );
+  const onMessage = (message) => {
+    // message: "<t>:<padding>" as a Buffer (a string from XREAD)
+    const text = typeof message === "string";
+    let t = 0;
+    for (let i = 0; i < message.length; i++) {
+      const c = text ? message.charCodeAt(i) : message[i];
+      if (c < 0x30 || c > 0x39) break;
+      t = t * 10 + (c - 0x30);
+    }
+    if (t > 0) latency.add((nowUs() - t) / 1000); // emitter payloads carry no leading timestamp
+    received++;
+    dirty = true;
+  };
+  if (cfg.stream) {
+    // The reader's connection blocks in XREAD: a second one quits it at the end.
+    const connection = client.duplicate();
+    connection.on("error", (e) => console.error(`[raw-sub] ${e.message}`));
+    await connection.connect();
+    readStream(connection, cfg.channels[0], onMessage).catch((e) => {
+      if (!closing) console.error(`[raw-sub] XREAD: ${e.message}`);
+    });
+  } else {
+    await client[cfg.sharded ? "sSubscribe" : "subscribe"](cfg.channels, onMessage, true);
+  }
   setInterval(() => {
     if (!dirty) return;
     dirty = false;
@@ -58,6 +100,7 @@ async function rawSub() {
         return send({ type: "ok", id: msg.id });
       }
       if (msg.type === "close") {
+        closing = true;
         send({ type: "ok", id: msg.id });
         return client.quit().finally(() => process.exit(0));
       }
@@ -76,9 +119,12 @@ async function makeEmitOne(payload) {
     const pad = ":" + text;
     // node-redis pipelines every command written in the same tick: one batch, one write.
     const onError = () => {};
-    const publish = cfg.sharded
-      ? (message) => client.sPublish(cfg.channel, message)
-      : (message) => client.publish(cfg.channel, message);
+    const trim = ["MAXLEN", "~", "10000"];
+    const publish = cfg.stream
+      ? (message) => client.sendCommand(["XADD", cfg.channel, ...trim, "*", "d", message])
+      : cfg.sharded
+        ? (message) => client.sPublish(cfg.channel, message)
+        : (message) => client.publish(cfg.channel, message);
     return {
       emitOne: () => publish(nowUs() + pad).catch(onError),
       close: () => client.quit(),

@@ -170,6 +170,7 @@ async function runMain(args, ctx, meta) {
       helpers = await startHelpers(ctx, {
         emitter,
         sharded: scenarios.some((s) => s.kind === "raw" && s.sharded),
+        stream: scenarios.some((s) => s.kind === "raw" && s.stream),
       });
     if (scenarios.some((s) => s.raw && !s.native)) clusters.raw = await startRequestFloor(ctx);
     if (scenarios.some((s) => s.kind === "broadcast" || (s.kind === "request" && !s.raw))) {

@@ -9,6 +9,8 @@ const { spread } = require("./stats");
 const { kindInfo } = require("./kinds");
 
 const ROOM = "r";
+/** The raw streams reference's scenario id (report.js compares streams broadcasts to it). */
+const RAW_STREAM_SCENARIO = "raw streams 100B (node-redis XADD, 2 XREAD readers)";
 /** The request floor's scenario id (report.js compares serverSideEmit with ack to it). */
 const RAW_ROUND_TRIP = "raw request round trip (node-redis PUBLISH, 2 answering processes)";
 /** The same round trip with no JavaScript (bench/native-floor.rs): what the machine allows. */
@@ -51,6 +53,10 @@ function scenarioGroups({ emitter, kind = "classic" }) {
               kind: "raw",
               payload: "100B",
             },
+        // The streams adapters' own transport: every node reads every entry.
+        ...(kind === "streams"
+          ? [{ id: RAW_STREAM_SCENARIO, kind: "raw", payload: "100B", stream: true }]
+          : []),
         bc("bcast 1/node 100B all", "100B"),
         bc("bcast 1/node 4KiB all", "4KiB"),
         bc("bcast 1/node 100B+Buffer all", "100B+1KiB Buffer"),
@@ -311,13 +317,14 @@ async function runBroadcast(cluster, sc, ctx) {
 }
 
 const RAW_CHANNEL = "bench-raw";
+const RAW_STREAM = "bench-raw-stream";
 const EMITTER_KEY = "bench-emitter";
 
 /**
  * Processes kept for a whole group: 2 raw subscribers (of the raw channel and of the
  * emitter's broadcast channel), the raw publisher, and one process per emitter.
  */
-async function startHelpers(ctx, { emitter, sharded = false }) {
+async function startHelpers(ctx, { emitter, sharded = false, stream = false }) {
   // sharded: SSUBSCRIBE / SPUBLISH; the emitter scenario never runs then (kinds.js)
   const channels = sharded ? [RAW_CHANNEL] : [RAW_CHANNEL, `${EMITTER_KEY}#/#`];
   const subs = [0, 1].map(
@@ -333,6 +340,24 @@ async function startHelpers(ctx, { emitter, sharded = false }) {
     { role: "raw-pub", redisUrl: ctx.redisUrl, channel: RAW_CHANNEL, sharded },
     { label: "raw pub" },
   );
+  // stream: 2 XREAD readers of RAW_STREAM and its XADD writer.
+  const streamSubs = stream
+    ? [0, 1].map(
+        (i) =>
+          new Proc(
+            "publisher.js",
+            { role: "raw-sub", redisUrl: ctx.redisUrl, channels: [RAW_STREAM], stream },
+            { label: `raw stream reader ${i}` },
+          ),
+      )
+    : [];
+  const streamPub = stream
+    ? new Proc(
+        "publisher.js",
+        { role: "raw-pub", redisUrl: ctx.redisUrl, channel: RAW_STREAM, stream },
+        { label: "raw stream writer" },
+      )
+    : null;
   const emitters = {};
   if (emitter) {
     for (const which of ["official", "ours"]) {
@@ -343,17 +368,25 @@ async function startHelpers(ctx, { emitter, sharded = false }) {
       );
     }
   }
-  const all = [...subs, rawPub, ...Object.values(emitters)];
+  const all = [...subs, rawPub, ...streamSubs, ...(streamPub ? [streamPub] : [])];
+  all.push(...Object.values(emitters));
   await Promise.all(all.map((p) => p.waitFor("ready")));
-  return { subs, rawPub, emitters, close: () => Promise.all(all.map((p) => p.close())) };
+  return {
+    subs,
+    rawPub,
+    streamSubs,
+    streamPub,
+    emitters,
+    close: () => Promise.all(all.map((p) => p.close())),
+  };
 }
 
-/** A publisher (raw node-redis, or an emitter) -> the 2 raw subscribers. */
-async function runToRawSubs(sender, sc, ctx, helpers) {
+/** A publisher (raw node-redis, or an emitter) -> the 2 raw subscribers (`subs`). */
+async function runToRawSubs(sender, sc, ctx, subs) {
   const r = await measureFlow({
     sender,
     startMsg: { payload: PAYLOADS[sc.payload] },
-    counterProcs: helpers.subs,
+    counterProcs: subs,
     receivers: [[0], [0]],
     extraProcs: {},
     redis: ctx.redis,
@@ -363,9 +396,12 @@ async function runToRawSubs(sender, sc, ctx, helpers) {
   return { ...r, receiverCpu: r.counterCpu, receiverRss: r.counterRss };
 }
 
-const runRaw = (sc, ctx, helpers) => runToRawSubs(helpers.rawPub, sc, ctx, helpers);
+const runRaw = (sc, ctx, helpers) =>
+  sc.stream
+    ? runToRawSubs(helpers.streamPub, sc, ctx, helpers.streamSubs)
+    : runToRawSubs(helpers.rawPub, sc, ctx, helpers.subs);
 const runEmitter = (sc, ctx, which, helpers) =>
-  runToRawSubs(helpers.emitters[which], sc, ctx, helpers);
+  runToRawSubs(helpers.emitters[which], sc, ctx, helpers.subs);
 
 async function runRequest(cluster, sc, ctx) {
   const [sender, responder] = cluster.nodes;
@@ -454,6 +490,7 @@ module.exports = {
   runRequest,
   startHelpers,
   startRequestFloor,
+  RAW_STREAM_SCENARIO,
   summarize,
   markAll,
 };
