@@ -71,7 +71,7 @@ async function rawSub() {
     dirty = true;
   };
   if (cfg.stream) {
-    // The reader's connection blocks in XREAD: a second one quits it at the end.
+    // XREAD BLOCK holds its connection: the reader gets one of its own (gone with the process).
     const connection = client.duplicate();
     connection.on("error", (e) => console.error(`[raw-sub] ${e.message}`));
     await connection.connect();

@@ -149,7 +149,7 @@ function memberJson(key, value) {
   return JSON.stringify(value);
 }
 
-/** Whether arrays `a` and `b` hold the same items (Object.is) in the same order. */
+/** Whether arrays `a` and `b` hold the very same objects in the same order. */
 function sameItems(a, b) {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
