@@ -159,8 +159,8 @@ fn read_header_with(payload: &[u8], request_id_in_data: bool) -> Result<Header<'
             data_msgpack: None,
         })
     } else {
-        let h =
-            msgpack::read_message_header(payload).map_err(|e| format!("bad MessagePack: {e}"))?;
+        let h = msgpack::read_message_header_with(payload, request_id_in_data)
+            .map_err(|e| format!("bad MessagePack: {e}"))?;
         Ok(Header {
             msg_type: h.msg_type,
             uid: h.uid.map(Cow::Borrowed),
@@ -340,6 +340,29 @@ mod tests {
             Some(r#"{"requestId":"x","packet":{"type":2,"data":[1]}}"#)
         );
         assert!(read_broadcast_header(br#"{"type":3,"data":{"packet":[1,]},"uid":"u"}"#).is_err());
+    }
+
+    #[test]
+    fn msgpack_broadcast_headers_leave_data_unread_but_still_validated() {
+        // {type: 3, data: {requestId: "x", packet: {type: 5, data: [bin 1 2]}}, uid: "u"}
+        let payload: &[u8] = &[
+            0x83, 0xa4, b't', b'y', b'p', b'e', 0x03, 0xa4, b'd', b'a', b't', b'a', 0x82, 0xa9,
+            b'r', b'e', b'q', b'u', b'e', b's', b't', b'I', b'd', 0xa1, b'x', 0xa6, b'p', b'a',
+            b'c', b'k', b'e', b't', 0x82, 0xa4, b't', b'y', b'p', b'e', 0x05, 0xa4, b'd', b'a',
+            b't', b'a', 0x91, 0xc4, 0x02, 0x01, 0x02, 0xa3, b'u', b'i', b'd', 0xa1, b'u',
+        ];
+        let h = read_broadcast_header(payload).unwrap();
+        assert_eq!(h.request_id, None);
+        assert_eq!((h.msg_type, h.uid.as_deref()), (Some(3), Some("u")));
+        assert_eq!(h.data_msgpack.map(<[u8]>::len), Some(37));
+        assert_eq!(
+            read_header(payload).unwrap().request_id.as_deref(),
+            Some("x")
+        );
+        // Still the whole message's walk: a damaged packet inside data is refused.
+        let mut damaged = payload.to_vec();
+        damaged[45] = 0xc1; // never used in MessagePack, in place of the bin's 0xc4
+        assert!(read_broadcast_header(&damaged).is_err());
     }
 
     #[test]
