@@ -300,8 +300,7 @@ function windowFor(socketsPerNode, payload, max) {
 async function runBroadcast(cluster, sc, ctx) {
   const [sender, receiver, third] = cluster.nodes;
   const payload = PAYLOADS[sc.payload];
-  const cap = ctx.timing.windowCap ? ctx.timing.windowCap(cluster.adapter) : ctx.timing.pump.window;
-  const window = windowFor(cluster.socketsPerNode, payload, cap);
+  const window = windowFor(cluster.socketsPerNode, payload, ctx.timing.windowCap(cluster.adapter));
   return measureFlow({
     sender,
     startMsg: { room: sc.room, payload },

@@ -251,7 +251,7 @@ fn check_envelope(name: &str, channel: &str, bytes: &[u8], tree: &Tree) {
 }
 
 fn check_header(name: &str, bytes: &[u8], tree: &Tree) {
-    let h = read_message_header(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let h = read_message_header(bytes, true).unwrap_or_else(|e| panic!("{name}: {e}"));
     let num = |t: Option<&Tree>| match t {
         Some(Tree::Num(n)) => Some(*n as i64),
         _ => None,
@@ -462,7 +462,7 @@ fn every_prefix_of_every_vector_is_rejected() {
                 "{name}: envelope prefix {cut}"
             );
             assert!(
-                read_message_header(p).is_err(),
+                read_message_header(p, true).is_err(),
                 "{name}: header prefix {cut}"
             );
             let mut s = String::new();

@@ -20,7 +20,7 @@ mod writer;
 
 pub use envelope::{
     peek_envelope_uid, peek_message_type, read_broadcast_envelope, read_cluster_broadcast,
-    read_message_header, read_message_header_with, BroadcastEnvelope, MessageHeader, RoomRef,
+    read_message_header, BroadcastEnvelope, MessageHeader, RoomRef,
 };
 pub use event_wire::{decoded_json, event_wire_string, EventWire};
 pub use reader::{

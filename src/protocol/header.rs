@@ -159,7 +159,7 @@ fn read_header_with(payload: &[u8], request_id_in_data: bool) -> Result<Header<'
             data_msgpack: None,
         })
     } else {
-        let h = msgpack::read_message_header_with(payload, request_id_in_data)
+        let h = msgpack::read_message_header(payload, request_id_in_data)
             .map_err(|e| format!("bad MessagePack: {e}"))?;
         Ok(Header {
             msg_type: h.msg_type,

@@ -423,15 +423,11 @@ fn str_of(value: &[u8]) -> Option<&str> {
 
 /// Reads a [`MessageHeader`]. The buffer must be exactly one valid map. Fields with an
 /// unexpected type (or invalid UTF-8) are reported as `None`; the last duplicate wins.
-pub fn read_message_header(buf: &[u8]) -> Result<MessageHeader<'_>, DecodeError> {
-    read_message_header_with(buf, true)
-}
-
-/// [`read_message_header`]; with `request_id_in_data` false, a `requestId` is only looked for
-/// at the top level: a broadcast channel's messages are routed without it, and looking inside
-/// `data` skipped through the whole packet a second time (with its validating walk and the
-/// broadcast's own reading, a third of a sharded receiver's MessagePack work in `perf`).
-pub fn read_message_header_with(
+/// A `requestId` missing at the top level is looked for inside `data` only with
+/// `request_id_in_data`: a broadcast channel's messages are routed without it, and looking
+/// inside `data` skipped through the whole packet a second time (with the validating walk and
+/// the broadcast's own reading, a third of a sharded receiver's MessagePack work in `perf`).
+pub fn read_message_header(
     buf: &[u8],
     request_id_in_data: bool,
 ) -> Result<MessageHeader<'_>, DecodeError> {

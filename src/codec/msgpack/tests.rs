@@ -32,7 +32,7 @@ fn exercise(buf: &[u8]) {
     let _ = skip_value(buf, &limits);
     let _ = validate(buf, &limits);
     let _ = read_broadcast_envelope(buf);
-    let _ = read_message_header(buf);
+    let _ = read_message_header(buf, true);
     let _ = read_cluster_broadcast("u", buf);
     let _ = peek_message_type(buf);
     let _ = decoded_json(buf, &limits);
@@ -316,7 +316,7 @@ fn cluster_broadcasts_read_as_envelopes() {
         &mut msg,
     )
     .unwrap();
-    let data = read_message_header(&msg).unwrap().data.unwrap();
+    let data = read_message_header(&msg, true).unwrap().data.unwrap();
     let env = read_cluster_broadcast("u1", data).unwrap();
     assert_eq!(
         (env.uid, env.packet_nsp, env.rooms.len(), env.except.len()),
@@ -408,14 +408,14 @@ fn message_types_are_peeked_without_a_whole_read() {
 #[test]
 fn message_headers() {
     let classic = mp(r#"{"uid":"MwqrMp","requestId":"QjuY-P","type":7,"packet":{"type":2}}"#);
-    let h = read_message_header(&classic).unwrap();
+    let h = read_message_header(&classic, true).unwrap();
     assert_eq!(
         (h.msg_type, h.uid, h.request_id, h.nsp, h.data),
         (Some(7), Some("MwqrMp"), Some("QjuY-P"), None, None)
     );
     let cluster =
         mp(r#"{"type":12,"data":{"requestId":"a8b8","packet":1},"uid":"4cbe","nsp":"/"}"#);
-    let h = read_message_header(&cluster).unwrap();
+    let h = read_message_header(&cluster, true).unwrap();
     assert_eq!(
         (h.msg_type, h.uid, h.request_id, h.nsp),
         (Some(12), Some("4cbe"), Some("a8b8"), Some("/"))
@@ -428,17 +428,17 @@ fn message_headers() {
     let odd = mp(
         r#"{"type":1.5,"requestId":"top","data":{"requestId":"in"},"uid":1,"nsp":"/a","nsp":"/b"}"#,
     );
-    let h = read_message_header(&odd).unwrap();
+    let h = read_message_header(&odd, true).unwrap();
     assert_eq!(
         (h.msg_type, h.uid, h.request_id, h.nsp),
         (None, None, Some("top"), Some("/b"))
     );
     assert_eq!(
-        read_message_header(&hex("cb4000000000000000")).unwrap_err(),
+        read_message_header(&hex("cb4000000000000000"), true).unwrap_err(),
         DecodeError::UnexpectedType("message map")
     );
     assert_eq!(
-        read_message_header(&hex("81a474797065cb4008000000000000"))
+        read_message_header(&hex("81a474797065cb4008000000000000"), true)
             .unwrap()
             .msg_type,
         Some(3)
