@@ -128,8 +128,42 @@ describe("fetchSockets answer text", () => {
     ["0 made -0", (s) => (s[0].handshake.auth.nested.deep[0] = -0)],
     ["a Buffer", (s) => (s[2].handshake.auth.key = Buffer.from([1, 2]))],
     ["an own sessionStore set to undefined", (s) => (s[1].handshake.sessionStore = undefined)],
+    ["socket data changed in place", (s) => (s[0].data.i = "changed")],
+    ["a key added to socket data", (s) => (s[2].data.extra = [1, { y: 2 }])],
+    ["socket data made a number", (s) => (s[1].data = 7)],
+    ["a Date in socket data", (s) => (s[0].data.when = new Date(0))],
+    ["a room left", (s) => s[1].rooms.delete("room")],
+    [
+      "the room order (left and joined again)",
+      (s) => (s[0].rooms.delete(s[0].id), s[0].rooms.add(s[0].id)),
+    ],
+    ["an id", (s) => (s[2].id = "renamed")],
+    ["a number room", (s) => s[0].rooms.add(42)],
   ])("is the official text after %s", (_, change) => {
     expectSameAfter(change);
+  });
+
+  it("writes socket data anew after each change of a primitive value", () => {
+    const sockets = [0, 1].map(makeSocket);
+    for (const data of [1, 2, "2", null, undefined, 2, { a: 1 }, { a: 2 }, [1], [2]]) {
+      sockets[0].data = data;
+      expect(ourAnswer("r", sockets)).toBe(officialAnswer("r", sockets));
+    }
+  });
+
+  it("stays the official text while Object.prototype has an enumerable key", () => {
+    const sockets = [0, 1].map(makeSocket);
+    expect(ourAnswer("r1", sockets)).toBe(officialAnswer("r1", sockets));
+    Object.prototype.inherited = "x"; // eslint-disable-line no-extend-native
+    try {
+      sockets[0].handshake.headers.host = "other:2";
+      sockets[1].data.i = "other";
+      expect(ourAnswer("r2", sockets)).toBe(officialAnswer("r2", sockets));
+      expect(ourAnswer("r3", sockets)).toBe(officialAnswer("r3", sockets));
+    } finally {
+      delete Object.prototype.inherited;
+    }
+    expect(ourAnswer("r4", sockets)).toBe(officialAnswer("r4", sockets));
   });
 
   it("joins the handshakes again only when one of them or the sockets changed", () => {

@@ -448,13 +448,16 @@ class RedisAdapter extends Adapter {
   }
 
   async fetchSockets(opts) {
-    const localSockets = await super.fetchSockets(opts);
-    if (opts.flags && opts.flags.local) return localSockets;
+    if (opts.flags && opts.flags.local) return super.fetchSockets(opts);
     const requestId = this.driver.newRequestId();
-    const outcome = await this.collect(
+    // The request leaves first and the local sockets are found while it travels: in the same
+    // tick, so they are the sockets upstream finds (before it publishes), and a request's
+    // round trip no longer waits for the local walk.
+    const remote = this.collect(
       { uid: this.uid, requestId, type: RequestType.REMOTE_FETCH, opts: roomsAndExcept(opts) },
       this.lazyRemoteHandshakes,
     );
+    const [localSockets, outcome] = await Promise.all([super.fetchSockets(opts), remote]);
     if (outcome.timedOut)
       throw new Error("timeout reached while waiting for fetchSockets response");
     const sockets = [...localSockets];

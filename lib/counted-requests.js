@@ -33,8 +33,20 @@ class CountedRequests {
   }
 
   async fetchSockets(opts) {
-    const localSockets = await Adapter.prototype.fetchSockets.call(this, opts);
-    if (opts.flags && opts.flags.local) return localSockets;
+    if (opts.flags && opts.flags.local) return Adapter.prototype.fetchSockets.call(this, opts);
+    // The request leaves first and the local sockets are found while it travels: in the same
+    // tick, so they are the sockets upstream finds (before it publishes), and a request's
+    // round trip no longer waits for the local walk.
+    const remote = this.fetchRemoteSockets(opts);
+    const [localSockets, remoteSockets] = await Promise.all([
+      Adapter.prototype.fetchSockets.call(this, opts),
+      remote,
+    ]);
+    return localSockets.concat(remoteSockets);
+  }
+
+  /** The other nodes' answers to a fetchSockets request for `opts`, published now. */
+  fetchRemoteSockets(opts) {
     const requestId = randomId();
     return new Promise((resolve, reject) => {
       const timeout = setTimeout(() => {
@@ -54,7 +66,7 @@ class CountedRequests {
         timeout,
         current: 0,
         expected: Infinity,
-        responses: localSockets,
+        responses: [],
       });
       const message = {
         type: MessageType.FETCH_SOCKETS,
@@ -116,7 +128,7 @@ class CountedRequests {
 
 /** Installs the methods above on a ClusterAdapter subclass that has `countAndPublish`. */
 function withCountedRequests(AdapterClass) {
-  for (const name of ["settleRequest", "fetchSockets", "serverSideEmit"]) {
+  for (const name of ["settleRequest", "fetchSockets", "fetchRemoteSockets", "serverSideEmit"]) {
     AdapterClass.prototype[name] = CountedRequests.prototype[name];
   }
 }
