@@ -48,7 +48,7 @@ function officialMsgpackAnswer(requestId, sockets) {
 function ourMsgpackAnswer(requestId, sockets) {
   const encode = (value) => Buffer.from(msgpack.encode(value));
   const parts = msgpackAnswerParts(sockets, encode, (details) => streamsAnswer(requestId, details));
-  return native.spliceMsgpackHandshakes(parts.encoded, parts.handshakes, parts.lengths);
+  return native.spliceMsgpackAnswer(parts.encoded, parts.details, parts.handshakes, parts.lengths);
 }
 
 function makeSocket(i) {

@@ -167,16 +167,16 @@ function sameItems(a, b) {
 const NO_HANDSHAKE = 0xffffffff;
 
 /**
- * The last joined handshake encodings of each kind (JSON, MessagePack): `{ parts, bytes }`.
- * Asked again for the same sockets, an answering node mostly finds every handshake's kept
- * encoding unchanged, in the same order: the join of last time is then used again (joining
- * some 50 KB anew was a fifth of making an answer's parts for 100 sockets). Never written
- * to: the core copies what it is given.
+ * The last joined encodings of each kind (handshakes in JSON or MessagePack, socket details in
+ * MessagePack), by their store: `{ parts, bytes }`. Asked again for the same sockets, an
+ * answering node mostly finds every kept encoding unchanged, in the same order: the join of
+ * last time is then used again (joining some 50 KB of handshakes anew was a fifth of making an
+ * answer's parts for 100 sockets). Never written to: the core copies what it is given.
  */
 const lastJoined = new Map();
 
-/** Each socket's handshake encoding, one after the other, and their lengths. */
-class HandshakeBytes {
+/** Each socket's encoding (of its handshake or details), one after the other, and their lengths. */
+class Encodings {
   constructor(count, kind) {
     this.parts = [];
     this.lengths = new Uint32Array(count);
@@ -205,8 +205,9 @@ class HandshakeBytes {
   }
 }
 
-/** socket → { json, id, rooms, data, snapshot }: the JSON of its details but the handshake. */
-const keptDetails = new WeakMap();
+/** socket → { encoding, id, handshake, rooms, data, snapshot }: see keptDetails. */
+const keptJsonDetails = new WeakMap();
+const keptMsgpackDetails = new WeakMap();
 
 /** Whether the Set `rooms` holds exactly the items of `kept`, in the same order. */
 function sameRooms(rooms, kept) {
@@ -217,35 +218,40 @@ function sameRooms(rooms, kept) {
 }
 
 /**
- * `JSON.stringify({ id, rooms: [...rooms], data })` of `socket`, its text of last time while
- * the id, the rooms (strings, same order) and the data (checked as a handshake is) are the
- * same. Why: V8 11 writes those ~100 small objects at about 0.3 µs each, a third of making an
- * answer's parts; the check costs a fifth of that.
+ * `encode(id, handshake, [...rooms], data)` of `socket` (its details with `handshake`, a value
+ * that is not an object, in place of its handshake), the encoding of last time while the id,
+ * the rooms (strings, same order), `handshake` and the data (checked as a handshake is) are
+ * the same. Why: V8 11 writes those ~100 small objects in JSON at about 0.3 µs each, a third of
+ * making an answer's parts (@msgpack/msgpack: 0.5 µs); the check costs a fifth of that.
  */
-function detailsJson(socket) {
+function keptDetails(store, socket, handshake, encode) {
   const { id, rooms, data } = socket;
-  const kept = keptDetails.get(socket);
+  const kept = store.get(socket);
   if (
     kept !== undefined &&
     kept.id === id &&
+    Object.is(kept.handshake, handshake) &&
     Object.is(kept.data, data) &&
     sameRooms(rooms, kept.rooms) &&
     matchEnd(data, kept.snapshot, 0) === kept.snapshot.length
   ) {
-    return kept.json;
+    return kept.encoding;
   }
   const roomList = [...rooms];
-  const json = JSON.stringify({ id, rooms: roomList, data });
+  const encoding = encode(id, handshake, roomList, data);
   const snap = [];
   if (
     typeof id === "string" &&
     roomList.every((room) => typeof room === "string") &&
     snapshot(data, snap, 0)
   ) {
-    keptDetails.set(socket, { json, id, rooms: roomList, data, snapshot: snap });
-  } else keptDetails.delete(socket);
-  return json;
+    store.set(socket, { encoding, id, handshake, rooms: roomList, data, snapshot: snap });
+  } else store.delete(socket);
+  return encoding;
 }
+
+/** A socket's `{id, rooms, data}` in JSON (no handshake: the core puts it in). */
+const detailsJson = (id, handshake, rooms, data) => JSON.stringify({ id, rooms, data });
 
 /**
  * The socket details that the official adapters answer fetchSockets() with, `sockets.map(s =>
@@ -261,7 +267,7 @@ function socketDetailsParts(sockets, hasBinary = null) {
   // without changing any handshake: such answers are left to the upstream way.
   if (Object.prototype.toJSON !== undefined || Array.prototype.toJSON !== undefined) return null;
   const rest = new Array(sockets.length);
-  const handshakes = new HandshakeBytes(sockets.length, keptJson);
+  const handshakes = new Encodings(sockets.length, keptJson);
   for (let i = 0; i < sockets.length; i++) {
     const socket = sockets[i];
     let handshake = socket.handshake;
@@ -280,7 +286,7 @@ function socketDetailsParts(sockets, hasBinary = null) {
       }
     }
     handshakes.set(i, bytes);
-    rest[i] = detailsJson(socket);
+    rest[i] = keptDetails(keptJsonDetails, socket, undefined, detailsJson);
   }
   const { lengths } = handshakes;
   return { details: `[${rest.join(",")}]`, handshakes: handshakes.concat(), lengths };
@@ -288,14 +294,16 @@ function socketDetailsParts(sockets, hasBinary = null) {
 
 /**
  * A MessagePack fetchSockets answer (the streams adapter's) as the parts the core splices
- * (codec::fetch_sockets::splice_msgpack_handshakes): `encoded`, `encode(answer(details))`
- * with `handshake: null` in each socket's details, and each handshake's encoding in
- * `handshakes`, `lengths[i]` bytes for the i-th socket (NO_HANDSHAKE: the details hold the
- * handshake itself, a value that is not an object).
+ * (codec::fetch_sockets::splice_msgpack_answer): `encoded`, `encode(answer(sockets))` with a
+ * null for each socket; `details`, each socket's encoded `{id, handshake: null, rooms, data}`
+ * one after the other; and each handshake's encoding in `handshakes`, `lengths[i]` bytes for
+ * the i-th socket (NO_HANDSHAKE: the details hold the handshake itself, a value that is not
+ * an object).
  */
 function msgpackAnswerParts(sockets, encode, answer) {
-  const details = new Array(sockets.length);
-  const handshakes = new HandshakeBytes(sockets.length, keptMsgpack);
+  const details = new Encodings(sockets.length, keptMsgpackDetails);
+  const handshakes = new Encodings(sockets.length, keptMsgpack);
+  const detailsMsgpack = (id, handshake, rooms, data) => encode({ id, handshake, rooms, data });
   for (let i = 0; i < sockets.length; i++) {
     const socket = sockets[i];
     const handshake = socket.handshake;
@@ -307,15 +315,14 @@ function msgpackAnswerParts(sockets, encode, answer) {
       handshakes.set(i, null);
       placeholder = handshake;
     }
-    details[i] = {
-      id: socket.id,
-      handshake: placeholder,
-      rooms: [...socket.rooms],
-      data: socket.data,
-    };
+    details.set(i, keptDetails(keptMsgpackDetails, socket, placeholder, detailsMsgpack));
   }
-  const { lengths } = handshakes;
-  return { encoded: encode(answer(details)), handshakes: handshakes.concat(), lengths };
+  return {
+    encoded: encode(answer(new Array(sockets.length).fill(null))),
+    details: details.concat(),
+    handshakes: handshakes.concat(),
+    lengths: handshakes.lengths,
+  };
 }
 
 /**

@@ -481,7 +481,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
   async answerFetchSockets(message) {
     const sockets = await requestedSockets(this, message);
     const { requestId } = message.data;
-    const { encoded, handshakes, lengths } = msgpackAnswerParts(
+    const { encoded, details, handshakes, lengths } = msgpackAnswerParts(
       sockets,
       (value) => toBuffer(msgpack.encode(value)),
       (details) => ({
@@ -492,7 +492,7 @@ class RedisStreamsAdapter extends ClusterAdapter {
       }),
     );
     const channel = `${this.opts.channelPrefix}#${this.nsp.name}#${message.uid}#`;
-    if (!this.driver.publishFetchAnswer(channel, encoded, handshakes, lengths)) {
+    if (!this.driver.publishFetchAnswer(channel, encoded, details, handshakes, lengths)) {
       debug("publish refused: outgoing buffer full or adapter closed");
     }
   }

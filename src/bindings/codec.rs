@@ -23,16 +23,17 @@ pub(crate) fn joined_fetch_answer(
 }
 
 /// A MessagePack fetchSockets answer spliced from its parts (see
-/// `codec::fetch_sockets::splice_msgpack_handshakes`); an error when they do not fit.
+/// `codec::fetch_sockets::splice_msgpack_answer`); an error when they do not fit.
 pub(crate) fn spliced_fetch_answer(
     encoded: &[u8],
+    details: &[u8],
     handshakes: &[u8],
     lengths: &[u32],
 ) -> Result<Vec<u8>> {
-    fetch_sockets::splice_msgpack_handshakes(encoded, handshakes, lengths).ok_or_else(|| {
+    fetch_sockets::splice_msgpack_answer(encoded, details, handshakes, lengths).ok_or_else(|| {
         Error::new(
             Status::InvalidArg,
-            "fetchSockets answer: the encoded answer and the handshakes do not fit together",
+            "fetchSockets answer: the encoded answer, the socket details and the handshakes do not fit together",
         )
     })
 }
@@ -41,12 +42,13 @@ pub(crate) fn spliced_fetch_answer(
 /// with @msgpack/msgpack's encoding of the same answer).
 #[cfg_attr(test, allow(dead_code))]
 #[napi]
-pub fn splice_msgpack_handshakes(
+pub fn splice_msgpack_answer(
     encoded: BufferSlice,
+    details: BufferSlice,
     handshakes: BufferSlice,
     lengths: Uint32ArraySlice,
 ) -> Result<Buffer> {
-    Ok(spliced_fetch_answer(&encoded, &handshakes, &lengths)?.into())
+    Ok(spliced_fetch_answer(&encoded, &details, &handshakes, &lengths)?.into())
 }
 
 /// The answer a driver's `publishFetchAnswer` publishes for these parts (tests compare it

@@ -346,16 +346,17 @@ impl StreamsDriver {
     }
 
     /// A fetchSockets answer spliced from its parts (see
-    /// `codec::fetch_sockets::splice_msgpack_handshakes`) and published as `publish` does.
+    /// `codec::fetch_sockets::splice_msgpack_answer`) and published as `publish` does.
     #[napi]
     pub fn publish_fetch_answer(
         &self,
         channel: String,
         encoded: BufferSlice,
+        details: BufferSlice,
         handshakes: BufferSlice,
         lengths: Uint32ArraySlice,
     ) -> Result<bool> {
-        let payload = spliced_fetch_answer(&encoded, &handshakes, &lengths)?;
+        let payload = spliced_fetch_answer(&encoded, &details, &handshakes, &lengths)?;
         Ok(self.pubsub.publish(channel, payload))
     }
 

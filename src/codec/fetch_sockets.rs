@@ -268,13 +268,16 @@ pub fn join_fetch_answer(
 
 /// A cluster adapter's MessagePack fetchSockets answer (`{type, data: {requestId, sockets},
 /// uid, nsp}`, as @msgpack/msgpack encodes it) from its parts: `encoded` is the answer encoded
-/// with `handshake: null` for every socket whose `lengths[i]` is not [`NO_HANDSHAKE`], and
-/// those nils are replaced, in order, by the handshakes' encodings, one after the other in
-/// `handshakes`. MessagePack values do not depend on where they sit, so the result is the
-/// encoding of the answer with its handshakes (lib/socket-details.js keeps each handshake's
-/// encoding while the handshake stays the same). None when the parts do not fit together.
-pub fn splice_msgpack_handshakes(
+/// with one nil per socket in `sockets`; `details` holds, one after the other, each socket's
+/// encoded `{id, handshake, rooms, data}`, with `handshake: null` where `lengths[i]` is not
+/// [`NO_HANDSHAKE`]; those nils are replaced, in order, by the handshakes' encodings, one
+/// after the other in `handshakes`. MessagePack values do not depend on where they sit, so the
+/// result is the encoding of the whole answer (lib/socket-details.js keeps each socket's
+/// details and each handshake's encoding while they stay the same). None when the parts do
+/// not fit together.
+pub fn splice_msgpack_answer(
     encoded: &[u8],
+    details: &[u8],
     handshakes: &[u8],
     lengths: &[u32],
 ) -> Option<Vec<u8>> {
@@ -288,28 +291,46 @@ pub fn splice_msgpack_handshakes(
     if end != encoded.len() || sockets.len() != lengths.len() {
         return None;
     }
-    let mut out = Vec::with_capacity(encoded.len() + handshakes.len());
-    let (mut copied, mut next) = (0usize, 0usize);
-    for (socket, &length) in sockets.iter().zip(lengths) {
+    let mut out = Vec::with_capacity(encoded.len() + details.len() + handshakes.len());
+    let mut slots = sockets.iter();
+    let (mut copied, mut next_detail, mut next_handshake) = (0usize, 0usize, 0usize);
+    for &length in lengths {
+        let slot = slots.next_raw()?;
+        if slot != [0xc0] {
+            return None;
+        }
+        let at = offset_in(encoded, slot);
+        out.extend_from_slice(&encoded[copied..at]);
+        copied = at + 1;
+        let rest = &details[next_detail..];
+        let (socket, used) = msgpack::read_value(rest).ok()?;
+        let detail = &rest[..used];
+        next_detail += used;
         if length == NO_HANDSHAKE {
+            out.extend_from_slice(detail);
             continue;
         }
         let nil = socket.as_map()?.get_raw("handshake")?;
         if nil != [0xc0] {
             return None;
         }
-        let at = nil.as_ptr() as usize - encoded.as_ptr() as usize;
-        let handshake = handshakes.get(next..next.checked_add(length as usize)?)?;
-        out.extend_from_slice(&encoded[copied..at]);
-        out.extend_from_slice(handshake);
-        copied = at + 1;
-        next += handshake.len();
+        let nil_at = offset_in(detail, nil);
+        let end = next_handshake.checked_add(length as usize)?;
+        out.extend_from_slice(&detail[..nil_at]);
+        out.extend_from_slice(handshakes.get(next_handshake..end)?);
+        out.extend_from_slice(&detail[nil_at + 1..]);
+        next_handshake = end;
     }
-    if next != handshakes.len() {
+    if next_detail != details.len() || next_handshake != handshakes.len() {
         return None;
     }
     out.extend_from_slice(&encoded[copied..]);
     Some(out)
+}
+
+/// Where `part`, a subslice of `whole`, starts in it.
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
 #[cfg(test)]
@@ -337,10 +358,21 @@ mod tests {
     }
 
     #[test]
-    fn splices_msgpack_handshakes_in_place_of_nils() {
+    fn splices_socket_details_and_handshakes_in_place_of_nils() {
         use crate::codec::msgpack::Writer;
-        // {type: 8, data: {requestId: "q", sockets: [{id, handshake, rooms}, ..]}, uid: "u"}
-        let answer = |handshakes: [&dyn Fn(&mut Writer); 3]| {
+        type Part<'a> = &'a dyn Fn(&mut Writer);
+        let socket = |w: &mut Writer, i: usize, handshake: Part| {
+            w.write_map_len(3);
+            w.write_str("id");
+            w.write_str(&format!("s{i}"));
+            w.write_str("handshake");
+            handshake(w);
+            w.write_str("rooms");
+            w.write_array_len(0);
+        };
+        // {type: 8, data: {requestId: "q", sockets: [..]}, uid: "u"}, each socket written by
+        // `item(w, i)`.
+        let answer = |item: &dyn Fn(&mut Writer, usize)| {
             let mut w = Writer::new();
             w.write_map_len(3);
             w.write_str("type");
@@ -351,14 +383,8 @@ mod tests {
             w.write_str("q");
             w.write_str("sockets");
             w.write_array_len(3);
-            for (i, handshake) in handshakes.iter().enumerate() {
-                w.write_map_len(3);
-                w.write_str("id");
-                w.write_str(&format!("s{i}"));
-                w.write_str("handshake");
-                handshake(&mut w);
-                w.write_str("rooms");
-                w.write_array_len(0);
+            for i in 0..3 {
+                item(&mut w, i);
             }
             w.write_str("uid");
             w.write_str("u");
@@ -371,9 +397,18 @@ mod tests {
             w.write_u64(1);
         };
         let h2 = |w: &mut Writer| w.write_str("not nil, kept as is");
-        let encoded = answer([&nil, &nil, &h2]);
-        let mut parts = answer([&h0, &nil, &h2]);
-        let expected = parts.clone();
+        let parts: [Part; 3] = [&h0, &nil, &h2];
+        let handshake_of = |i: usize| parts[i];
+        let expected = answer(&|w, i| socket(w, i, handshake_of(i)));
+        let encoded = answer(&|w, _| w.write_nil());
+        // Sockets 0 and 1 with nil placeholders, socket 2 with its own (non-object) handshake.
+        let details = {
+            let mut w = Writer::new();
+            for i in 0..3 {
+                socket(&mut w, i, if i < 2 { &nil } else { &h2 });
+            }
+            w.into_inner()
+        };
         // The handshake bytes of sockets 0 and 1: h0's map, then a nil (an undefined handshake).
         let h0_bytes = {
             let mut w = Writer::new();
@@ -382,19 +417,39 @@ mod tests {
         };
         let handshakes = [h0_bytes.as_slice(), &[0xc0]].concat();
         let lengths = [h0_bytes.len() as u32, 1, NO_HANDSHAKE];
+        let splice = |encoded: &[u8], details: &[u8], handshakes: &[u8], lengths: &[u32]| {
+            splice_msgpack_answer(encoded, details, handshakes, lengths)
+        };
         assert_eq!(
-            splice_msgpack_handshakes(&encoded, &handshakes, &lengths).unwrap(),
+            splice(&encoded, &details, &handshakes, &lengths).unwrap(),
             expected
         );
-        // Not fitting: too few lengths, bytes left over, a replaced value that is not nil.
-        assert!(splice_msgpack_handshakes(&encoded, &handshakes, &lengths[..2]).is_none());
-        assert!(
-            splice_msgpack_handshakes(&encoded, &[&handshakes[..], &[1]].concat(), &lengths)
-                .is_none()
-        );
-        parts.truncate(parts.len() - 1);
-        assert!(splice_msgpack_handshakes(&parts, &handshakes, &lengths).is_none());
-        assert!(splice_msgpack_handshakes(&expected, &handshakes, &lengths).is_none());
+        // Not fitting: too few lengths, handshake or detail bytes left over or missing, a slot
+        // or a handshake that is not nil, a truncated answer.
+        assert!(splice(&encoded, &details, &handshakes, &lengths[..2]).is_none());
+        let longer = |bytes: &[u8]| [bytes, &[1]].concat();
+        assert!(splice(&encoded, &details, &longer(&handshakes), &lengths).is_none());
+        assert!(splice(&encoded, &longer(&details), &handshakes, &lengths).is_none());
+        assert!(splice(
+            &encoded,
+            &details[..details.len() - 1],
+            &handshakes,
+            &lengths
+        )
+        .is_none());
+        assert!(splice(&expected, &details, &handshakes, &lengths).is_none());
+        let placed = answer(&|w, i| socket(w, i, &nil));
+        assert!(splice(&encoded, &placed[..0], &handshakes, &lengths).is_none());
+        let all_placed = [h0_bytes.as_slice(), &[0xc0], &h0_bytes].concat();
+        let h0_len = h0_bytes.len() as u32;
+        assert!(splice(&encoded, &details, &all_placed, &[h0_len, 1, h0_len]).is_none());
+        assert!(splice(
+            &encoded[..encoded.len() - 1],
+            &details,
+            &handshakes,
+            &lengths
+        )
+        .is_none());
     }
 
     #[test]
