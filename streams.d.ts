@@ -42,6 +42,12 @@ export interface RedisStreamsAdapterOptions {
    * nothing is dropped (the entries wait in the stream). 0 = never hold. @default 67108864
    */
   maxPendingDeliveryBytes: number;
+  /**
+   * Not in the official package: fetchSockets() parses remote handshakes on first use (see
+   * RedisAdapterOptions.lazyRemoteHandshakes in the main typings); `false` = plain objects at
+   * once, as the official adapter. @default true
+   */
+  lazyRemoteHandshakes: boolean;
 }
 
 /** Counters of the native node shared by the adapters of one createAdapter() call. */

@@ -4,6 +4,7 @@
 // @socket.io/redis-streams-adapter 0.3 nodes (both directions: every test emits or asks from
 // every node kind of the topology).
 
+const util = require("util");
 const msgpack = require("@msgpack/msgpack");
 const { startRedis } = require("./helpers/redis");
 const {
@@ -132,6 +133,34 @@ describe.each(TOPOLOGIES.map((t) => [t.join("/"), t]))("streams [%s]", (_name, n
     for (const s of c.serverSockets["/"]) expect(s.rooms.has("joined")).toBe(true);
   });
 
+  it.each([
+    ["parsed on first use", {}],
+    ["plain objects with lazyRemoteHandshakes: false", { lazyRemoteHandshakes: false }],
+  ])("fetchSockets gives every remote socket's details, handshakes %s", async (_, opts) => {
+    await setup({ opts });
+    const locals = c.serverSockets["/"];
+    locals.forEach((s, i) => {
+      s.data = { node: i, list: [i, "x"] };
+      s.join(`room-${i}`);
+    });
+    for (let from = 0; from < c.servers.length; from++) {
+      const sockets = await c.servers[from].fetchSockets();
+      expect(sockets.map((s) => s.id).sort()).toEqual(locals.map((s) => s.id).sort());
+      for (const remote of sockets) {
+        const i = locals.findIndex((s) => s.id === remote.id);
+        if (remote === locals[i]) continue;
+        expect(remote.data).toEqual({ node: i, list: [i, "x"] });
+        expect([...remote.rooms].sort()).toEqual([remote.id, `room-${i}`].sort());
+        const { sessionStore, ...handshake } = locals[i].handshake;
+        expect({ ...remote.handshake }).toEqual(JSON.parse(JSON.stringify(handshake)));
+        expect(remote.handshake.query).toEqual(expect.objectContaining({ EIO: "4" }));
+        if (nodes[from] === "native") {
+          expect(util.types.isProxy(remote.handshake)).toBe(opts.lazyRemoteHandshakes !== false);
+        }
+      }
+    }
+  });
+
   it("serverSideEmit with and without ack", async () => {
     await setup();
     const got = record(c.servers, "hello");
@@ -199,6 +228,17 @@ describe.each([
       expect(sockets.map((s) => s.id).sort()).toEqual(ids);
       const answers = await io.timeout(3000).emitWithAck("ask");
       expect(answers.sort()).toEqual(["c0", "c1", "c2"]);
+    }
+  });
+});
+
+describe("lazyRemoteHandshakes option (streams)", () => {
+  it("rejects what is not a boolean, before any connection", () => {
+    const { createAdapter } = require("../streams");
+    for (const bad of ["no", 0, null]) {
+      expect(() => createAdapter("redis://127.0.0.1:1", { lazyRemoteHandshakes: bad })).toThrow(
+        /lazyRemoteHandshakes/,
+      );
     }
   });
 });

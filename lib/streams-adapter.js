@@ -25,7 +25,8 @@ const {
 } = require("./event-text");
 const { DeliveryKind, forEachFrame } = require("./frames");
 const { nativeConnectionJson } = require("./connection-options");
-const { checkReliabilityOptions } = require("./options");
+const { checkReliabilityOptions, check, isBoolean } = require("./options");
+const { readFetchAnswer, SPLIT_MARK, CLUSTER_SOCKETS } = require("./fetch-answers");
 const { hasBinary, streamNameFor, officialOnlyStreamFor } = require("./emitter-wire");
 
 /** Frame kinds of src/bindings/streams.rs: a batch of stream entries, a detected loss. */
@@ -36,7 +37,7 @@ const STREAM_EVENT_TEXT = 8;
 // One broadcast with binary values as wire: nsp_len u32 LE, nsp, then applyEventBinary's.
 const STREAM_EVENT_BINARY = 10;
 /** First byte of a request-channel payload the core turned into JSON (codec::fetch_sockets). */
-const JSON_ANSWER_MARK = 0;
+const JSON_ANSWER_MARK = 2;
 /** What broadcast() returns once the local clients have the packet (as ClusterAdapter's). */
 const DELIVERED = Promise.resolve();
 /** Entries per XRANGE page when restoring a session: never an unbounded read. */
@@ -161,6 +162,7 @@ class StreamsNode {
     this.detachedXadds = 0;
     // Messages skipped because they could not be decoded (decoding happens in JS here).
     this.decodeErrors = 0;
+    this.lazyRemoteHandshakes = options.lazyRemoteHandshakes !== false;
     const streams =
       options.streamCount === 1
         ? [options.streamName]
@@ -273,12 +275,15 @@ class StreamsNode {
           this.onLoss(JSON.parse(payload.toString()));
         } else if (kind === DeliveryKind.REQUEST) {
           // A fetchSockets answer the Rust core turned into JSON (JSON.parse is faster than
-          // decoding MessagePack in JS) starts with JSON_ANSWER_MARK; everything else is as
+          // decoding MessagePack in JS) is split (handshakes parsed on first use: see
+          // lib/fetch-answers.js) or whole after JSON_ANSWER_MARK; everything else is as
           // published, and decoded as the official adapter does.
-          const message =
-            payload[0] === JSON_ANSWER_MARK
-              ? JSON.parse(payload.toString("utf8", 1))
-              : msgpack.decode(payload);
+          let message;
+          if (payload[0] === SPLIT_MARK) {
+            message = readFetchAnswer(payload, CLUSTER_SOCKETS, this.lazyRemoteHandshakes).message;
+          } else if (payload[0] === JSON_ANSWER_MARK) {
+            message = JSON.parse(payload.toString("utf8", 1));
+          } else message = msgpack.decode(payload);
           this.adapters.get(message && message.nsp)?.onMessage(message);
         } else if (kind === DeliveryKind.LOG) {
           debug("%s", payload.toString());
@@ -636,6 +641,7 @@ withCountedRequests(RedisStreamsAdapter);
 function createStreamsAdapter(redisClient, opts) {
   const options = Object.assign({}, DEFAULTS, opts);
   checkReliabilityOptions(options);
+  check(options, "lazyRemoteHandshakes", isBoolean, "a boolean");
   // As the official adapter, the readers start now, before any namespace exists.
   let node = new StreamsNode(redisClient, options);
   return function (nsp) {

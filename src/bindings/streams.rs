@@ -2,7 +2,7 @@ use super::codec::spliced_fetch_answer;
 use super::errors::to_napi;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
-use crate::codec::fetch_sockets::cluster_fetch_answer_as_json;
+use crate::codec::fetch_sockets::msgpack_fetch_answer_for_js;
 use crate::connection::command_batch::CommandBatch;
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_entry::{encode_entries, parse_entries, EntryBatch};
@@ -57,8 +57,8 @@ impl MessageHandler for PubSubHandler {
     fn on_messages(&self, batch: &[PubSubMessage<'_>]) {
         let mut frames = FrameBatch::default();
         for msg in batch {
-            match cluster_fetch_answer_as_json(msg.payload) {
-                Some(marked_json) => frames.push(DeliveryKind::Request, 0, &marked_json),
+            match msgpack_fetch_answer_for_js(msg.payload) {
+                Some(for_js) => frames.push(DeliveryKind::Request, 0, &for_js),
                 None => frames.push(DeliveryKind::Request, 0, msg.payload),
             }
         }

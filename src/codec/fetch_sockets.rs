@@ -146,23 +146,30 @@ pub fn split_fetch_answer(answer: &[u8], path: &[&[u8]]) -> Option<Vec<u8>> {
 /// socket.io-adapter's `MessageType.FETCH_SOCKETS_RESPONSE`.
 const FETCH_SOCKETS_RESPONSE: i64 = 8;
 
-/// First byte of an answer that [`cluster_fetch_answer_as_json`] turned into JSON. No published
-/// message starts with it (a MessagePack map does not, JSON text does not), so JS tells the
-/// core's JSON from whatever a foreign publisher sends: a JSON message on these channels is
-/// refused by the decoder, as by the official adapter.
-pub const JSON_ANSWER_MARK: u8 = 0;
+/// First byte of an answer that [`msgpack_fetch_answer_for_js`] turned into JSON whole. No
+/// published message starts with it (a MessagePack map does not, JSON text does not), nor
+/// does a split answer ([`SPLIT_MARK`]), so JS tells the core's JSON from whatever a foreign
+/// publisher sends: a JSON message on these channels is refused by the decoder, as by the
+/// official adapter.
+pub const JSON_ANSWER_MARK: u8 = 2;
 
 /// A cluster adapter's MessagePack `fetchSockets()` answer (every matching socket's details,
-/// handshakes included; the streams adapter's pub/sub messages are always @msgpack/msgpack) as
-/// [`JSON_ANSWER_MARK`] then the JSON text that `JSON.parse` turns into what the decoder would
-/// give ([`msgpack::decoded_json`]): decoding 100 handshakes in JS was most of a requesting
-/// node's time. None for every other message, and for answers JSON cannot carry exactly.
-pub fn cluster_fetch_answer_as_json(payload: &[u8]) -> Option<Vec<u8>> {
+/// handshakes included; the streams adapter's pub/sub messages are always @msgpack/msgpack)
+/// as JSON text that `JSON.parse` turns into what the decoder would give
+/// ([`msgpack::decoded_json`]), split as [`split_fetch_answer`] splits a JSON answer (JS then
+/// parses the handshakes on first use), or whole after [`JSON_ANSWER_MARK`] when it is not
+/// that shape. Decoding 100 handshakes in JS was most of a requesting node's time, and
+/// parsing them all at once still half of it. None for every other message, and for answers
+/// JSON cannot carry exactly.
+pub fn msgpack_fetch_answer_for_js(payload: &[u8]) -> Option<Vec<u8>> {
     // decoded_json checks everything it writes: the type is only peeked at.
     if msgpack::peek_message_type(payload) != Some(FETCH_SOCKETS_RESPONSE) {
         return None;
     }
     let json = msgpack::decoded_json(payload, &msgpack::Limits::default())?;
+    if let Some(split) = split_fetch_answer(json.as_bytes(), CLUSTER_SOCKETS) {
+        return Some(split);
+    }
     let mut out = Vec::with_capacity(json.len() + 1);
     out.push(JSON_ANSWER_MARK);
     out.extend_from_slice(json.as_bytes());
@@ -450,6 +457,63 @@ mod tests {
             &lengths
         )
         .is_none());
+    }
+
+    #[test]
+    fn msgpack_answers_go_to_js_split_else_whole_json() {
+        use crate::codec::msgpack::Writer;
+        // {type: 8, data: {requestId: "q", sockets: [{id, handshake, rooms, data}]}, uid, nsp}
+        let answer = |handshake: &dyn Fn(&mut Writer)| {
+            let mut w = Writer::new();
+            w.write_map_len(4);
+            w.write_str("type");
+            w.write_u64(8);
+            w.write_str("data");
+            w.write_map_len(2);
+            w.write_str("requestId");
+            w.write_str("q");
+            w.write_str("sockets");
+            w.write_array_len(1);
+            w.write_map_len(4);
+            w.write_str("id");
+            w.write_str("s0");
+            w.write_str("handshake");
+            handshake(&mut w);
+            w.write_str("rooms");
+            w.write_array_len(1);
+            w.write_str("r");
+            w.write_str("data");
+            w.write_nil();
+            w.write_str("uid");
+            w.write_str("u");
+            w.write_str("nsp");
+            w.write_str("/");
+            w.into_inner()
+        };
+        let object = answer(&|w| {
+            w.write_map_len(1);
+            w.write_str("auth");
+            w.write_map_len(0);
+        });
+        let split = msgpack_fetch_answer_for_js(&object).unwrap();
+        assert_eq!(split[0], SPLIT_MARK);
+        let head_len = u32::from_le_bytes(split[1..5].try_into().unwrap()) as usize;
+        assert_eq!(
+            std::str::from_utf8(&split[5..5 + head_len]).unwrap(),
+            r#"{"type":8,"data":{"requestId":"q","sockets":[["s0",["r"],null]]},"uid":"u","nsp":"/"}"#
+        );
+        assert_eq!(&split[5 + head_len..], br#"[{"auth":{}}]"#);
+        // A handshake that is not an object: the whole answer in JSON.
+        let whole = msgpack_fetch_answer_for_js(&answer(&|w| w.write_str("h"))).unwrap();
+        assert_eq!(whole[0], JSON_ANSWER_MARK);
+        assert!(whole[1..].starts_with(
+            br#"{"type":8,"data":{"requestId":"q","sockets":[{"id":"s0","handshake":"h","#
+        ));
+        // Not a fetchSockets answer, or not MessagePack.
+        let mut other = object.clone();
+        other[6] = 3; // type 3 (the first value: "type" is 1 + 4 bytes after the map header)
+        assert!(msgpack_fetch_answer_for_js(&other).is_none());
+        assert!(msgpack_fetch_answer_for_js(br#"{"type":8}"#).is_none());
     }
 
     #[test]
