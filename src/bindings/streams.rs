@@ -12,7 +12,9 @@ use crate::connection::{
     ConnectionEvent, ConnectionOptions, MessageHandler, PubSubMessage, Subscription,
 };
 use crate::protocol::backlog::{DeliveryBacklog, DEFAULT_MAX_PENDING_BYTES};
-use crate::protocol::delivery::{log_reporter, DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::delivery::{
+    deliver_connection_event, log_reporter, DeliveryKind, DeliverySink, FrameBatch,
+};
 use crate::protocol::metrics::{publisher_json, stream_entry_age, subscriber_json, Histogram};
 use crate::protocol::stream_entries::{StreamEntryStats, StreamRoutes};
 use crate::transport::{EitherTransport, Transport};
@@ -66,14 +68,7 @@ impl MessageHandler for PubSubHandler {
     }
 
     fn on_connection_event(&self, event: ConnectionEvent) {
-        let text = match event {
-            ConnectionEvent::Connected { reconnected: false } => "connected".to_string(),
-            ConnectionEvent::Connected { reconnected: true } => "reconnected".to_string(),
-            ConnectionEvent::Disconnected { reason } => format!("disconnected: {reason}"),
-        };
-        let mut frames = FrameBatch::default();
-        frames.push(DeliveryKind::Connection, 0, text.as_bytes());
-        frames.flush_to(&*self.sink);
+        deliver_connection_event(&*self.sink, event, None);
     }
 }
 

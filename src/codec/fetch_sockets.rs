@@ -343,6 +343,22 @@ fn offset_in(whole: &[u8], part: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::msgpack::Writer;
+
+    /// A MessagePack fetchSockets answer up to its sockets: a map of `members` (the rest for
+    /// the caller to write after the sockets), `type: 8`, `data: {requestId: "q", sockets:`
+    /// and the header of an array of `sockets`.
+    fn write_answer_head(w: &mut Writer, members: usize, sockets: usize) {
+        w.write_map_len(members);
+        w.write_str("type");
+        w.write_u64(8);
+        w.write_str("data");
+        w.write_map_len(2);
+        w.write_str("requestId");
+        w.write_str("q");
+        w.write_str("sockets");
+        w.write_array_len(sockets);
+    }
 
     #[test]
     fn joins_details_and_handshakes_as_json_stringify_writes_them() {
@@ -366,7 +382,6 @@ mod tests {
 
     #[test]
     fn splices_socket_details_and_handshakes_in_place_of_nils() {
-        use crate::codec::msgpack::Writer;
         type Part<'a> = &'a dyn Fn(&mut Writer);
         let socket = |w: &mut Writer, i: usize, handshake: Part| {
             w.write_map_len(3);
@@ -381,15 +396,7 @@ mod tests {
         // `item(w, i)`.
         let answer = |item: &dyn Fn(&mut Writer, usize)| {
             let mut w = Writer::new();
-            w.write_map_len(3);
-            w.write_str("type");
-            w.write_u64(8);
-            w.write_str("data");
-            w.write_map_len(2);
-            w.write_str("requestId");
-            w.write_str("q");
-            w.write_str("sockets");
-            w.write_array_len(3);
+            write_answer_head(&mut w, 3, 3);
             for i in 0..3 {
                 item(&mut w, i);
             }
@@ -461,19 +468,10 @@ mod tests {
 
     #[test]
     fn msgpack_answers_go_to_js_split_else_whole_json() {
-        use crate::codec::msgpack::Writer;
         // {type: 8, data: {requestId: "q", sockets: [{id, handshake, rooms, data}]}, uid, nsp}
         let answer = |handshake: &dyn Fn(&mut Writer)| {
             let mut w = Writer::new();
-            w.write_map_len(4);
-            w.write_str("type");
-            w.write_u64(8);
-            w.write_str("data");
-            w.write_map_len(2);
-            w.write_str("requestId");
-            w.write_str("q");
-            w.write_str("sockets");
-            w.write_array_len(1);
+            write_answer_head(&mut w, 4, 1);
             w.write_map_len(4);
             w.write_str("id");
             w.write_str("s0");

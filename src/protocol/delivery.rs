@@ -4,7 +4,9 @@
 //! Frame: `kind: u8, namespace: u32 LE, length: u32 LE, payload`.
 
 use crate::codec::msgpack::{self, EventWire, RoomRef};
-use std::sync::Arc;
+use crate::connection::{ConnectionEvent, PubSubMessage};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -233,6 +235,47 @@ pub fn log_reporter(sink: Arc<dyn DeliverySink>) -> Arc<dyn Fn(String) + Send + 
         batch.push(DeliveryKind::Log, 0, line.as_bytes());
         batch.flush_to(&*sink);
     })
+}
+
+/// Hands a subscriber's connection event to JS as a `Connection` frame ("connected",
+/// "reconnected", "disconnected: reason": the adapters log it and emit it as
+/// "redis-connection"), counting a reconnection in `reconnects` when given.
+pub fn deliver_connection_event(
+    sink: &dyn DeliverySink,
+    event: ConnectionEvent,
+    reconnects: Option<&AtomicU64>,
+) {
+    let text = match event {
+        ConnectionEvent::Connected { reconnected: false } => "connected".to_string(),
+        ConnectionEvent::Connected { reconnected: true } => {
+            if let Some(counter) = reconnects {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            "reconnected".to_string()
+        }
+        ConnectionEvent::Disconnected { reason } => format!("disconnected: {reason}"),
+    };
+    let mut batch = FrameBatch::default();
+    batch.push(DeliveryKind::Connection, 0, text.as_bytes());
+    batch.flush_to(sink);
+}
+
+/// Routes a subscriber's batch of messages with `route` under one read lock of `routes`, and
+/// hands whatever it framed to JS in one call.
+pub fn route_messages<R>(
+    sink: &dyn DeliverySink,
+    routes: &RwLock<R>,
+    msgs: &[PubSubMessage<'_>],
+    route: impl Fn(&R, &PubSubMessage<'_>, &mut FrameBatch),
+) {
+    let mut batch = FrameBatch::default();
+    {
+        let routes = routes.read().unwrap();
+        for msg in msgs {
+            route(&routes, msg, &mut batch);
+        }
+    }
+    batch.flush_to(sink);
 }
 
 /// Frames a MessagePack broadcast (classic envelope, or a cluster adapter's `{packet, opts}`)

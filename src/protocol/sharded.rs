@@ -6,7 +6,10 @@
 
 use super::broadcast_batch::{self, BatchOutcome};
 use super::cluster_event::{broadcast_event_text_validated, BROADCAST};
-use super::delivery::{event_wire_head, push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
+use super::delivery::{
+    deliver_connection_event, event_wire_head, push_event_wire, route_messages, DeliveryKind,
+    DeliverySink, FrameBatch,
+};
 use super::header::{read_broadcast_header, read_json_broadcast_header};
 use crate::codec::{fetch_sockets, msgpack};
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage, Subscription};
@@ -238,28 +241,13 @@ impl ShardedRouter {
 
 impl MessageHandler for ShardedRouter {
     fn on_messages(&self, msgs: &[PubSubMessage<'_>]) {
-        let mut batch = FrameBatch::default();
-        {
-            let routes = self.routes.read().unwrap();
-            for msg in msgs {
-                self.route(&routes, msg, &mut batch);
-            }
-        }
-        batch.flush_to(&*self.sink);
+        route_messages(&*self.sink, &self.routes, msgs, |routes, msg, batch| {
+            self.route(routes, msg, batch)
+        });
     }
 
     fn on_connection_event(&self, event: ConnectionEvent) {
-        let text = match event {
-            ConnectionEvent::Connected { reconnected: false } => "connected".to_string(),
-            ConnectionEvent::Connected { reconnected: true } => {
-                bump(&self.stats.reconnects);
-                "reconnected".to_string()
-            }
-            ConnectionEvent::Disconnected { reason } => format!("disconnected: {reason}"),
-        };
-        let mut batch = FrameBatch::default();
-        batch.push(DeliveryKind::Connection, 0, text.as_bytes());
-        batch.flush_to(&*self.sink);
+        deliver_connection_event(&*self.sink, event, Some(&self.stats.reconnects));
     }
 }
 

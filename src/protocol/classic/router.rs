@@ -8,7 +8,10 @@ use super::{
 };
 use crate::codec::msgpack;
 use crate::connection::{ConnectionEvent, MessageHandler, PubSubMessage};
-use crate::protocol::delivery::{push_event_wire, DeliveryKind, DeliverySink, FrameBatch};
+use crate::protocol::delivery::{
+    deliver_connection_event, push_event_wire, route_messages, DeliveryKind, DeliverySink,
+    FrameBatch,
+};
 use crate::protocol::header::{peek_json_request_id, read_header};
 use crate::protocol::requests::RequestRegistry;
 use std::collections::{HashMap, HashSet};
@@ -246,27 +249,12 @@ impl ClassicRouter {
 
 impl MessageHandler for ClassicRouter {
     fn on_messages(&self, msgs: &[PubSubMessage<'_>]) {
-        let mut batch = FrameBatch::default();
-        {
-            let routes = self.routes.read().unwrap();
-            for msg in msgs {
-                self.route(&routes, msg, &mut batch);
-            }
-        }
-        batch.flush_to(&*self.sink);
+        route_messages(&*self.sink, &self.routes, msgs, |routes, msg, batch| {
+            self.route(routes, msg, batch)
+        });
     }
 
     fn on_connection_event(&self, event: ConnectionEvent) {
-        let text = match event {
-            ConnectionEvent::Connected { reconnected: false } => "connected".to_string(),
-            ConnectionEvent::Connected { reconnected: true } => {
-                bump(&self.stats.reconnects);
-                "reconnected".to_string()
-            }
-            ConnectionEvent::Disconnected { reason } => format!("disconnected: {reason}"),
-        };
-        let mut batch = FrameBatch::default();
-        batch.push(DeliveryKind::Connection, 0, text.as_bytes());
-        batch.flush_to(&*self.sink);
+        deliver_connection_event(&*self.sink, event, Some(&self.stats.reconnects));
     }
 }
