@@ -18,7 +18,10 @@ const STREAM_LOSS = 7;
 const STREAM_EVENT_TEXT = 8;
 // One broadcast with binary values as wire: nsp_len u32 LE, nsp, then applyEventBinary's.
 const STREAM_EVENT_BINARY = 10;
-/** First byte of a request-channel payload the core turned into JSON (codec::fetch_sockets). */
+/**
+ * First byte of a fetchSockets answer the core turned into JSON but could not split
+ * (codec::fetch_sockets); split ones start with SPLIT_MARK, other messages are as published.
+ */
 const JSON_ANSWER_MARK = 2;
 
 /** Entries as encoded by the Rust core: u32 count, then (u32 length, bytes) strings. */
