@@ -105,15 +105,26 @@ pub const WHOLE_MARK: u8 = 1;
 /// byte is checked against the JSON grammar (`codec::json_check`), so the parts JS parses
 /// later parse.
 pub fn split_fetch_answer(answer: &[u8], path: &[&[u8]]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    split_fetch_answer_into(answer, path, &mut out).then_some(out)
+}
+
+/// [`split_fetch_answer`] appended to `out` (a delivery batch: the answer is not copied a
+/// second time); false, and `out` as it was, when the answer is not that shape.
+pub fn split_fetch_answer_into(answer: &[u8], path: &[&[u8]], out: &mut Vec<u8>) -> bool {
     // As the official decoders: JSON is what starts with `{` (anything else is MessagePack).
     if answer.first() != Some(&b'{') {
-        return None;
+        return false;
     }
     let mut found = None;
-    let end = walk_to_sockets(answer, 0, path, &mut found)?;
-    json_check::whole(answer, end, ())?;
-    let sockets = found?;
-    let mut out = Vec::with_capacity(answer.len() + 8);
+    let Some(end) = walk_to_sockets(answer, 0, path, &mut found) else {
+        return false;
+    };
+    let (Some(()), Some(sockets)) = (json_check::whole(answer, end, ()), found) else {
+        return false;
+    };
+    let at = out.len();
+    out.reserve(answer.len() + 8);
     out.push(SPLIT_MARK);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&answer[..sockets.start]);
@@ -130,8 +141,8 @@ pub fn split_fetch_answer(answer: &[u8], path: &[&[u8]]) -> Option<Vec<u8>> {
     }
     out.push(b']');
     out.extend_from_slice(&answer[sockets.end..]);
-    let head_len = (out.len() - 5) as u32;
-    out[1..5].copy_from_slice(&head_len.to_le_bytes());
+    let head_len = (out.len() - at - 5) as u32;
+    out[at + 1..at + 5].copy_from_slice(&head_len.to_le_bytes());
     out.push(b'[');
     for (i, [_, handshake, ..]) in sockets.entries.iter().enumerate() {
         if i > 0 {
@@ -140,7 +151,7 @@ pub fn split_fetch_answer(answer: &[u8], path: &[&[u8]]) -> Option<Vec<u8>> {
         out.extend_from_slice(handshake);
     }
     out.push(b']');
-    Some(out)
+    true
 }
 
 /// socket.io-adapter's `MessageType.FETCH_SOCKETS_RESPONSE`.
@@ -191,10 +202,14 @@ pub fn fetch_answer_for_js(answer: &[u8]) -> Vec<u8> {
 /// answer (`{"type":8,` first, as JSON.stringify writes every such answer); None for every
 /// other message, handed over as published.
 pub fn split_cluster_fetch_answer(payload: &[u8]) -> Option<Vec<u8>> {
-    if !payload.starts_with(br#"{"type":8,"#) {
-        return None;
-    }
-    split_fetch_answer(payload, CLUSTER_SOCKETS)
+    let mut out = Vec::new();
+    split_cluster_fetch_answer_into(payload, &mut out).then_some(out)
+}
+
+/// [`split_cluster_fetch_answer`] appended to `out`; false, and `out` as it was, for every
+/// other message.
+pub fn split_cluster_fetch_answer_into(payload: &[u8], out: &mut Vec<u8>) -> bool {
+    payload.starts_with(br#"{"type":8,"#) && split_fetch_answer_into(payload, CLUSTER_SOCKETS, out)
 }
 
 /// A handshake left out of its socket's details (JSON.stringify left it out: undefined).
@@ -579,7 +594,15 @@ mod tests {
             br#"{"type":8,"data":{"requestId":"q"}}"#, // no sockets
         ] {
             assert!(split_cluster_fetch_answer(other).is_none(), "{other:?}");
+            let mut out = b"before".to_vec();
+            assert!(!split_cluster_fetch_answer_into(other, &mut out));
+            assert_eq!(out, b"before", "left as it was");
         }
+        // Appended after what the buffer holds, the same bytes (head length included).
+        let mut out = b"before".to_vec();
+        assert!(split_cluster_fetch_answer_into(answer, &mut out));
+        assert_eq!(out[..6], *b"before");
+        assert_eq!(out[6..], split_cluster_fetch_answer(answer).unwrap());
     }
 
     #[test]

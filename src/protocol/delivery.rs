@@ -69,6 +69,28 @@ impl FrameBatch {
         }
     }
 
+    /// One frame whose payload `write` appends to the batch's buffer; false, and nothing
+    /// pushed, when `write` returns false (it must then leave the buffer as it found it).
+    pub fn push_with(
+        &mut self,
+        kind: DeliveryKind,
+        namespace: u32,
+        write: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        let start = self.buf.len();
+        self.buf.push(kind as u8);
+        self.buf.extend_from_slice(&namespace.to_le_bytes());
+        self.buf.extend_from_slice(&[0; 4]);
+        let body = self.buf.len();
+        if !write(&mut self.buf) {
+            self.buf.truncate(start);
+            return false;
+        }
+        let len = (self.buf.len() - body) as u32;
+        self.buf[body - 4..body].copy_from_slice(&len.to_le_bytes());
+        true
+    }
+
     /// One [`DeliveryKind::EventText`] frame (see [`write_event_text`]).
     pub fn push_event_text(&mut self, namespace: u32, targets: EventTargets<'_>, text: &[&[u8]]) {
         let len = event_text_len(targets, text);
@@ -421,6 +443,25 @@ mod tests {
         batch.push(DeliveryKind::Log, 0, b"");
         let frames = parse_frames(&batch.buf);
         assert_eq!(frames, vec![(1, 7, b"abc".to_vec()), (5, 0, Vec::new())]);
+    }
+
+    #[test]
+    fn a_frame_written_in_place_is_the_frame_pushed() {
+        let mut pushed = FrameBatch::default();
+        pushed.push(DeliveryKind::Log, 1, b"x");
+        pushed.push(DeliveryKind::AckResponse, 9, b"written");
+        let mut written = FrameBatch::default();
+        written.push(DeliveryKind::Log, 1, b"x");
+        // A write that fails leaves nothing behind, even after appending.
+        assert!(!written.push_with(DeliveryKind::AckResponse, 9, |out| {
+            out.extend_from_slice(b"partial");
+            false
+        }));
+        assert!(written.push_with(DeliveryKind::AckResponse, 9, |out| {
+            out.extend_from_slice(b"written");
+            true
+        }));
+        assert_eq!(written.buf, pushed.buf);
     }
 
     #[test]

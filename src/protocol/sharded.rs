@@ -173,9 +173,12 @@ impl ShardedRouter {
             // onResponse checks neither uid nor nsp (PROTOCOL.md 3.2): hand everything over,
             // fetchSockets answers split for lazy handshakes (as the classic adapter's).
             bump(&self.stats.delivered);
-            match fetch_sockets::split_cluster_fetch_answer(payload) {
-                Some(split) => batch.push(DeliveryKind::AckResponse, id, &split),
-                None => batch.push(DeliveryKind::AckResponse, id, payload),
+            // Split straight into the batch: a 100-socket answer is some 70 KB.
+            let split = batch.push_with(DeliveryKind::AckResponse, id, |out| {
+                fetch_sockets::split_cluster_fetch_answer_into(payload, out)
+            });
+            if !split {
+                batch.push(DeliveryKind::AckResponse, id, payload);
             }
             return;
         }
