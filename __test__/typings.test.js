@@ -19,8 +19,9 @@ test("index.d.ts accepts what users of @socket.io/redis-adapter write", () => {
   expect(compile(project)).toBe("");
 }, 120000);
 
-test("index.d.ts rejects a wrong option name and a wrong return type", () => {
+test("the typings reject a wrong option name, a wrong option type and a wrong return type", () => {
   const out = compile(path.join(__dirname, "typings", "tsconfig.misuse.json"));
   expect(out).toMatch(/Type 'Promise<number>' is not assignable to type 'string'/);
   expect(out).toMatch(/'keyy' does not exist/);
+  expect(out).toMatch(/misuse.ts\(7,\d+\).*Type 'string' is not assignable to type 'boolean/);
 }, 120000);

@@ -108,6 +108,7 @@ async function streamsUser(): Promise<void> {
     streamName: "app",
     streamCount: 3,
     useShardedPubSub: true,
+    lazyRemoteHandshakes: false,
   };
   const io = new Server({
     adapter: createStreamsAdapter(redisClient, options),
