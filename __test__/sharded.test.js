@@ -137,6 +137,20 @@ describe.each(CASES)("sharded [%s] [%s]", (mode, _name, topology) => {
     expect(binary).toHaveLength(1);
   });
 
+  it("delivers a broadcast with ack after the broadcasts emitted before it", async () => {
+    await setup();
+    const got = record(c.clients, "ev");
+    c.clients.forEach((client) => client.on("ask", (cb) => cb("ok")));
+    for (let i = 0; i < 20; i++) c.servers[0].emit("ev", i);
+    const acked = c.servers[0].timeout(3000).emitWithAck("ask");
+    c.clients.forEach((client, i) => client.on("ask", () => got[i].push(["ask"])));
+    expect(await acked).toEqual(["ok", "ok", "ok"]);
+    for (const g of got.slice(1)) {
+      await waitForCount(g, 21);
+      expect(g.map((a) => a[0])).toEqual([...Array.from({ length: 20 }, (_, i) => i), "ask"]);
+    }
+  });
+
   it("fetches sockets of every node, with rooms and data", async () => {
     await setup();
     c.serverSockets.forEach((s, i) => (s.data = { i }));

@@ -357,13 +357,13 @@ class ShardedRedisAdapter extends ClusterAdapter {
     }
     debug("publishing message of type %s to %s", message.type, this.computeChannel(message));
     // Broadcasts are queued and sent once per event-loop turn (one pipeline for a burst);
-    // requests go at once, as they are awaited.
+    // requests go at once, as they are awaited, and so do broadcasts with ack.
     const room = this.computeRoom(message);
-    const queued =
-      message.type === MessageType.BROADCAST
-        ? this.node.inOrder().publishDeferred(this.ns, room, payload)
-        : this.node.inOrder().publish(this.ns, room, payload);
-    if (message.type === MessageType.BROADCAST) this.node.scheduleFlush();
+    const deferred = message.type === MessageType.BROADCAST && message.data.requestId === undefined;
+    const queued = deferred
+      ? this.node.inOrder().publishDeferred(this.ns, room, payload)
+      : this.node.inOrder().publish(this.ns, room, payload);
+    if (deferred) this.node.scheduleFlush();
     if (!queued) {
       return Promise.reject(
         new Error("publish refused: the outgoing buffer is full or the adapter is closed"),
