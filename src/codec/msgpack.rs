@@ -15,6 +15,7 @@ mod envelope;
 mod event_wire;
 mod plain_json;
 mod reader;
+mod to_json;
 mod transcode;
 mod writer;
 
@@ -27,9 +28,9 @@ pub use reader::{
     read_value, read_value_with_limits, skip_value, validate, ArrayIter, ArrayRef, MapIter, MapRef,
     ValueRef,
 };
+pub use to_json::msgpack_to_json;
 pub use transcode::{
-    json_to_msgpack, json_to_msgpack_with_attachments, json_to_msgpack_with_limits,
-    msgpack_to_json, TranscodeError,
+    json_to_msgpack, json_to_msgpack_with_attachments, json_to_msgpack_with_limits, TranscodeError,
 };
 pub use writer::Writer;
 

@@ -9,7 +9,7 @@
 
 use super::plain_json::{write_plain_json, Plain};
 use super::reader::{read_head, skip_at, Head};
-use super::transcode::msgpack_to_json_validated;
+use super::to_json::msgpack_to_json_validated;
 use super::{validate, DecodeError, Limits};
 
 /// `Some(text)` when `packet` (one MessagePack map) is an EVENT that socket.io-parser would

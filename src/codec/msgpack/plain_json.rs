@@ -185,7 +185,7 @@ fn finished(buf: &[u8], pos: usize) -> Plain {
 mod tests {
     use super::*;
     use crate::codec::msgpack::json_to_msgpack;
-    use crate::codec::msgpack::transcode::msgpack_to_json_validated;
+    use crate::codec::msgpack::to_json::msgpack_to_json_validated;
 
     /// The general path's answer: the text when the value is plain, else `None`.
     fn general(buf: &[u8]) -> Option<String> {
