@@ -251,34 +251,37 @@ pub fn join_fetch_answer(
             next = end;
             Some(text)
         };
-        let members = json_scan::object_members(socket)?;
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'{');
-        let mut first = true;
-        let mut member = |out: &mut Vec<u8>, key: &[u8], value: &[u8]| {
-            if !first {
-                out.push(b',');
+        let Some(text) = handshake else {
+            if !socket.starts_with('{') {
+                return None;
             }
-            first = false;
-            out.push(b'"');
-            out.extend_from_slice(key);
-            out.extend_from_slice(b"\":");
-            out.extend_from_slice(value);
+            out.extend_from_slice(socket.as_bytes());
+            continue;
         };
-        // `id` is the first member when it is there at all (lib/socket-details.js writes it so).
-        let after_id = usize::from(members.first().is_some_and(|(key, _)| *key == "id"));
-        for (key, value) in &members[..after_id] {
-            member(&mut out, key.as_bytes(), value.as_bytes());
+        // `id` is the first member when it is there at all (lib/socket-details.js writes it
+        // so): the handshake goes right after it, else first. The rest is copied as it is.
+        let (before, after) = match json_scan::first_member(socket) {
+            Some(("id", id_end)) => (&socket[..id_end], &socket[id_end..]),
+            _ => {
+                let open = socket.get(..1).filter(|open| *open == "{")?;
+                let rest = &socket[json_scan::skip_ws(socket.as_bytes(), 1)..];
+                (open, rest)
+            }
+        };
+        out.extend_from_slice(before.as_bytes());
+        out.extend_from_slice(if before == "{" {
+            b"\"handshake\":"
+        } else {
+            b",\"handshake\":"
+        });
+        out.extend_from_slice(text);
+        if before == "{" && !after.starts_with('}') {
+            out.push(b',');
         }
-        if let Some(text) = handshake {
-            member(&mut out, b"handshake", text);
-        }
-        for (key, value) in &members[after_id..] {
-            member(&mut out, key.as_bytes(), value.as_bytes());
-        }
-        out.push(b'}');
+        out.extend_from_slice(after.as_bytes());
     }
     if next != handshakes.len() {
         return None;
@@ -393,6 +396,24 @@ mod tests {
         );
         let empty = join_fetch_answer("", "[]", b"", &[], "").unwrap();
         assert_eq!(empty, b"[]");
+        // Without an id first, the handshake comes first; the rest is kept as written.
+        let out = join_fetch_answer(
+            "",
+            r#"[{"rooms":[]},{},{"id":"x"},{"data":1,"id":"y"}]"#,
+            b"1234",
+            &[1, 1, 1, 1],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[{"handshake":1,"rooms":[]},{"handshake":2},{"id":"x","handshake":3},{"handshake":4,"data":1,"id":"y"}]"#
+        );
+        // Socket details that are not objects do not fit, with or without a handshake.
+        for lengths in [[1], [NO_HANDSHAKE]] {
+            let handshakes: &[u8] = if lengths[0] == 1 { b"1" } else { b"" };
+            assert!(join_fetch_answer("", "[null]", handshakes, &lengths, "").is_none());
+        }
     }
 
     #[test]

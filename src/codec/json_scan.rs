@@ -71,6 +71,28 @@ pub fn array_items(text: &str) -> Option<Vec<&str>> {
     }
 }
 
+/// The first member of the JSON object `text` (no leading whitespace): its key between its
+/// quotes as written, and where its value ends. None when `text` is not an object with at
+/// least one member, or ends early.
+pub fn first_member(text: &str) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let i = skip_ws(b, 1);
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let key_end = skip_string(b, i)?;
+    let key = text.get(i + 1..key_end - 1)?;
+    let colon = skip_ws(b, key_end);
+    if b.get(colon) != Some(&b':') {
+        return None;
+    }
+    let value_end = skip_value(b, skip_ws(b, colon + 1))?;
+    Some((key, value_end))
+}
+
 /// The first byte at or after `i` that is not JSON whitespace.
 pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
@@ -134,6 +156,18 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_member_is_the_first_key_and_where_its_value_ends() {
+        let text = r#"{ "id" : "a,}" , "rooms":[]}"#;
+        let (key, end) = first_member(text).unwrap();
+        assert_eq!(key, "id");
+        assert_eq!(&text[end..], r#" , "rooms":[]}"#);
+        assert_eq!(first_member(r#"{"k":{"x":[1]}}"#), Some(("k", 14)));
+        for not in ["{}", "[1]", r#"{"k""#, r#"{"k":"#, r#"{"k" 1}"#] {
+            assert_eq!(first_member(not), None, "{not}");
+        }
+    }
 
     /// serde's reading of the same object: keys decoded, values raw, duplicates kept.
     fn with_serde(text: &str) -> Vec<(String, String)> {
