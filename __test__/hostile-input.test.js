@@ -15,6 +15,7 @@ jest.retryTimes(1, { logErrorsBeforeRetry: true });
 
 const crypto = require("crypto");
 const notepack = require("notepack.io");
+const msgpack = require("@msgpack/msgpack");
 const { createClient } = require("redis");
 const { startRedis, waitUntil, sleep } = require("./helpers/redis");
 const { startNode } = require("./helpers/single-node");
@@ -29,6 +30,28 @@ function hostilePayloads() {
     { rooms: [], except: [], flags: {} },
   ]);
   const deepMsgpack = Buffer.concat([Buffer.alloc(100000, 0x91), Buffer.from([0xc0])]);
+  // A streams adapter's fetchSockets answer (@msgpack/msgpack, which the core turns into JSON
+  // and splits) with `hole` where the handshake goes.
+  const marker = Buffer.from(msgpack.encode("\u0001hostile"));
+  const msgpackAnswer = Buffer.from(
+    msgpack.encode({
+      type: 8,
+      data: {
+        requestId: "zz",
+        sockets: [{ id: "s", handshake: "\u0001hostile", rooms: [], data: {} }],
+      },
+      uid: "zzzzzz",
+      nsp: "/",
+    }),
+  );
+  const withHandshake = (hole) => {
+    const at = msgpackAnswer.indexOf(marker);
+    return Buffer.concat([
+      msgpackAnswer.subarray(0, at),
+      hole,
+      msgpackAnswer.subarray(at + marker.length),
+    ]);
+  };
   const deepJson = Buffer.from("[".repeat(100000) + "]".repeat(100000));
   return {
     "16 MiB random bytes": crypto.randomBytes(16 * MiB),
@@ -52,6 +75,15 @@ function hostilePayloads() {
         "]".repeat(100000) +
         '}}]},"uid":"zzzzzz","nsp":"/"}',
     ),
+    "MessagePack fetchSockets answer with a 100k-deep handshake": withHandshake(deepMsgpack),
+    "MessagePack fetchSockets answer cut inside its handshake, then 1 MiB of garbage":
+      Buffer.concat([
+        withHandshake(Buffer.from([0x81, 0xa1, 0x61])).subarray(
+          0,
+          msgpackAnswer.indexOf(marker) + 3,
+        ),
+        crypto.randomBytes(MiB),
+      ]),
     "truncated envelope": envelope.subarray(0, envelope.length >> 1),
     "100k nested msgpack arrays": deepMsgpack,
     "100k nested JSON arrays": deepJson,
