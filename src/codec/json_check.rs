@@ -83,9 +83,48 @@ fn after_key(b: &[u8], i: usize) -> Option<usize> {
     (b.get(j) == Some(&b':')).then_some(j + 1)
 }
 
+/// The containers a walk is inside, innermost last, as one bit each (set: an object): no
+/// allocation for the first 64 levels (a fetchSockets answer walks some hundred handshakes,
+/// each a few levels deep), a Vec past them.
+#[derive(Default)]
+struct OpenContainers {
+    bits: u64,
+    depth: usize,
+    deeper: Vec<bool>,
+}
+
+impl OpenContainers {
+    fn push(&mut self, object: bool) {
+        if self.depth < 64 {
+            self.bits = (self.bits << 1) | u64::from(object);
+        } else {
+            self.deeper.push(object);
+        }
+        self.depth += 1;
+    }
+
+    /// Whether the innermost container is an object; None outside any.
+    fn innermost_is_object(&self) -> Option<bool> {
+        match self.depth {
+            0 => None,
+            1..=64 => Some(self.bits & 1 == 1),
+            _ => self.deeper.last().copied(),
+        }
+    }
+
+    fn pop(&mut self) {
+        self.depth -= 1;
+        if self.depth >= 64 {
+            self.deeper.pop();
+        } else {
+            self.bits >>= 1;
+        }
+    }
+}
+
 /// The end of the JSON value starting at `i` (no leading whitespace), every part of it checked.
 pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    let mut open: Vec<u8> = Vec::new(); // b'{' / b'[' of the containers the walk is inside
+    let mut open = OpenContainers::default();
     let mut p = i;
     loop {
         // A value starts at p.
@@ -94,7 +133,7 @@ pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
             b'{' => {
                 let q = skip_ws(b, p + 1);
                 if b.get(q) != Some(&b'}') {
-                    open.push(b'{');
+                    open.push(true);
                     p = after_key(b, q)?;
                     continue;
                 }
@@ -103,7 +142,7 @@ pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
             b'[' => {
                 let q = skip_ws(b, p + 1);
                 if b.get(q) != Some(&b']') {
-                    open.push(b'[');
+                    open.push(false);
                     p = q;
                     continue;
                 }
@@ -117,20 +156,20 @@ pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
         };
         // A value ended at p: close what it ends, or go on to the next value.
         loop {
-            let Some(&container) = open.last() else {
+            let Some(in_object) = open.innermost_is_object() else {
                 return Some(p);
             };
             p = skip_ws(b, p);
-            match (*b.get(p)?, container) {
-                (b',', b'{') => {
+            match (*b.get(p)?, in_object) {
+                (b',', true) => {
                     p = after_key(b, skip_ws(b, p + 1))?;
                     break;
                 }
-                (b',', _) => {
+                (b',', false) => {
                     p += 1;
                     break;
                 }
-                (b'}', b'{') | (b']', b'[') => {
+                (b'}', true) | (b']', false) => {
                     open.pop();
                     p += 1;
                 }
