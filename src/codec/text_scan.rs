@@ -53,6 +53,14 @@ mod sse2 {
         let p = bytes.as_ptr();
         let mut i = 0;
         unsafe {
+            // Most strings of JSON text (keys, header values) end within 16 bytes.
+            if n >= 16 {
+                let m = mask16(p);
+                if m != 0 {
+                    return m.trailing_zeros() as usize;
+                }
+                i = 16;
+            }
             while i + 32 <= n {
                 let m = mask16(p.add(i)) | (mask16(p.add(i + 16)) << 16);
                 if m != 0 {
