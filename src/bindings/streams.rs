@@ -2,7 +2,7 @@ use super::codec::spliced_fetch_answer;
 use super::errors::to_napi;
 use super::runtime;
 use super::sink::{DeliveryFunction, JsSink};
-use crate::codec::fetch_sockets::msgpack_fetch_answer_for_js;
+use crate::codec::fetch_sockets::msgpack_fetch_answer_into;
 use crate::connection::command_batch::CommandBatch;
 use crate::connection::publisher::{ProblemReporter, PublisherLimits};
 use crate::connection::stream_entry::{encode_entries, parse_entries, EntryBatch};
@@ -59,9 +59,12 @@ impl MessageHandler for PubSubHandler {
     fn on_messages(&self, batch: &[PubSubMessage<'_>]) {
         let mut frames = FrameBatch::default();
         for msg in batch {
-            match msgpack_fetch_answer_for_js(msg.payload) {
-                Some(for_js) => frames.push(DeliveryKind::Request, 0, &for_js),
-                None => frames.push(DeliveryKind::Request, 0, msg.payload),
+            // A fetchSockets answer is written straight into the batch (some 70 KB each).
+            let answer = frames.push_with(DeliveryKind::Request, 0, |out| {
+                msgpack_fetch_answer_into(msg.payload, out)
+            });
+            if !answer {
+                frames.push(DeliveryKind::Request, 0, msg.payload);
             }
         }
         frames.flush_to(&*self.sink);

@@ -157,7 +157,7 @@ pub fn split_fetch_answer_into(answer: &[u8], path: &[&[u8]], out: &mut Vec<u8>)
 /// socket.io-adapter's `MessageType.FETCH_SOCKETS_RESPONSE`.
 const FETCH_SOCKETS_RESPONSE: i64 = 8;
 
-/// First byte of an answer that [`msgpack_fetch_answer_for_js`] turned into JSON whole. No
+/// First byte of an answer that [`msgpack_fetch_answer_into`] turned into JSON whole. No
 /// published message starts with it (a MessagePack map does not, JSON text does not), nor
 /// does a split answer ([`SPLIT_MARK`]), so JS tells the core's JSON from whatever a foreign
 /// publisher sends: a JSON message on these channels is refused by the decoder, as by the
@@ -170,21 +170,22 @@ pub const JSON_ANSWER_MARK: u8 = 2;
 /// ([`msgpack::decoded_json`]), split as [`split_fetch_answer`] splits a JSON answer (JS then
 /// parses the handshakes on first use), or whole after [`JSON_ANSWER_MARK`] when it is not
 /// that shape. Decoding 100 handshakes in JS was most of a requesting node's time, and
-/// parsing them all at once still half of it. None for every other message, and for answers
-/// JSON cannot carry exactly.
-pub fn msgpack_fetch_answer_for_js(payload: &[u8]) -> Option<Vec<u8>> {
+/// parsing them all at once still half of it. Appended to `out` (a delivery batch: the answer
+/// is not copied a second time); false, and `out` as it was, for every other message and for
+/// answers JSON cannot carry exactly.
+pub fn msgpack_fetch_answer_into(payload: &[u8], out: &mut Vec<u8>) -> bool {
     // decoded_json checks everything it writes: the type is only peeked at.
     if msgpack::peek_message_type(payload) != Some(FETCH_SOCKETS_RESPONSE) {
-        return None;
+        return false;
     }
-    let json = msgpack::decoded_json(payload, &msgpack::Limits::default())?;
-    if let Some(split) = split_fetch_answer(json.as_bytes(), CLUSTER_SOCKETS) {
-        return Some(split);
+    let Some(json) = msgpack::decoded_json(payload, &msgpack::Limits::default()) else {
+        return false;
+    };
+    if !split_fetch_answer_into(json.as_bytes(), CLUSTER_SOCKETS, out) {
+        out.push(JSON_ANSWER_MARK);
+        out.extend_from_slice(json.as_bytes());
     }
-    let mut out = Vec::with_capacity(json.len() + 1);
-    out.push(JSON_ANSWER_MARK);
-    out.extend_from_slice(json.as_bytes());
-    Some(out)
+    true
 }
 
 /// What the JS side of a classic fetchSockets gets for each answer: split when it can be,
@@ -504,6 +505,13 @@ mod tests {
 
     #[test]
     fn msgpack_answers_go_to_js_split_else_whole_json() {
+        let msgpack_fetch_answer_for_js = |payload: &[u8]| {
+            let mut out = b"before".to_vec();
+            let done = msgpack_fetch_answer_into(payload, &mut out);
+            assert_eq!(out[..6], *b"before", "appended after what the buffer held");
+            assert_eq!(done, out.len() > 6, "nothing appended when refused");
+            done.then(|| out[6..].to_vec())
+        };
         // {type: 8, data: {requestId: "q", sockets: [{id, handshake, rooms, data}]}, uid, nsp}
         let answer = |handshake: &dyn Fn(&mut Writer)| {
             let mut w = Writer::new();
