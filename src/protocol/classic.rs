@@ -174,7 +174,8 @@ impl<T: Transport> ClassicCore<T> {
         id
     }
 
-    /// See [`DeliveryKind::EventText`](crate::protocol::delivery::DeliveryKind::EventText): set by JS once it knows its server's encoder.
+    /// See [`DeliveryKind::EventText`](crate::protocol::delivery::DeliveryKind::EventText):
+    /// set by JS once it knows its server's encoder.
     pub fn set_wire_text(&self, id: u32, enabled: bool) {
         if let Some(ns) = self.router.routes.write().unwrap().namespaces.get_mut(&id) {
             ns.wire_text = enabled;
